@@ -1,0 +1,1 @@
+"""LightningModules: `base.AutoencoderBase` holds the shared loop, one file per model family."""

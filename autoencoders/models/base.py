@@ -1,0 +1,130 @@
+"""The training loop every model shares: steps, epoch-mean logging, optimizer.
+
+A model subclasses `AutoencoderBase` and says only how it encodes, decodes and which loss
+terms it has (`loss_terms`). Terms are batch means; every term is logged as
+`train/<term>`, `val/<term>` and `test/<term>` once per epoch, and val/test also get `mse`,
+the per-pixel mean squared error of the deterministic reconstruction, so all models compare
+on one number.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from autoencoders import losses
+from autoencoders.errors import ConfigError
+from autoencoders.nets import build_nets
+
+
+class EpochMeans:
+    """Sample-weighted running means of detached tensors; no device sync until `compute`."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+
+    def update(self, terms: dict[str, Tensor], batch_size: int) -> None:
+        for name, value in terms.items():
+            weighted = value.detach() * batch_size
+            self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
+        self.count += batch_size
+
+    def compute(self) -> dict[str, Tensor]:
+        return {name: total / max(self.count, 1) for name, total in self.sums.items()}
+
+
+class AutoencoderBase(L.LightningModule):
+    """Shared Lightning logic. Subclasses set `encoder_outputs` and implement `loss_terms`."""
+
+    # How many numbers per latent dimension the encoder emits (the VAE needs mean and log-variance).
+    encoder_outputs = 1
+    # True when the reconstruction used by the loss is random (the VAE); then val/test mse
+    # decodes the deterministic code instead.
+    stochastic_reconstruction = False
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        net: str = "mlp",
+        latent_dim: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "mse",
+    ) -> None:
+        super().__init__()
+        if latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}.")
+        if loss not in losses.RECONSTRUCTION_LOSSES:
+            raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {sorted(losses.RECONSTRUCTION_LOSSES)}.")
+        self.save_hyperparameters()
+        self.input_shape = tuple(input_shape)
+        self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim)
+        self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
+
+    # --- what a model defines -------------------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Deterministic code of x (the posterior mean for probabilistic encoders)."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Deterministic reconstruction, the one `*/mse` measures."""
+        return self.decode(self.encode(x))
+
+    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Batch-mean loss terms ("loss" is the objective) and the reconstruction they used."""
+        raise NotImplementedError
+
+    # --- the shared loop -----------------------------------------------------------------
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, _ = batch
+        terms, _ = self.loss_terms(x)
+        self._means["train"].update(terms, len(x))
+        if self.logger is not None and self.global_step % self.trainer.log_every_n_steps == 0:
+            # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
+            self.logger.log_metrics({"train/loss_step": terms["loss"].item()}, step=self.global_step)
+        return terms["loss"]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+        x, _ = batch
+        terms, x_hat = self.loss_terms(x)
+        if self.stochastic_reconstruction:
+            x_hat = self.reconstruct(x)
+        terms["mse"] = losses.mean_per_pixel(losses.squared_error(x_hat, x), x)
+        self._means[stage].update(terms, len(x))
+
+    def on_train_epoch_start(self) -> None:
+        self._means["train"] = EpochMeans()
+
+    def on_validation_epoch_start(self) -> None:
+        self._means["val"] = EpochMeans()
+
+    def on_test_epoch_start(self) -> None:
+        self._means["test"] = EpochMeans()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_means("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_means("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_means("test")
+
+    def _log_means(self, stage: str) -> None:
+        # One log call per term per epoch: per-step self.log(on_epoch=True) costs ~2 ms a step.
+        means = self._means[stage].compute()
+        self.log_dict({f"{stage}/{name}": value for name, value in means.items()}, sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
