@@ -44,7 +44,6 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     """
     import lightning as L
     import torch
-    from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -59,10 +58,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = instantiate(cfg.data, seed=cfg.seed)
+        datamodule = _instantiate(cfg.data, seed=cfg.seed)
         datamodule.setup("fit")
         record.update(data=datamodule.describe())
-        model = instantiate(cfg.model, input_shape=list(datamodule.input_shape), _convert_="all")
+        model = _instantiate(cfg.model, input_shape=list(datamodule.input_shape), _convert_="all")
         record.update(model={
             "name": _choice("model", cfg.model._target_),
             "target": cfg.model._target_,
@@ -94,6 +93,20 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     return metrics
 
 
+def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but a bad config value surfaces as its own clear error
+    instead of Hydra's InstantiationException wrapper around it."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, USER_ERRORS):
+            raise error.__cause__ from None
+        raise
+
+
 def _route_lightning_logs_through_root() -> None:
     """Lightning adds its own console handlers; Hydra's root handlers already print and save
     every record to the run's log file, so without this each Lightning message shows twice."""
@@ -120,13 +133,15 @@ def _print_table(metrics: dict[str, float], run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Final metrics", caption=str(run_dir))
+    table = Table(title="Final metrics")
     table.add_column("metric", style="cyan")
     table.add_column("value", justify="right", style="green")
     for name, value in metrics.items():
         if name.startswith(("val/", "test/")):
             table.add_row(name, f"{value:.6g}")
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(f"Run directory: {run_dir}")
 
 
 # Jobs of this process that failed; main() turns them into a non-zero exit after Hydra returns,

@@ -1,0 +1,57 @@
+"""Config composition: every group option composes, sweepable keys exist without `+`."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def test_defaults_are_the_documented_ones(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.model.net == "mlp" and cfg.model.latent_dim == 32 and cfg.model.lr == 1e-3
+    assert cfg.model.loss == "mse"
+    assert cfg.data.name == "fashionmnist" and cfg.data.batch_size == 256 and cfg.data.val_size == 5000
+    assert cfg.trainer.max_epochs == 20 and cfg.seed == 42
+
+
+@pytest.mark.parametrize("group", ["model", "data", "trainer"])
+def test_every_group_option_composes(compose_cfg, group):
+    assert options(group), f"conf/{group} is empty"
+    for option in options(group):
+        cfg = compose_cfg(f"{group}={option}")
+        assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_has_a_net_and_instantiates_with_both_nets(compose_cfg, option):
+    for net in ("mlp", "conv"):
+        cfg = compose_cfg(f"model={option}", f"model.net={net}")
+        model = instantiate(cfg.model, input_shape=[1, 28, 28], _convert_="all")
+        assert model.hparams.net == net
+
+
+def test_sweepable_keys_exist_without_plus(compose_cfg):
+    cfg = compose_cfg(
+        "model.latent_dim=8", "model.lr=0.01", "model.net=conv", "data.batch_size=64",
+        "trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.accelerator=cpu",
+        "seed=7", "torch_threads=1",
+    )  # fmt: skip
+    assert (cfg.model.latent_dim, cfg.model.net, cfg.data.batch_size, cfg.trainer.max_epochs) == (8, "conv", 64, 3)
+    assert (cfg.trainer.limit_train_batches, cfg.trainer.accelerator, cfg.seed, cfg.torch_threads) == (5, "cpu", 7, 1)
+
+
+def test_any_trainer_argument_passes_with_double_plus(compose_cfg):
+    cfg = compose_cfg("++trainer.gradient_clip_val=0.5")
+    assert cfg.trainer.gradient_clip_val == 0.5
+
+
+def test_checkpoint_hyperparameters_are_plain_values(compose_cfg):
+    model = instantiate(compose_cfg("model=conv").model, input_shape=[1, 28, 28], _convert_="all")
+    for value in model.hparams.values():
+        assert isinstance(value, (int, float, str, bool, list, type(None))), type(value)
