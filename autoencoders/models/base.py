@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from autoencoders import losses
-from autoencoders.errors import ConfigError
+from autoencoders.errors import ConfigError, Diverged
 from autoencoders.nets import build_nets
 
 
@@ -79,10 +79,18 @@ class AutoencoderBase(L.LightningModule):
         """Batch-mean loss terms ("loss" is the objective) and the reconstruction they used."""
         raise NotImplementedError
 
+    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """Called on every val/test batch: extra batch-mean terms to log as `<stage>/<term>`
+        (none by default). Models needing epoch-level statistics may also accumulate them here."""
+        return {}
+
     # --- the shared loop -----------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, _ = batch
         terms, _ = self.loss_terms(x)
+        if not torch.isfinite(terms["loss"]):
+            raise Diverged(f"The loss became non-finite at step {self.global_step} (epoch {self.current_epoch}): "
+                           f"{_non_finite(terms)}. {_AFTER_DIVERGENCE}")  # fmt: skip
         self._means["train"].update(terms, len(x))
         if self.logger is not None and self.global_step % self.trainer.log_every_n_steps == 0:
             # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
@@ -90,17 +98,18 @@ class AutoencoderBase(L.LightningModule):
         return terms["loss"]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluation_step("val", batch)
+        self._evaluation_step("val", batch, batch_idx)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluation_step("test", batch)
+        self._evaluation_step("test", batch, batch_idx)
 
-    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor], batch_idx: int = 0) -> None:
         x, _ = batch
         terms, x_hat = self.loss_terms(x)
         if self.stochastic_reconstruction:
             x_hat = self.reconstruct(x)
         terms["mse"] = losses.mean_per_pixel(losses.squared_error(x_hat, x), x)
+        terms.update(self.on_evaluation_batch(stage, x, batch_idx))
         self._means[stage].update(terms, len(x))
 
     def on_train_epoch_start(self) -> None:
@@ -124,7 +133,43 @@ class AutoencoderBase(L.LightningModule):
     def _log_means(self, stage: str) -> None:
         # One log call per term per epoch: per-step self.log(on_epoch=True) costs ~2 ms a step.
         means = self._means[stage].compute()
+        if stage == "val" and not self.trainer.sanity_checking and not torch.isfinite(means["loss"]):
+            # Raised before ModelCheckpoint saves, so last.ckpt keeps the last good weights.
+            raise Diverged(f"val/loss became non-finite after step {self.global_step} (epoch {self.current_epoch}): "
+                           f"{_non_finite(means)}. {_AFTER_DIVERGENCE}")  # fmt: skip
         self.log_dict({f"{stage}/{name}": value for name, value in means.items()}, sync_dist=True)
+
+    # --- resumable randomness ----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Noise (reparameterization, corruption) continues exactly after a resume.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        # Which class wrote it, so loading it as another model fails with a clear message.
+        checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # Restored here, not on load, so nothing between loading and training consumes them.
+        states = getattr(self, "_rng_states_to_restore", None)
+        if states:
+            torch.set_rng_state(states["torch"].cpu())
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
+            self._rng_states_to_restore = None
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+_AFTER_DIVERGENCE = (
+    "The last good weights stay in checkpoints/last.ckpt. Try a lower model.lr, or clip gradients "
+    "with ++trainer.gradient_clip_val=1.0."
+)
+
+
+def _non_finite(terms: dict[str, Tensor]) -> str:
+    """'loss=nan, recon=inf' for the terms that are not finite."""
+    return ", ".join(f"{name}={value.item()}" for name, value in terms.items() if not torch.isfinite(value).all())

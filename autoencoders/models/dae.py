@@ -1,0 +1,83 @@
+"""The denoising autoencoder (tutorial 001 section 5.3, 002): corrupt the input, rebuild the clean one.
+
+Config `model=dae`; masking noise is `model.noise=mask`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from autoencoders import losses
+from autoencoders.errors import ConfigError
+from autoencoders.models.base import AutoencoderBase
+
+# Seed of the corruption behind */denoise_mse (plus the batch index): every run and every
+# epoch denoises the same noisy images, so the number compares across runs.
+DENOISE_SEED = 1234
+
+
+def gaussian_noise(x: Tensor, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """x + N(0, std^2) per pixel, clamped back to the pixel range [0, 1]."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + std * noise).clamp(0.0, 1.0)
+
+
+def masking_noise(x: Tensor, prob: float, generator: torch.Generator | None = None) -> Tensor:
+    """x with each pixel set to 0 with probability prob (Vincent et al. 2010)."""
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= prob
+    return x * keep
+
+
+# model.noise -> (corruption, the hyperparameter that sets its strength)
+CORRUPTIONS: dict[str, tuple[Callable[..., Tensor], str]] = {
+    "gaussian": (gaussian_noise, "noise_std"),
+    "mask": (masking_noise, "mask_prob"),
+}
+
+
+class DenoisingAutoencoder(AutoencoderBase):
+    """x_tilde = corrupt(x) while training; loss = per-pixel mean reconstruction loss of
+    g(f(x_tilde)) against the clean x, the same units as the plain autoencoder (model=mlp).
+
+    Evaluation encodes clean images (so */loss and */mse compare with model=mlp); val/test also
+    log `denoise_mse`, the per-pixel MSE between the reconstruction of a corrupted image (noise
+    fixed by DENOISE_SEED and the batch index) and the clean image.
+    """
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        net: str = "mlp",
+        latent_dim: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "mse",
+        noise: str = "gaussian",
+        noise_std: float = 0.3,
+        mask_prob: float = 0.3,
+    ) -> None:
+        if noise not in CORRUPTIONS:
+            raise ConfigError(f"model.noise={noise!r} is not a corruption; choose one of {sorted(CORRUPTIONS)}.")
+        if not 0 <= noise_std <= 1:
+            raise ConfigError(f"model.noise_std must be in [0, 1] (pixels are in [0, 1]), got {noise_std}.")
+        if not 0 <= mask_prob <= 1:
+            raise ConfigError(f"model.mask_prob must be a probability in [0, 1], got {mask_prob}.")
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+
+    def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        corruption, strength_key = CORRUPTIONS[self.hparams.noise]
+        return corruption(x, self.hparams[strength_key], generator)
+
+    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        x_in = self.corrupt(x) if self.training else x
+        x_hat = self.decode(self.encode(x_in))
+        recon = losses.mean_per_pixel(losses.reconstruction(self.hparams.loss, x_hat, x), x)  # clean target
+        return {"loss": recon}, x_hat
+
+    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        generator = torch.Generator(device=x.device).manual_seed(DENOISE_SEED + batch_idx)
+        x_hat = self.reconstruct(self.corrupt(x, generator))
+        return {"denoise_mse": losses.mean_per_pixel(losses.squared_error(x_hat, x), x)}

@@ -1,0 +1,144 @@
+"""The variational autoencoder (tutorials 001 §6 and 003 §4), with beta and collapse controls.
+
+Config `model=vae`; a beta-VAE is `model.beta=4`, a conv VAE `model.net=conv`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from autoencoders import losses
+from autoencoders.errors import ConfigError
+from autoencoders.models.base import AutoencoderBase
+
+# A latent dimension is "active" when its posterior mean varies across the data by more than
+# this (variance of E_q[z_j | x] over x; Burda et al. 2016, section 5.2).
+ACTIVE_UNIT_VARIANCE = 0.01
+
+
+class PosteriorStats:
+    """Running sums of the posterior means over one epoch, for their variance across the data."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum: Tensor | float = 0.0
+        self.sum_sq: Tensor | float = 0.0
+
+    def update(self, mu: Tensor) -> None:
+        mu = mu.detach().double()  # float64: E[mu^2] - E[mu]^2 cancels badly in float32
+        self.sum = self.sum + mu.sum(0)
+        self.sum_sq = self.sum_sq + mu.pow(2).sum(0)
+        self.count += len(mu)
+
+    def active_units(self) -> Tensor:
+        if self.count == 0:
+            return torch.tensor(0.0)
+        mean = self.sum / self.count
+        variance = self.sum_sq / self.count - mean.pow(2)
+        return (variance > ACTIVE_UNIT_VARIANCE).sum().float()
+
+
+class VAE(AutoencoderBase):
+    """q(z|x) = N(mu(x), diag(exp(logvar(x)))), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian.
+
+    Per image: recon = -log p(x|z) summed over pixels (z = mu + sigma * eps, one sample) and
+    kl = KL(q(z|x) || p(z)) in closed form, both in nats. The objective ("loss") is the batch
+    mean of recon + beta_t * KL_fb, where
+    - beta_t ramps linearly from 0 to `beta` over `kl_warmup_epochs` epochs of training steps
+      (only while attached to a Trainer and training; val/test use the full beta so that
+      checkpoints are compared on one fixed objective);
+    - KL_fb = sum_j max(free_bits, batch mean of KL_j) (Kingma et al. 2016), = kl when free_bits=0.
+    "elbo" = -(recon + kl) is the evidence lower bound (beta = 1, no free bits), higher is better.
+    `loss=mse` uses a Gaussian likelihood with fixed sigma = 1/sqrt(2), normalising constant
+    included (see `losses.GAUSSIAN_SIGMA`); with grey-level pixels `bce` is a cross-entropy,
+    not a normalised likelihood, so its elbo compares bce models only with each other.
+    val/test also log `active_units` (dimensions whose posterior mean has variance > 0.01
+    across the data) and val logs `kl_dim/<j>`, the mean KL of each latent dimension.
+    """
+
+    encoder_outputs = 2  # mean and log-variance
+    stochastic_reconstruction = True  # */mse decodes the posterior mean, not a sample
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        net: str = "mlp",
+        latent_dim: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "bce",
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0.0,
+        free_bits: float = 0.0,
+    ) -> None:
+        if not beta >= 0:  # `not >=` also rejects nan
+            raise ConfigError(f"model.beta must be >= 0 (1 = VAE, > 1 = beta-VAE), got {beta}.")
+        if not kl_warmup_epochs >= 0:
+            raise ConfigError(f"model.kl_warmup_epochs must be >= 0 epochs (0 = no warm-up), got {kl_warmup_epochs}.")
+        if not free_bits >= 0:
+            raise ConfigError(f"model.free_bits must be >= 0 nats per latent dimension (0 = off), got {free_bits}.")
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+        self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z|x), each (B, latent_dim)."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.posterior(x)[0]
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n images decoded from z ~ N(0, I) (call .eval() first: conv BatchNorm uses batch stats in train mode)."""
+        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
+        return self.decode(z)
+
+    def kl_weight(self) -> float:
+        """beta, scaled by the warm-up fraction while training under a Trainer."""
+        beta, warmup_epochs = self.hparams.beta, self.hparams.kl_warmup_epochs
+        if not self.training or warmup_epochs == 0 or self._trainer is None:
+            return beta
+        steps = warmup_epochs * self.trainer.num_training_batches
+        if not 0 < steps < math.inf:  # an iterable loader of unknown length: no warm-up
+            return beta
+        return beta * min(1.0, self.trainer.global_step / steps)
+
+    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        mu, logvar = self.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization: grads reach mu, logvar
+        x_hat = self.decode(z)
+        recon = losses.NEGATIVE_LOG_LIKELIHOODS[self.hparams.loss](x_hat, x)
+        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar)
+        kl = kl_per_dim.sum(1)
+        loss = recon.mean() + self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits)
+        terms = {"loss": loss, "recon": recon.mean(), "kl": kl.mean(), "elbo": -(recon + kl).mean()}
+        return terms, x_hat
+
+    # --- epoch-level statistics of the posterior (val/test) ---------------------------------
+    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        mu, logvar = self.posterior(x)
+        self._posterior_stats[stage].update(mu)
+        if stage != "val":
+            return {}
+        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar).mean(0)
+        return {f"kl_dim/{j}": value for j, value in enumerate(kl_per_dim)}
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._posterior_stats["val"] = PosteriorStats()
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self._posterior_stats["test"] = PosteriorStats()
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log("val/active_units", self._posterior_stats["val"].active_units(), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.log("test/active_units", self._posterior_stats["test"].active_units(), sync_dist=True)
