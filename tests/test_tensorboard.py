@@ -1,0 +1,290 @@
+"""What `tensorboard --logdir outputs` shows: read back from the event files, and from a real server."""
+
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from google.protobuf import json_format, text_format
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+from autoencoders.callbacks import build_callbacks, flatten_hparams
+from autoencoders.data import ImageDataModule
+from autoencoders.errors import ConfigError
+from autoencoders.models.autoencoder import Autoencoder
+from autoencoders.run_record import read_record
+from autoencoders.train import train
+
+BIN = Path(sys.executable).parent
+HAS_VAE = (Path(__file__).resolve().parent.parent / "autoencoders" / "models" / "vae.py").is_file()
+MODELS = ["mlp", pytest.param("vae", marks=pytest.mark.skipif(not HAS_VAE, reason="models/vae.py not written yet"))]
+IMAGE_TAGS = {"images/reconstructions", "images/interpolation", "images/traversal", "latent/scatter"}
+TILE = 28 + 2  # a 28-pixel image plus make_grid's 2-pixel padding
+
+
+def read_events(run: Path) -> ea.EventAccumulator:
+    events = ea.EventAccumulator(str(run), size_guidance={ea.IMAGES: 0, ea.SCALARS: 0, ea.TENSORS: 0})
+    events.Reload()
+    return events
+
+
+def grid_size(columns: int, rows: int) -> tuple[int, int]:
+    return 2 + TILE * columns, 2 + TILE * rows
+
+
+def png(encoded: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(encoded)))
+
+
+def steps_and_sizes(events: ea.EventAccumulator, tag: str) -> tuple[list[int], set[tuple[int, int]]]:
+    images = events.Images(tag)
+    for image in images:  # the stored width and height are the PNG's
+        assert Image.open(io.BytesIO(image.encoded_image_string)).size == (image.width, image.height)
+    return [image.step for image in images], {(image.width, image.height) for image in images}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
+    cfg = tiny_cfg(f"model={model}", "model.latent_dim=4", "trainer.max_epochs=2",
+                   "logging.latents_every_n_epochs=1", "logging.n_images=8")  # fmt: skip
+    metrics = train(cfg, run_dir=tmp_path)
+    events = read_events(tmp_path)
+    tags = events.Tags()
+
+    # Scalars: loss terms per stage, learning rate, throughput and epoch time once per epoch.
+    assert {"train/loss", "val/loss", "val/mse", "test/loss", "test/mse", "lr-Adam",
+            "train/images_per_s", "train/epoch_time_s"} <= set(tags["scalars"])  # fmt: skip
+    assert "hp_metric" not in tags["scalars"]
+    epoch_steps = [event.step for event in events.Scalars("train/loss")]
+    for tag in ("train/images_per_s", "train/epoch_time_s"):
+        assert [event.step for event in events.Scalars(tag)] == epoch_steps  # beside train/loss
+        assert all(0 < event.value < math.inf for event in events.Scalars(tag))
+    assert "train/images_per_s" not in metrics  # timings are not results: not in metrics.json
+
+    # Images: at each epoch's step (beside train/loss); the latent views also after testing.
+    (test_step,) = [event.step for event in events.Scalars("test/mse")]
+    all_steps = [*epoch_steps, test_step]
+    assert IMAGE_TAGS <= set(tags["images"]) and ("images/samples" in tags["images"]) == (model == "vae")
+    assert steps_and_sizes(events, "images/reconstructions") == (epoch_steps, {grid_size(8, 2)})
+    if model == "vae":
+        assert steps_and_sizes(events, "images/samples") == (epoch_steps, {grid_size(8, 1)})
+    assert steps_and_sizes(events, "images/interpolation") == (all_steps, {grid_size(8 + 2, 4)})
+    assert steps_and_sizes(events, "images/traversal") == (all_steps, {grid_size(7, 4)})  # 4 latent dims, -3..3 sigma
+    steps, ((width, height),) = steps_and_sizes(events, "latent/scatter")
+    assert steps == all_steps and width >= 300 and height >= 300
+
+    # The grid's first tile is the first validation image, in every epoch.
+    data = ImageDataModule(name="synthetic", val_size=64)
+    data.setup()
+    first_image = data.val_set.tensors[0][0, 0].numpy() * 255
+    for image in events.Images("images/reconstructions"):
+        tile = png(image.encoded_image_string)[2 : 2 + 28, 2 : 2 + 28, 0].astype(float)
+        assert np.abs(tile - first_image).max() <= 1  # add_image truncates to uint8
+
+    # Projector: codes of the 256 test images at each step, class names and one sprite.
+    config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
+    assert [embedding.tensor_name for embedding in config.embeddings] == [f"latent/test_codes:{step:05d}" for step in all_steps]
+    for embedding in config.embeddings:
+        codes = np.loadtxt(tmp_path / embedding.tensor_path, delimiter="\t")
+        labels = (tmp_path / embedding.metadata_path).read_text().splitlines()
+        assert codes.shape == (256, 4) and np.isfinite(codes).all()
+        assert len(labels) == 256 and set(labels) <= {f"bar-{k}" for k in range(10)} and len(set(labels)) > 5
+        assert list(embedding.sprite.single_image_dim) == [28, 28]
+        assert Image.open(tmp_path / embedding.sprite.image_path).size == (16 * 28, 16 * 28)  # 256 = 16 x 16 thumbnails
+
+    # HParams: one session (start and end), no Experiment summary and no placeholder metric.
+    content = events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    assert set(content) == {hparams_metadata.SESSION_START_INFO_TAG, hparams_metadata.SESSION_END_INFO_TAG}
+    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    hparams = json_format.MessageToDict(start)["hparams"]
+    assert hparams["latent_dim"] == 4 and hparams["lr"] == pytest.approx(1e-3) and hparams["net"] == "mlp"
+    assert hparams["batch_size"] == 32 and hparams["seed"] == 42 and hparams["data"] == "synthetic"
+    assert hparams["model"].endswith(("Autoencoder", "VAE"))
+    assert ("beta" in hparams) == (model == "vae")
+    assert read_record(tmp_path)["status"] == "completed"
+
+
+def test_fixed_images_and_noise_give_the_same_grid_when_the_model_stands_still(tiny_cfg, tmp_path, monkeypatch):
+    # Any model with `sample` gets images/samples; decode(fixed z) makes epochs comparable.
+    monkeypatch.setattr(Autoencoder, "sample", lambda self, n: self.decode(torch.randn(n, self.hparams.latent_dim)), raising=False)
+    train(tiny_cfg("trainer.max_epochs=2", "model.lr=1e-12"), run_dir=tmp_path)  # weights stay put
+    events = read_events(tmp_path)
+    for tag in ("images/reconstructions", "images/samples"):
+        first, second = (png(image.encoded_image_string) for image in events.Images(tag))
+        assert np.array_equal(first, second), tag
+    assert len(events.Images("images/samples")) == 2
+
+
+def test_defaults_draw_latents_once_after_testing(tiny_cfg, tmp_path):
+    train(tiny_cfg("trainer.max_epochs=2"), run_dir=tmp_path)  # 2 steps an epoch
+    events = read_events(tmp_path)
+    assert steps_and_sizes(events, "images/reconstructions")[0] == [1, 3]  # every epoch
+    for tag in ("latent/scatter", "images/interpolation", "images/traversal"):
+        assert steps_and_sizes(events, tag)[0] == [4], tag  # only the tested checkpoint
+    config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
+    assert [embedding.tensor_name for embedding in config.embeddings] == ["latent/test_codes:00004"]
+    assert steps_and_sizes(events, "images/traversal")[1] == {grid_size(7, 8)}  # top 8 of 32 dimensions
+
+
+def test_views_can_be_switched_off(tiny_cfg, tmp_path):
+    train(tiny_cfg("logging.images_every_n_epochs=0", "logging.projector_points=0"), run_dir=tmp_path)
+    events = read_events(tmp_path)
+    assert events.Tags()["images"] == [] and not (tmp_path / "projector_config.pbtxt").exists()
+    assert "train/images_per_s" in events.Tags()["scalars"]
+    assert hparams_metadata.SESSION_START_INFO_TAG in events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+
+
+def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
+    train(tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1"), run_dir=tmp_path)
+    train(tiny_cfg("trainer.max_epochs=3", "logging.latents_every_n_epochs=1"), run_dir=tmp_path, resume=True)
+    events = read_events(tmp_path)
+    epoch_steps = [event.step for event in events.Scalars("train/loss")]
+    (test_step,) = [event.step for event in events.Scalars("test/mse")]  # the first test's point is purged
+    assert epoch_steps == [1, 3, 5]
+    assert steps_and_sizes(events, "images/reconstructions")[0] == epoch_steps
+    assert steps_and_sizes(events, "latent/scatter")[0] == [*epoch_steps, test_step]
+    config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
+    assert [embedding.tensor_name for embedding in config.embeddings] == [
+        f"latent/test_codes:{step:05d}" for step in [*epoch_steps, test_step]
+    ]
+    assert all((tmp_path / embedding.sprite.image_path).is_file() for embedding in config.embeddings)
+
+
+@pytest.mark.parametrize("key, value", [("n_images", 0), ("latents_every_n_epochs", -1), ("projector_points", 1.5)])
+def test_bad_logging_values_name_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"logging.{key} must be"):
+        build_callbacks({key: value})
+
+
+def test_hparams_are_flattened_to_scalars_and_strings():
+    flat = flatten_hparams({"input_shape": [1, 28, 28], "net": "mlp", "beta": 4.0, "extra": {"free_bits": 0.5}, "x": None})
+    assert flat == {"input_shape": "1x28x28", "net": "mlp", "beta": 4.0, "extra.free_bits": 0.5, "x": "None"}
+
+
+# --- a real TensorBoard server over real ae-train runs ---------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir ...` on a free local port, read through its HTTP data API."""
+
+    def __init__(self, logdir: Path, log_file: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = log_file.open("w")
+        command = [str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
+                   "--port", self.url.rsplit(":", 1)[1], "--load_fast=false"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def get(self, route: str, **query: str) -> bytes:
+        url = f"{self.url}/data/{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        with urllib.request.urlopen(url, timeout=20) as response:
+            return response.read()
+
+    def get_json(self, route: str, **query: str):
+        return json.loads(self.get(route, **query))
+
+    def post_json(self, route: str, body: dict):
+        request = urllib.request.Request(f"{self.url}/data/{route}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.loads(response.read())
+
+    def wait_for(self, runs: set[str], tag: str, timeout: float = 90) -> None:
+        """Until every run's scalars include `tag` (the server loads the logdir in the background)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "tensorboard exited; see its log"
+            try:
+                loaded = self.get_json("plugin/scalars/tags")
+                if all(tag in loaded.get(run, {}) for run in runs):
+                    return
+            except OSError:  # not listening yet
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"tensorboard did not show {tag} for {runs} within {timeout} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.mark.slow
+def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
+    tiny = ["data=synthetic", "trainer=fast", "torch_threads=1", f"output_root={tmp_path / 'outputs'}"]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    jobs = [subprocess.Popen([str(BIN / "ae-train"), *tiny], cwd=tmp_path, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+            subprocess.Popen([str(BIN / "ae-train"), "-m", *tiny, "model.latent_dim=2,3"], cwd=tmp_path, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]  # fmt: skip
+    for job in jobs:
+        _, errors = job.communicate(timeout=600)
+        assert job.returncode == 0, errors[-2000:]
+    outputs = tmp_path / "outputs"
+    run_dirs = {path.parent.relative_to(outputs).as_posix(): path.parent for path in outputs.rglob("metrics.json")}
+    # Run names say what differs: model and data for a single run, the overrides for sweep jobs.
+    (single,) = [name for name in run_dirs if name.startswith("runs/")]
+    assert "_mlp_synthetic_" in single
+    sweep = sorted(name for name in run_dirs if name.startswith("sweeps/"))
+    assert [name.rsplit("/", 1)[1].split("_", 1)[0] for name in sweep] == ["0", "1"]
+    assert "model.latent_dim=2" in sweep[0] and "model.latent_dim=3" in sweep[1]
+
+    server = TensorBoardServer(outputs, tmp_path / "tensorboard.log")
+    try:
+        server.wait_for(set(run_dirs), "test/mse")
+        assert set(server.get_json("runs")) >= set(run_dirs)
+        for name, run in run_dirs.items():
+            final = read_record(run)["metrics"]
+            (point,) = server.get_json("plugin/scalars/scalars", run=name, tag="test/mse")
+            assert point[2] == pytest.approx(final["test/mse"], rel=1e-6)
+            assert server.get_json("plugin/scalars/scalars", run=name, tag="train/images_per_s")[0][2] > 0
+
+            assert IMAGE_TAGS <= set(server.get_json("plugin/images/tags")[name])
+            (image,) = server.get_json("plugin/images/images", run=name, tag="images/reconstructions")
+            encoded = server.get(f"plugin/images/individualImage?{image['query']}")
+            assert Image.open(io.BytesIO(encoded)).size == grid_size(8, 4)
+
+        # HParams: one session per run with its hyperparameters and final metrics.
+        experiment = server.post_json("plugin/hparams/experiment", {"experimentName": ""})
+        assert {"model", "net", "latent_dim", "lr", "batch_size", "seed", "data"} <= {info["name"] for info in experiment["hparamInfos"]}
+        assert {"test/loss", "test/mse", "val/loss", "val/mse"} <= {info["name"]["tag"] for info in experiment["metricInfos"]}
+        groups = server.post_json("plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "startIndex": 0, "sliceSize": 100,
+        })["sessionGroups"]  # fmt: skip
+        sessions = {group["name"]: group for group in groups}
+        assert set(sessions) == set(run_dirs)
+        for name, run in run_dirs.items():
+            values = {value["name"]["tag"]: value["value"] for value in sessions[name]["metricValues"]}
+            final = read_record(run)["metrics"]
+            assert values["test/mse"] == pytest.approx(final["test/mse"], rel=1e-6)
+            assert values["test/loss"] == pytest.approx(final["test/loss"], rel=1e-6)
+            assert sessions[name]["hparams"]["model"] == "mlp" and sessions[name]["hparams"]["data"] == "synthetic"
+        assert [sessions[name]["hparams"]["latent_dim"] for name in sweep] == [2, 3]
+
+        # Projector: the run's test codes with their shape.
+        assert single in server.get_json("plugin/projector/runs")
+        (embedding,) = server.get_json("plugin/projector/info", run=single)["embeddings"]
+        assert embedding["tensorShape"] == [256, 32] and embedding["sprite"]["singleImageDim"] == [28, 28]
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
