@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,9 +220,11 @@ class BatchIndices(Sampler):
     order as an uninterrupted one).
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
+                 epoch_source: Callable[[], int] | None = None) -> None:  # fmt: skip
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.epoch = 0
+        self.epoch_source = epoch_source
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -231,7 +234,8 @@ class BatchIndices(Sampler):
 
     def __iter__(self):
         if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+            epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
         else:
             order = torch.arange(self.n)
         return iter(order.split(self.batch_size))
@@ -249,12 +253,19 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int = 0,
         download: bool = True,
         seed: int = 0,
+        normal_classes: list[int] | None = None,
+        holdout_class: int | list[int] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be at least 1, got {batch_size}.")
+        if normal_classes is not None and holdout_class is not None:
+            raise ConfigError("Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
+                              "every class but k is normal).")  # fmt: skip
         self.name, self.root, self.batch_size = name, root, batch_size
         self.val_size, self.split_seed, self.download, self.seed = val_size, split_seed, download, seed
+        self._normal_classes, self._holdout_class = normal_classes, holdout_class
+        self.normal_classes: list[int] | None = None  # resolved in setup(), once the classes are known
         self.image_set: ImageSet | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -266,12 +277,33 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}.")
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
         val_index, train_index = order[: self.val_size], order[self.val_size :]
+        # Anomaly detection: train and val see only the normal classes; test keeps every class.
+        # Filtering after the split keeps the same validation images as an unfiltered run, minus anomalies.
+        self.normal_classes = self._resolve_normal_classes(len(image_set.class_names))
+        if self.normal_classes is not None:
+            is_normal = torch.isin(image_set.train_labels, torch.tensor(self.normal_classes))
+            val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
         images = image_set.train_images.float().div_(255)
         self.train_set = TensorDataset(images[train_index], image_set.train_labels[train_index])
         self.val_set = TensorDataset(images[val_index], image_set.train_labels[val_index])
         self.test_set = TensorDataset(image_set.test_images.float().div_(255), image_set.test_labels)
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
+
+    def _resolve_normal_classes(self, n_classes: int) -> list[int] | None:
+        """The sorted normal classes from data.normal_classes or data.holdout_class (None: all)."""
+        if self._normal_classes is None and self._holdout_class is None:
+            return None
+        given = self._normal_classes if self._normal_classes is not None else self._holdout_class
+        key = "data.normal_classes" if self._normal_classes is not None else "data.holdout_class"
+        chosen = [given] if isinstance(given, int) else list(given)
+        if not chosen or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_classes for c in chosen):
+            raise ConfigError(f"{key}={given!r} is not allowed: it must name classes 0..{n_classes - 1} of {self.name}.")
+        normal = sorted(set(chosen)) if key == "data.normal_classes" else sorted(set(range(n_classes)) - set(chosen))
+        if not normal or len(normal) == n_classes:
+            raise ConfigError(f"{key}={given!r} leaves {'no' if not normal else 'no anomalous'} class; "
+                              "anomaly detection needs both normal and held-out classes.")  # fmt: skip
+        return normal
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -287,11 +319,22 @@ class ImageDataModule(L.LightningDataModule):
 
     def describe(self) -> dict:
         """What metrics.json records about the data."""
-        return {"name": self.name, "source": self.image_set.source, "note": self.image_set.note, **self.sizes}
+        described = {"name": self.name, "source": self.image_set.source, "note": self.image_set.note, **self.sizes}
+        if self.normal_classes is not None:  # only then, so unfiltered runs keep their schema
+            described["normal_classes"] = self.normal_classes
+        return described
+
+    def _training_epoch(self) -> int:
+        """The epoch Lightning is training. Its set_epoch comes too late after a resume: the
+        first batch of the resumed epoch is fetched before it, so the sampler asks here."""
+        return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
     def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
-        sampler = BatchIndices(len(dataset), self.batch_size, shuffle, self.seed)
-        return DataLoader(dataset, batch_size=None, sampler=sampler)
+        epoch_source = self._training_epoch if shuffle and self.trainer is not None else None
+        sampler = BatchIndices(len(dataset), self.batch_size, shuffle, self.seed, epoch_source)
+        # Its own generator: creating an iterator then draws no number from torch's global RNG,
+        # whose state a checkpoint carries for the model's noise.
+        return DataLoader(dataset, batch_size=None, sampler=sampler, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -142,3 +142,24 @@ def jacobian_frobenius_sq(code: Tensor, x: Tensor, projections: int = 0, create_
         (row,) = torch.autograd.grad(code, x, grad_outputs=direction, create_graph=create_graph, retain_graph=True)
         total = total + row.pow(2).flatten(1).sum(1)
     return total * scale
+
+
+# --- VAE evaluation: importance-weighted log-likelihood (Burda et al. 2016) ----------------------
+def standard_normal_log_density(z: Tensor) -> Tensor:
+    """log N(z; 0, I), summed over the last dimension, in nats."""
+    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over the last dimension; broadcasts over leading ones."""
+    return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+def importance_weighted_bound(log_weights: Tensor) -> Tensor:
+    """log (1/k) sum_k exp(log_weights), over dim 0: the k-sample bound on log p(x), per image.
+
+    log_weights (k, B) are log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x). At k = 1
+    this is the one-sample ELBO; it never falls below the mean of the same weights (Jensen) and
+    rises towards log p(x) as k grows.
+    """
+    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
