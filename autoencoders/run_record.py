@@ -78,7 +78,7 @@ def _now() -> str:
 class RunRecord:
     """The metrics.json of one run directory, rewritten whole on every change."""
 
-    def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int) -> None:
+    def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.payload: dict[str, Any] = {
             "status": "running",
@@ -99,6 +99,21 @@ class RunRecord:
             },
         }
         self.save()
+
+    @classmethod
+    def reopen(cls, run_dir: Path, torch_threads: int | None) -> RunRecord:
+        """The record of an existing run that continues (resume): status back to running,
+        the resume noted in provenance, everything else kept."""
+        record = cls.__new__(cls)
+        record.path = Path(run_dir) / METRICS_FILE
+        record.payload = read_record(run_dir)
+        provenance = record.payload["provenance"]
+        provenance.setdefault("resumed", []).append(
+            {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "at": _now(), "torch_threads": torch_threads}
+        )
+        record.payload.update(status="running", error=None)
+        record.save()
+        return record
 
     def update(self, **fields: Any) -> None:
         self.payload.update(fields)

@@ -1,7 +1,8 @@
-"""`ae-train`: compose the config, train and test one model, write the run directory.
+"""train(cfg): build the data, model and trainer from a composed config, train, test, and
+write the run directory (TensorBoard events, checkpoints, config.yaml, metrics.json).
 
 Heavy libraries (torch, lightning) are imported inside `train`, so `ae-train --help` and
-shell completion stay fast.
+shell completion stay fast. The command line lives in autoencoders/cli.py.
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sys
+import signal
 import traceback
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, ConfigError
+from autoencoders.checks import check_config
+from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError, Diverged, RunInterrupted
 from autoencoders.run_record import RunRecord
 
 log = logging.getLogger("autoencoders")
@@ -27,35 +28,60 @@ log = logging.getLogger("autoencoders")
 # use_cache keeps one value per composed config, so every reference agrees.
 OmegaConf.register_new_resolver("run_token", lambda: f"{os.getpid()}{secrets.token_hex(2)}", use_cache=True, replace=True)
 
+
 def resolve_threads(torch_threads: int | None) -> int:
-    """Threads for torch: the configured number, or one per core up to 4."""
-    if torch_threads is None:
-        return max(1, min(4, os.cpu_count() or 1))
-    if torch_threads < 1:
-        raise ConfigError(f"torch_threads must be at least 1 (or null for automatic), got {torch_threads}.")
-    return torch_threads
+    """Threads for torch: the configured number, or automatic (see autoencoders.sweep)."""
+    from autoencoders.sweep import threads_per_job
+
+    if torch_threads is not None:
+        return torch_threads
+    launcher = HydraConfig.get().launcher if HydraConfig.initialized() else None
+    return threads_per_job(launcher)
 
 
-def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, float]:
+def train(
+    cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None, resume: bool = False
+) -> dict[str, float]:
     """Train and test the configured model; return the final metrics (also in metrics.json).
 
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
     overrides, so tests can call this with a composed config and a temporary directory.
+    `resume=True` continues the run in `run_dir` from its newest checkpoint.
     """
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from autoencoders.callbacks import build_callbacks
+    from autoencoders.resume import GracefulStop, check_checkpoint_matches, load_checkpoint, newest_checkpoint
+
     if run_dir is None:
         run_dir = HydraConfig.get().runtime.output_dir
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
     run_dir = Path(run_dir)
     _route_lightning_logs_through_root()
-    threads = resolve_threads(cfg.torch_threads)
+    resume_from = newest_checkpoint(run_dir) if resume else None
+    if resume and resume_from is None:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.ckpt or interrupted.ckpt).")
+    try:
+        check_config(cfg)  # before anything is built or trained
+        config_error = None
+    except ConfigError as error:
+        config_error = error
+    threads = resolve_threads(cfg.torch_threads) if config_error is None else None
+    if resume:
+        record = RunRecord.reopen(run_dir, threads)
+    else:
+        record = RunRecord(run_dir, overrides or [], threads)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if config_error is not None:
+        record.finish("failed", error=config_error)
+        raise config_error
     torch.set_num_threads(threads)
-    record = RunRecord(run_dir, overrides or [], threads)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    metrics: dict[str, float] = {}
+    trainer = None
+    stop = GracefulStop(run_dir / "checkpoints")
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = _instantiate(cfg.data, seed=cfg.seed)
@@ -67,26 +93,56 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
             "target": cfg.model._target_,
             "parameters": sum(p.numel() for p in model.parameters()),
         })  # fmt: skip
+        # Resuming: events from the checkpoint's step on are dropped from the old event files,
+        # so curves continue without duplicate points. A restart over a failed attempt drops all
+        # of its events; a brand-new run gets no purge marker (TensorBoard reads event files in
+        # name order, and a marker in a later-sorting file would drop the test phase's events).
+        purge_step = 0 if any(run_dir.glob("events.out.tfevents.*")) else None
+        if resume_from is not None:
+            saved = load_checkpoint(resume_from)
+            check_checkpoint_matches(saved, resume_from, f"{type(model).__module__}.{type(model).__qualname__}",
+                                     dict(model.hparams))  # fmt: skip
+            purge_step = saved["global_step"]
+            log.info("Resuming %s from %s (step %d)", run_dir, resume_from.name, purge_step)
 
         trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
-        checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", save_last=True)
-        callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+        checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
+        # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
+        last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+        callbacks = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
+        callbacks.extend(build_callbacks(cfg.logging, hparams={
+            "model": _choice("model", cfg.model._target_), "data": cfg.data.name,
+            "batch_size": cfg.data.batch_size, "seed": cfg.seed,
+        }))  # fmt: skip
+        callbacks.append(stop)
         if trainer_args.get("enable_progress_bar", True):
             # Redrawing the bar every step costs more than a small model's step.
             callbacks.append(TQDMProgressBar(refresh_rate=20))
         trainer = L.Trainer(
             **trainer_args,
             default_root_dir=run_dir,
-            logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False),
+            logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
             callbacks=callbacks,
         )
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = _floats(trainer.callback_metrics)
-        trainer.test(model, datamodule=datamodule, ckpt_path="best" if checkpoint.best_model_path else None, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None,
+                     verbose=False, weights_only=True)  # fmt: skip
         metrics.update(_floats(trainer.callback_metrics))
+        from autoencoders.evaluate import evaluate_model  # probe, anomaly, nll on the tested (best) weights
+
+        metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
+    except (KeyboardInterrupt, SystemExit) as error:
+        # SIGTERM (Lightning's SIGTERMException) or SIGINT (GracefulStop): the checkpoint is saved.
+        signal_number = stop.signal_number or signal.SIGINT
+        record.finish("interrupted", metrics=metrics or _last_metrics(trainer), error=error, traceback_text=traceback.format_exc())
+        raise RunInterrupted(
+            f"Stopped by {signal.Signals(signal_number).name}; a resumable checkpoint is in "
+            f"{run_dir / 'checkpoints'}. Continue with: ae-train resume={run_dir}", signal_number
+        ) from None
     except BaseException as error:
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        record.finish(status, error=error, traceback_text=traceback.format_exc())
+        status = "diverged" if isinstance(error, Diverged) else "failed"
+        record.finish(status, metrics=metrics or _last_metrics(trainer), error=error, traceback_text=traceback.format_exc())
         raise
     record.finish("completed", metrics=metrics)
     _print_table(metrics, run_dir)
@@ -125,6 +181,11 @@ def _choice(group: str, fallback: str) -> str:
     return fallback
 
 
+def _last_metrics(trainer: Any) -> dict[str, float]:
+    """What the trainer last logged, for the record of a run that stopped early."""
+    return _floats(trainer.callback_metrics) if trainer is not None else {}
+
+
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in sorted(metrics.items())}
 
@@ -142,38 +203,3 @@ def _print_table(metrics: dict[str, float], run_dir: Path) -> None:
     console = Console(stderr=True)
     console.print(table)
     console.print(f"Run directory: {run_dir}")
-
-
-# Jobs of this process that failed; main() turns them into a non-zero exit after Hydra returns,
-# so a failing job never ends a sweep (sys.exit inside a job would).
-FAILED_JOBS: list[str] = []
-
-
-@hydra.main(config_path="pkg://autoencoders.conf", config_name="train", version_base="1.3")
-def run_job(cfg: DictConfig) -> dict[str, float] | None:
-    """One Hydra job: train, and turn an error into a message and a failed metrics.json."""
-    try:
-        return train(cfg)
-    except USER_ERRORS as error:
-        log.error("%s", error, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")
-        FAILED_JOBS.append(f"{HydraConfig.get().runtime.output_dir}: {error}")
-    except Exception as error:
-        log.error("Training failed: %s: %s (full traceback in %s/metrics.json)", type(error).__name__, error,
-                  HydraConfig.get().runtime.output_dir, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")  # fmt: skip
-        FAILED_JOBS.append(f"{HydraConfig.get().runtime.output_dir}: {type(error).__name__}: {error}")
-    return None
-
-
-def main() -> None:
-    """Console entry point of `ae-train`."""
-    FAILED_JOBS.clear()
-    run_job()
-    if FAILED_JOBS:
-        print(f"ae-train: {len(FAILED_JOBS)} run(s) failed:", file=sys.stderr)
-        for line in FAILED_JOBS:
-            print(f"  {line}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -87,7 +87,7 @@ def test_missing_data_is_one_paragraph_and_exit_1(tmp_path):
 def test_bad_value_names_the_key_and_exits_1(tmp_path):
     done = ae_train(*TINY, "model.latent_dim=-4", cwd=tmp_path)
     assert done.returncode == 1
-    assert "model.latent_dim must be a positive integer, got -4" in done.stderr
+    assert "model.latent_dim=-4 is not allowed: model.latent_dim must be an integer >= 1" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -226,7 +226,7 @@ def test_sparse_loss_is_recon_plus_weighted_penalty_on_the_right_code(sparsity):
 
 def test_sparse_decoder_weights_get_their_own_weight_decay():
     model = SparseAutoencoder(**SMALL, net="conv", weight_decay=1e-5, decoder_weight_decay=1e-3)
-    optimizer = model.configure_optimizers()
+    optimizer = model.configure_optimizers()["optimizer"]
     decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
     for name, parameter in model.named_parameters():

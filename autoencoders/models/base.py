@@ -9,6 +9,8 @@ on one number.
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 from torch import Tensor
@@ -16,6 +18,9 @@ from torch import Tensor
 from autoencoders import losses
 from autoencoders.errors import ConfigError, Diverged
 from autoencoders.nets import build_nets
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class EpochMeans:
@@ -52,8 +57,11 @@ class AutoencoderBase(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss: str = "mse",
+        lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"model.lr_schedule={lr_schedule!r} is not a schedule; choose one of {', '.join(LR_SCHEDULES)}.")
         if latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}.")
         if loss not in losses.RECONSTRUCTION_LOSSES:
@@ -160,8 +168,20 @@ class AutoencoderBase(L.LightningModule):
                 torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
             self._rng_states_to_restore = None
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def parameter_groups(self) -> list[dict]:
+        """Optimizer parameter groups; models with per-part weight decay override this."""
+        return [{"params": list(self.parameters()), "weight_decay": self.hparams.weight_decay}]
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.Adam(self.parameter_groups(), lr=self.hparams.lr)
+        if self.hparams.lr_schedule == "constant":
+            return {"optimizer": optimizer}
+        # Cosine decay from lr to 0 over all training steps, updated every step.
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 _AFTER_DIVERGENCE = (

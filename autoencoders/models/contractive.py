@@ -69,6 +69,7 @@ class ContractiveAutoencoder(AutoencoderBase):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss: str = "mse",
+        lr_schedule: str = "constant",
         contractive_weight: float = 1e-3,
         jacobian_projections: int = 0,
     ) -> None:
@@ -79,7 +80,7 @@ class ContractiveAutoencoder(AutoencoderBase):
             raise ConfigError(
                 f"model.jacobian_projections must be an integer >= 0 (0 = exact), got {jacobian_projections!r}."
             )
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
         # A plain list, not registered again as submodules: the layers already live in the encoder.
         self._linears = relu_mlp_linears(self.encoder) if jacobian_projections == 0 else None
 

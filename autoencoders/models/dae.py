@@ -55,6 +55,7 @@ class DenoisingAutoencoder(AutoencoderBase):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss: str = "mse",
+        lr_schedule: str = "constant",
         noise: str = "gaussian",
         noise_std: float = 0.3,
         mask_prob: float = 0.3,
@@ -65,7 +66,7 @@ class DenoisingAutoencoder(AutoencoderBase):
             raise ConfigError(f"model.noise_std must be in [0, 1] (pixels are in [0, 1]), got {noise_std}.")
         if not 0 <= mask_prob <= 1:
             raise ConfigError(f"model.mask_prob must be a probability in [0, 1], got {mask_prob}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
 
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         corruption, strength_key = CORRUPTIONS[self.hparams.noise]

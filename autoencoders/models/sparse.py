@@ -54,6 +54,7 @@ class SparseAutoencoder(AutoencoderBase):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss: str = "mse",
+        lr_schedule: str = "constant",
         sparsity: str = "kl",
         sparsity_weight: float = 1e-2,
         sparsity_target: float = 0.05,
@@ -67,7 +68,7 @@ class SparseAutoencoder(AutoencoderBase):
             raise ConfigError(f"model.sparsity_target must be a firing rate in (0, 1), got {sparsity_target}.")
         if not decoder_weight_decay >= 0:
             raise ConfigError(f"model.decoder_weight_decay must be >= 0, got {decoder_weight_decay}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
         self.activation, self.penalty = SPARSITY[sparsity]
 
     def encode(self, x: Tensor) -> Tensor:
@@ -81,15 +82,14 @@ class SparseAutoencoder(AutoencoderBase):
         loss = recon + self.hparams.sparsity_weight * penalty
         return {"loss": loss, "recon": recon, "sparsity": penalty, "rho_hat": code.mean()}, x_hat
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def parameter_groups(self) -> list[dict]:
         # Adam's L2: decoder weight matrices get weight_decay + decoder_weight_decay; biases and
         # norm scales (1-d) and the encoder keep weight_decay.
         decoder_weights = [p for p in self.decoder.parameters() if p.dim() > 1]
         chosen = {id(p) for p in decoder_weights}
         others = [p for p in self.parameters() if id(p) not in chosen]
         weight_decay = self.hparams.weight_decay
-        groups = [
+        return [
             {"params": decoder_weights, "weight_decay": weight_decay + self.hparams.decoder_weight_decay},
             {"params": others, "weight_decay": weight_decay},
         ]
-        return torch.optim.Adam(groups, lr=self.hparams.lr)

@@ -70,6 +70,7 @@ class VAE(AutoencoderBase):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss: str = "bce",
+        lr_schedule: str = "constant",
         beta: float = 1.0,
         kl_warmup_epochs: float = 0.0,
         free_bits: float = 0.0,
@@ -80,7 +81,7 @@ class VAE(AutoencoderBase):
             raise ConfigError(f"model.kl_warmup_epochs must be >= 0 epochs (0 = no warm-up), got {kl_warmup_epochs}.")
         if not free_bits >= 0:
             raise ConfigError(f"model.free_bits must be >= 0 nats per latent dimension (0 = off), got {free_bits}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss)
+        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
         self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:

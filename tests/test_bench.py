@@ -1,0 +1,69 @@
+"""scripts/bench.py: its (a) minimal loop and (b) tutorial pipeline train on a few real batches."""
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoencoders.data import DEBIAN_FASHION_MNIST
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+pytestmark = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+                                reason="needs Debian's dataset-fashion-mnist (make data)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return bench.tutorial_root(tmp_path_factory.mktemp("torchvision"))
+
+
+def test_both_loops_see_the_same_60000_images(root):
+    images = bench.tutorial_images(root)
+    tutorial = bench.TutorialLoop(root, "mlp")
+    assert images.shape == (60_000, 1, 28, 28) and images.dtype == torch.float32
+    assert 0 <= images.min() and images.max() == 1
+    assert torch.equal(images[7], tutorial.dataset[7][0])  # ToTensor gives the same pixels
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_minimal_loop_trains_a_few_batches(root, net):
+    loop = bench.MinimalLoop(bench.tutorial_images(root)[:600], net)
+    before = [p.detach().clone() for p in loop.model.parameters()]
+    assert loop.steps(2) == 2 * 256
+    assert all(not torch.equal(a, b) for a, b in zip(before, loop.model.parameters()))
+    assert loop.steps(2, timed=True) == 88 + 256  # the epoch's last, short batch, then the next epoch
+    assert set(loop.parts) == {"data", "forward", "backward", "optimizer"}
+
+
+def test_tutorial_loop_trains_a_few_batches(root):
+    loop = bench.TutorialLoop(root, "mlp")
+    assert loop.steps(3) == 3 * 256
+    assert 0 < loop.epoch_loss / (3 * 256) < 0.3
+
+
+def test_results_file_keeps_the_other_section(tmp_path):
+    out = tmp_path / "results.md"
+    bench.write_section(out, "quality", "## Quality\n\nq1\n")
+    bench.write_section(out, "speed", "## Speed\n\ns1\n")
+    bench.write_section(out, "speed", "## Speed\n\ns2\n")
+    text = out.read_text()
+    assert text.startswith("# Benchmarks") and "s1" not in text
+    assert text.index("s2") < text.index("q1")
+
+
+def test_interleave_times_train_epochs_without_the_inserted_work(tiny_cfg, tmp_path):
+    calls = []
+    clock = bench.Interleave(lambda epoch: (calls.append(epoch), time.sleep(0.05)), every=5)
+    cfg = tiny_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=1.0")  # 14 steps an epoch
+    metrics, own_seconds = bench.run_ours(cfg, tmp_path, clock)
+    assert "test/mse" in metrics and bench.lightning.Trainer.__name__ == "Trainer"  # restored afterwards
+    assert calls == [0, 0, 1, 1] and clock.images_per_epoch == 448
+    assert [mark["paused"] >= 0.1 for mark in clock.marks] == [True, True]
+    assert all(0 < seconds < mark["end"] - mark["start"] - 0.1 for seconds, mark in zip(clock.seconds, clock.marks))
+    assert 0 < own_seconds
