@@ -12,10 +12,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from autoencoders.checks import check_config
-from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError, Diverged
+from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError, Diverged, RunInterrupted
 from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.resume import load_checkpoint
 from autoencoders.run_record import read_record
@@ -174,11 +175,24 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number)
 
 
 @pytest.mark.parametrize("model", ["mlp", "vae"])
-def test_resume_from_end_of_epoch_matches_an_uninterrupted_run(tiny_cfg, tmp_path, model):
-    base = [f"model={model}", *FULL, *QUIET]
-    uninterrupted = train(tiny_cfg(*base, "trainer.max_epochs=3"), run_dir=tmp_path / "a")
-    train(tiny_cfg(*base, "trainer.max_epochs=2"), run_dir=tmp_path / "b")
-    resumed = train(tiny_cfg(*base, "trainer.max_epochs=3"), run_dir=tmp_path / "b", resume=True)
+def test_resume_from_end_of_epoch_matches_an_uninterrupted_run(tiny_cfg, tmp_path, model, monkeypatch):
+    base = [f"model={model}", "trainer.max_epochs=3", *FULL, *QUIET]
+    uninterrupted = train(tiny_cfg(*base), run_dir=tmp_path / "a")
+    # SIGTERM during epoch 1: Lightning finishes that epoch, then stops (an end-of-epoch stop).
+    model_class = type(instantiate(tiny_cfg(*base).model, input_shape=[1, 28, 28]))
+    original = model_class.on_train_epoch_end
+
+    def terminate_after_epoch_1(self):
+        original(self)
+        if self.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(model_class, "on_train_epoch_end", terminate_after_epoch_1)
+    with pytest.raises(RunInterrupted):
+        train(tiny_cfg(*base), run_dir=tmp_path / "b")
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "interrupted.ckpt")["epoch"] == 2  # epochs 0, 1 done
+    resumed = train(tiny_cfg(*base), run_dir=tmp_path / "b", resume=True)
     for name in ("test/mse", "test/loss"):
         assert resumed[name] == pytest.approx(uninterrupted[name], rel=1e-4)
 
