@@ -241,6 +241,11 @@ class BatchIndices(Sampler):
         return iter(order.split(self.batch_size))
 
 
+def _pixels(images: Tensor) -> Tensor:
+    """uint8 images as float32 in [0, 1]."""
+    return images.float().div_(255)
+
+
 class ImageDataModule(L.LightningDataModule):
     """Train/val/test splits of an in-memory image set; pixels as float32 in [0, 1]."""
 
@@ -283,10 +288,11 @@ class ImageDataModule(L.LightningDataModule):
         if self.normal_classes is not None:
             is_normal = torch.isin(image_set.train_labels, torch.tensor(self.normal_classes))
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
-        images = image_set.train_images.float().div_(255)
-        self.train_set = TensorDataset(images[train_index], image_set.train_labels[train_index])
-        self.val_set = TensorDataset(images[val_index], image_set.train_labels[val_index])
-        self.test_set = TensorDataset(image_set.test_images.float().div_(255), image_set.test_labels)
+        # Index the bytes, then convert: a float copy of the whole training set first would add
+        # ~190 MB to the peak memory of a FashionMNIST run.
+        self.train_set = TensorDataset(_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
+        self.val_set = TensorDataset(_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
+        self.test_set = TensorDataset(_pixels(image_set.test_images), image_set.test_labels)
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
 
