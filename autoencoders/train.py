@@ -198,7 +198,7 @@ def _print_table(metrics: dict[str, float], run_dir: Path) -> None:
     table.add_column("metric", style="cyan")
     table.add_column("value", justify="right", style="green")
     for name, value in metrics.items():
-        if name.startswith(("val/", "test/")):
+        if name.startswith(("val/", "test/")) and "/kl_dim/" not in name:  # per-dimension KL: TensorBoard
             table.add_row(name, f"{value:.6g}")
     console = Console(stderr=True)
     console.print(table)
