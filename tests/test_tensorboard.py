@@ -110,7 +110,7 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
     assert set(content) == {hparams_metadata.SESSION_START_INFO_TAG, hparams_metadata.SESSION_END_INFO_TAG}
     start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
     hparams = json_format.MessageToDict(start)["hparams"]
-    assert hparams["latent_dim"] == 4 and hparams["lr"] == pytest.approx(1e-3) and hparams["net"] == "mlp"
+    assert hparams["latent_dim"] == 4 and hparams["lr"] == pytest.approx(cfg.model.lr) and hparams["net"] == "mlp"
     assert hparams["batch_size"] == 32 and hparams["seed"] == 42 and hparams["data"] == "synthetic"
     assert hparams["model"].endswith(("Autoencoder", "VAE"))
     assert ("beta" in hparams) == (model == "vae")
