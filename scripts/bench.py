@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from autoencoders.data import DEBIAN_FASHION_MNIST, IDX_FILES
+from autoencoders.datasets import DEBIAN_FASHION_MNIST, IDX_FILES
 from autoencoders.nets import build_nets
 
 ROOT = Path(__file__).resolve().parents[1]

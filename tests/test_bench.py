@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoencoders.data import DEBIAN_FASHION_MNIST
+from autoencoders.datasets import DEBIAN_FASHION_MNIST
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 spec = importlib.util.spec_from_file_location("bench", SCRIPT)

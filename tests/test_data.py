@@ -1,4 +1,4 @@
-"""Data sources, idx parsing, splits and batching."""
+"""Data sources (autoencoders.datasets), idx parsing, splits and batching (autoencoders.data)."""
 
 import gzip
 from pathlib import Path
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from autoencoders import data
-from autoencoders.data import BatchIndices, DataUnavailable, ImageDataModule, read_idx, write_idx
+from autoencoders import datasets as data
+from autoencoders.data import BatchIndices, ImageDataModule
+from autoencoders.datasets import read_idx, write_idx
+from autoencoders.errors import DataUnavailable
 
 DATA_ROOT = Path("~/.cache/autoencoders").expanduser()
 
