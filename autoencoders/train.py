@@ -50,10 +50,8 @@ def train(
     """
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import TensorBoardLogger
 
-    from autoencoders.callbacks import build_callbacks
+    from autoencoders.evaluate import evaluate_model
     from autoencoders.resume import GracefulStop, check_checkpoint_matches, load_checkpoint, newest_checkpoint
 
     if run_dir is None:
@@ -88,8 +86,9 @@ def train(
         datamodule.setup("fit")
         record.update(data=datamodule.describe())
         model = _instantiate(cfg.model, input_shape=list(datamodule.input_shape), _convert_="all")
+        model_name = _choice("model", cfg.model._target_)
         record.update(model={
-            "name": _choice("model", cfg.model._target_),
+            "name": model_name,
             "target": cfg.model._target_,
             "parameters": sum(p.numel() for p in model.parameters()),
         })  # fmt: skip
@@ -105,32 +104,13 @@ def train(
             purge_step = saved["global_step"]
             log.info("Resuming %s from %s (step %d)", run_dir, resume_from.name, purge_step)
 
-        trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
-        checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
-        # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
-        last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
-        callbacks = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
-        callbacks.extend(build_callbacks(cfg.logging, hparams={
-            "model": _choice("model", cfg.model._target_), "data": cfg.data.name,
-            "batch_size": cfg.data.batch_size, "seed": cfg.seed,
-        }))  # fmt: skip
-        callbacks.append(stop)
-        if trainer_args.get("enable_progress_bar", True):
-            # Redrawing the bar every step costs more than a small model's step.
-            callbacks.append(TQDMProgressBar(refresh_rate=20))
-        trainer = L.Trainer(
-            **trainer_args,
-            default_root_dir=run_dir,
-            logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
-            callbacks=callbacks,
-        )
+        trainer, checkpoint = _build_trainer(cfg, run_dir, model_name, purge_step, stop)
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = _floats(trainer.callback_metrics)
         trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None,
                      verbose=False, weights_only=True)  # fmt: skip
         metrics.update(_floats(trainer.callback_metrics))
-        from autoencoders.evaluate import evaluate_model  # probe, anomaly, nll on the tested (best) weights
-
+        # Probe, anomaly scores and NLL on the tested (best) weights.
         metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
     except (KeyboardInterrupt, SystemExit) as error:
         # SIGTERM (Lightning's SIGTERMException) or SIGINT (GracefulStop): the checkpoint is saved.
@@ -147,6 +127,35 @@ def train(
     record.finish("completed", metrics=metrics)
     _print_table(metrics, run_dir)
     return metrics
+
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: int | None, stop: Any) -> tuple[Any, Any]:
+    """The Lightning Trainer with our logger and callbacks, and the best-checkpoint callback."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from autoencoders.callbacks import build_callbacks
+
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
+    # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    callbacks = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
+    callbacks.extend(build_callbacks(cfg.logging, hparams={
+        "model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed,
+    }))  # fmt: skip
+    callbacks.append(stop)
+    if trainer_args.get("enable_progress_bar", True):
+        # Redrawing the bar every step costs more than a small model's step.
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    trainer = L.Trainer(
+        **trainer_args,
+        default_root_dir=run_dir,
+        logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
+        callbacks=callbacks,
+    )
+    return trainer, checkpoint
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
