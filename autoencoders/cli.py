@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, CheckpointError, RunInterrupted
+from autoencoders.errors import LOG_FORMAT, USER_ERRORS, CheckpointError, RunInterrupted, describe, full_error_requested
 from autoencoders.run_record import read_record
 from autoencoders.sweep import FAILURES, plan_for_existing_dir
 from autoencoders.train import train
@@ -28,18 +27,13 @@ from autoencoders.train import train
 log = logging.getLogger("autoencoders")
 
 
-def _show_traceback() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
 def _report_failure(run_dir: str | Path, error: Exception) -> None:
     if isinstance(error, USER_ERRORS):
-        log.error("%s", error, exc_info=_show_traceback())
-        FAILURES.append(f"{run_dir}: {error}")
+        log.error("%s", error, exc_info=full_error_requested())
     else:
-        log.error("Training failed: %s: %s (the traceback is in %s/metrics.json; HYDRA_FULL_ERROR=1 prints it)",
-                  type(error).__name__, error, run_dir, exc_info=_show_traceback())  # fmt: skip
-        FAILURES.append(f"{run_dir}: {type(error).__name__}: {error}")
+        log.error("Training failed: %s (the traceback is in %s/metrics.json; HYDRA_FULL_ERROR=1 prints it)",
+                  describe(error), run_dir, exc_info=full_error_requested())  # fmt: skip
+    FAILURES.append(f"{run_dir}: {describe(error)}")
 
 
 def _objective(cfg: DictConfig, metrics: dict[str, float] | None) -> dict[str, float] | float | None:
@@ -86,7 +80,7 @@ def resume_run(run_dir: Path, overrides: list[str]) -> None:
     if not config_path.is_file():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml); pass the directory of a run.")
     cfg = OmegaConf.merge(OmegaConf.load(config_path), OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT,
                         handlers=[logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")])  # fmt: skip
     train(cfg, run_dir, read_record(run_dir).get("overrides", []), resume=True)
 

@@ -3,6 +3,11 @@
 Kept free of heavy imports so the command-line wrapper can catch them cheaply.
 """
 
+import os
+
+# The console log format of ae-train (Hydra's job logging uses the same, in conf/train.yaml).
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
 
 class DataUnavailable(RuntimeError):
     """No source could provide the dataset, or a data file is corrupt; the message says what to do."""
@@ -32,3 +37,13 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, ValueError)
+
+
+def describe(error: BaseException) -> str:
+    """One line for an error: our own messages as they are, anything else with its type."""
+    return str(error) if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {error}"
+
+
+def full_error_requested() -> bool:
+    """HYDRA_FULL_ERROR=1 asks for tracebacks, as it does for Hydra's own errors."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import traceback
@@ -24,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
+from autoencoders.errors import LOG_FORMAT, CheckpointError, ConfigError, describe, full_error_requested
 
 log = logging.getLogger("autoencoders")
 # Subsets are drawn with this seed, not the run's: runs of a seed sweep are scored on the same images.
@@ -234,15 +233,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         entry = evaluate_run(args.target, args.checkpoint, args.overrides)
     except Exception as error:  # noqa: BLE001 - every failure ends as one paragraph and exit code 1
-        full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+        full = full_error_requested()
         if full:
             traceback.print_exc()
-        message = str(error) if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {error}"
-        print(f"ae-eval: {message}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"), file=sys.stderr)
+        print(f"ae-eval: {describe(error)}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"), file=sys.stderr)
         sys.exit(1)
     _print_metrics(entry)
 
