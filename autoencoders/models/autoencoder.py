@@ -17,5 +17,5 @@ class Autoencoder(AutoencoderBase):
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         x_hat = self.reconstruct(x)
-        recon = losses.mean_per_pixel(losses.reconstruction(self.hparams.loss, x_hat, x), x)
+        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
         return {"loss": recon}, x_hat

@@ -114,7 +114,7 @@ class ContractiveAutoencoder(AutoencoderBase):
             code = self.encode(x)
             jacobian_sq = self.contractive_penalty(x)
         x_hat = self.decode(code)
-        recon = losses.mean_per_pixel(losses.reconstruction(self.hparams.loss, x_hat, x), x)
+        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
         contractive = jacobian_sq.mean()
         loss = recon + self.hparams.contractive_weight * contractive
         return {"loss": loss, "recon": recon, "contractive": contractive}, x_hat

@@ -75,10 +75,10 @@ class DenoisingAutoencoder(AutoencoderBase):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         x_in = self.corrupt(x) if self.training else x
         x_hat = self.decode(self.encode(x_in))
-        recon = losses.mean_per_pixel(losses.reconstruction(self.hparams.loss, x_hat, x), x)  # clean target
+        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)  # clean target
         return {"loss": recon}, x_hat
 
     def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
         generator = torch.Generator(device=x.device).manual_seed(DENOISE_SEED + batch_idx)
         x_hat = self.reconstruct(self.corrupt(x, generator))
-        return {"denoise_mse": losses.mean_per_pixel(losses.squared_error(x_hat, x), x)}
+        return {"denoise_mse": losses.mean_reconstruction("mse", x_hat, x)}

@@ -77,7 +77,7 @@ class SparseAutoencoder(AutoencoderBase):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         code = self.encode(x)
         x_hat = self.decode(code)
-        recon = losses.mean_per_pixel(losses.reconstruction(self.hparams.loss, x_hat, x), x)
+        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
         penalty = self.penalty(code, self.hparams.sparsity_target)
         loss = recon + self.hparams.sparsity_weight * penalty
         return {"loss": loss, "recon": recon, "sparsity": penalty, "rho_hat": code.mean()}, x_hat

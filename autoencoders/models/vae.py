@@ -112,11 +112,11 @@ class VAE(AutoencoderBase):
         mu, logvar = self.posterior(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization: grads reach mu, logvar
         x_hat = self.decode(z)
-        recon = losses.NEGATIVE_LOG_LIKELIHOODS[self.hparams.loss](x_hat, x)
+        recon = losses.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)  # batch means from here on
         kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar)
-        kl = kl_per_dim.sum(1)
-        loss = recon.mean() + self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits)
-        terms = {"loss": loss, "recon": recon.mean(), "kl": kl.mean(), "elbo": -(recon + kl).mean()}
+        kl = kl_per_dim.sum(1).mean()
+        loss = recon + self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits)
+        terms = {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
         return terms, x_hat
 
     # --- epoch-level statistics of the posterior (val/test) ---------------------------------
