@@ -4,9 +4,10 @@ Three paths train the same network (autoencoders.nets.build_nets, latent 32) wit
 batch 256 and the same torch thread count on FashionMNIST:
 
   (a) minimal: the train split as one float tensor in memory; per epoch one randperm, then
-      batches are slices of the shuffled copy; Adam lr 1e-3. The reference limit on a CPU.
+      batches are slices of the shuffled copy; Adam lr 1e-3, built as ae-train builds it
+      (fused kernel, autoencoders.models.base.adam). The reference limit on a CPU.
   (b) tutorial 000: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the
-      tutorial's loop (with its loss.item() per step).
+      tutorial's loop (with its loss.item() per step and its plain torch.optim.Adam).
   (c) ours as users run it: autoencoders.train.train() on the default config (overrides: only
       the model, trainer.max_epochs, torch_threads, output_root), so validation, checkpoints,
       TensorBoard scalars and images and the progress bar are all on, as `ae-train` has them.
@@ -67,6 +68,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from autoencoders.datasets import DEBIAN_FASHION_MNIST, IDX_FILES
+from autoencoders.models.base import adam
+from autoencoders.train import set_up_torch
 from autoencoders.nets import build_nets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +90,7 @@ class MinimalLoop:
     def __init__(self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256) -> None:
         self.images, self.batch_size = images, batch_size
         self.model = make_network(net, latent_dim).train()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.optimizer = adam(self.model.parameters(), lr=1e-3, device=torch.device("cpu"))  # ae-train's Adam
         self.batches = self._batches()
         self.parts: dict[str, float] = defaultdict(float)  # seconds per part of a step, when timed
 
@@ -267,7 +270,6 @@ def run_ours(cfg, run_dir: Path, clock: Interleave, **trainer_args) -> tuple[dic
 def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp: Path) -> dict:
     """(a), (b), (c) of one model, interleaved; images/s of each per epoch of (c)."""
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
-    torch.set_num_threads(args.threads)
     loops = {"a": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
              "b": TutorialLoop(root, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size)}  # fmt: skip
     done = defaultdict(lambda: [0, 0.0])  # (path, epoch) -> [images, seconds]
@@ -400,7 +402,6 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     as in the speed table; then a cProfile of one more (c) epoch."""
     from lightning.pytorch.profilers import SimpleProfiler
 
-    torch.set_num_threads(args.threads)
     epochs = args.profile_epochs
     cfg = compose_config(args.profile_model, epochs + 1, args.threads, tmp)
     minimal = MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size)
@@ -489,6 +490,9 @@ def main() -> None:
     if min(args.epochs, args.chunk, args.quality_epochs, args.profile_epochs) < 1:
         parser.error("--epochs, --chunk, --quality-epochs and --profile-epochs must be at least 1")
 
+    # Before torch's first parallel operation, so its worker threads inherit the setting: every
+    # path runs with ae-train's threads and flushed denormals (which can only speed up (b)).
+    set_up_torch(args.threads)
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if args.quality:

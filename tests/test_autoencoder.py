@@ -1,5 +1,7 @@
 """The plain autoencoder's loss terms against hand computation."""
 
+import copy
+
 import pytest
 import torch
 
@@ -20,6 +22,18 @@ def test_squared_error_and_bce_per_image():
     assert losses.binary_cross_entropy(x_hat, x).item() == pytest.approx(bce.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("name", ["mse", "bce"])
+def test_fused_batch_mean_equals_the_per_image_sums_over_pixels(name):
+    torch.manual_seed(0)
+    x, x_hat = torch.rand(5, 1, 6, 7), torch.rand(5, 1, 6, 7)
+    per_image = losses.RECONSTRUCTION_LOSSES[name](x_hat, x)
+    assert losses.mean_reconstruction(name, x_hat, x).item() == pytest.approx(per_image.mean().item() / 42, rel=1e-6)
+    x_hat.requires_grad_(True)
+    (fused_grad,) = torch.autograd.grad(losses.mean_reconstruction(name, x_hat, x), x_hat)
+    (per_image_grad,) = torch.autograd.grad(losses.RECONSTRUCTION_LOSSES[name](x_hat, x).mean() / 42, x_hat)
+    assert torch.allclose(fused_grad, per_image_grad, rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("loss", ["mse", "bce"])
 def test_loss_is_per_pixel_mean_of_the_reconstruction_loss(loss):
     torch.manual_seed(0)
@@ -28,9 +42,9 @@ def test_loss_is_per_pixel_mean_of_the_reconstruction_loss(loss):
     terms, x_hat = model.loss_terms(x)
     x_hat_again = model.reconstruct(x)
     if loss == "mse":
-        expected = torch.nn.functional.mse_loss(x_hat_again, x)  # mean over batch and pixels
+        expected = ((x_hat_again - x) ** 2).mean()  # over batch and pixels
     else:
-        expected = torch.nn.functional.binary_cross_entropy(x_hat_again, x)
+        expected = -(x * torch.log(x_hat_again) + (1 - x) * torch.log(1 - x_hat_again)).mean()
     assert torch.allclose(terms["loss"], expected, rtol=1e-5)
     assert torch.equal(x_hat, x_hat_again)
 
@@ -46,3 +60,23 @@ def test_test_mse_is_per_pixel_mean_squared_error():
     x = torch.rand(10, 1, 8, 8)
     model._evaluation_step("test", (x, torch.zeros(10)))
     assert model._means["test"].compute()["mse"].item() == pytest.approx(((model.reconstruct(x) - x) ** 2).mean().item(), rel=1e-6)
+
+
+def test_optimizer_is_fused_adam_and_steps_like_the_default_one():
+    torch.manual_seed(0)
+    model = Autoencoder(input_shape=[1, 8, 8], net="mlp", latent_dim=3, lr=1e-2, weight_decay=1e-4)
+    reference = Autoencoder(input_shape=[1, 8, 8], net="mlp", latent_dim=3)
+    reference.load_state_dict(model.state_dict())
+    initial = copy.deepcopy(model.state_dict())
+    fused = model.configure_optimizers()["optimizer"]
+    default = torch.optim.Adam(reference.parameters(), lr=1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True and default.defaults["fused"] is None
+    x = torch.rand(16, 1, 8, 8)
+    for _ in range(5):
+        for module, optimizer in ((model, fused), (reference, default)):
+            optimizer.zero_grad()
+            module.loss_terms(x)[0]["loss"].backward()
+            optimizer.step()
+    for mine, theirs in zip(model.parameters(), reference.parameters()):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    assert all(not torch.equal(value, initial[name]) for name, value in model.state_dict().items())  # it did train
