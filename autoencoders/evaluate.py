@@ -139,14 +139,13 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     """ae-eval without the command line: re-test a run's checkpoint and evaluate it; returns
     the "eval" entry it adds to the run's metrics.json."""
     import lightning as L
-    import torch
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from autoencoders.callbacks import ImageGrids
     from autoencoders.latents import LatentViews
     from autoencoders.loading import load_config, load_model, resolve
     from autoencoders.run_record import METRICS_FILE, read_record, write_json_atomic
-    from autoencoders.train import _floats, _instantiate, resolve_threads
+    from autoencoders.train import _floats, _instantiate, resolve_threads, set_up_torch
 
     class ImageGridsAfterTest(ImageGrids):
         """The per-epoch reconstruction/sample grids, drawn once after testing (no validation here)."""
@@ -158,7 +157,7 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     cfg = load_config(run_dir)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item.lstrip("+") for item in overrides or []]))
     settings = EvalSettings.from_config(cfg.get("eval"))  # before anything slow: a typo fails at once
-    torch.set_num_threads(resolve_threads(cfg.get("torch_threads")))
+    set_up_torch(resolve_threads(cfg.get("torch_threads")))
     model, saved = load_model(cfg, path)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = _instantiate(cfg.data, seed=cfg.seed)

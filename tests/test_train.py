@@ -1,5 +1,8 @@
 """train(cfg) in-process on the generated set: run directory, metrics, checkpoints, events."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -70,3 +73,31 @@ def test_a_failing_run_records_its_error(tiny_cfg, tmp_path):
         train(tiny_cfg("model.latent_dim=0"), run_dir=tmp_path)
     record = read_record(tmp_path)
     assert record["status"] == "failed" and "latent_dim" in record["error"]["message"]
+
+
+# A float32 denormal (below 1.2e-38) made by multiplying two normal numbers, in a large tensor
+# so torch splits the work over its threads; "flushed" counts the elements that became 0.
+DENORMALS = """
+import sys, torch
+{setup}
+product = torch.full((1_000_000,), 1e-30) * torch.full((1_000_000,), 1e-10)
+print(int((product == 0).sum()))
+"""
+
+
+@pytest.mark.parametrize(("setup", "flushed"), [
+    ("torch.set_num_threads(2)", 0),
+    ("from autoencoders.train import set_up_torch; set_up_torch(2)", 1_000_000),
+])  # fmt: skip
+def test_set_up_torch_flushes_denormals_on_every_thread(setup, flushed):
+    done = subprocess.run([sys.executable, "-c", DENORMALS.format(setup=setup)], capture_output=True, text=True, check=True)
+    assert int(done.stdout.strip().splitlines()[-1]) == flushed
+
+
+def test_train_sets_up_torch(tiny_cfg, tmp_path):
+    torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-30]) * 1e-10).item() != 0.0
+    train(tiny_cfg("torch_threads=2"), run_dir=tmp_path, overrides=[])
+    assert (torch.tensor([1e-30]) * 1e-10).item() == 0.0
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)  # as conftest has it for the other tests
