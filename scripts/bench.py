@@ -1,11 +1,14 @@
 """Training speed of `ae-train` beside a minimal PyTorch loop and tutorial 000 (`make bench`).
 
-Three paths train the same network (autoencoders.nets.build_nets, latent 32) with Adam, MSE,
-batch 256 and the same torch thread count on FashionMNIST:
+Four paths train the same network (autoencoders.nets.build_nets, latent 32) with Adam, MSE,
+batch 256, the same torch thread count and flushed denormals (autoencoders.train.set_up_torch,
+set before any thread starts) on FashionMNIST:
 
   (a) minimal: the train split as one float tensor in memory; per epoch one randperm, then
       batches are slices of the shuffled copy; Adam lr 1e-3, built as ae-train builds it
       (fused kernel, autoencoders.models.base.adam). The reference limit on a CPU.
+  (a') the same loop with torch.optim.Adam's defaults (one small op per tensor per update),
+      as a loop written by hand usually has it: what users compare ae-train with.
   (b) tutorial 000: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the
       tutorial's loop (with its loss.item() per step and its plain torch.optim.Adam).
   (c) ours as users run it: autoencoders.train.train() on the default config (overrides: only
@@ -18,13 +21,13 @@ How they are interleaved and timed. This 2-core machine is shared: the same step
 turn gave per-epoch ratios anywhere from 0.06 to 21. So the paths take turns every `--chunk`
 (10) training steps instead: train() accepts no callbacks, so while it runs `lightning.Trainer`
 is replaced by a subclass that appends one callback, Interleave, which after every 10th
-training step of (c) runs 10 steps of (a) and then 10 of (b), each timed on its own (turns of
+training step of (c) runs 10 steps of (a), (a') and (b) in turn, each timed on its own (turns of
 50 steps gave the same ratios, so switching models costs no measurable cache warm-up). Each epoch
 of (c) is one repetition: its time runs from one `on_train_epoch_start` to the next (or to
-`on_train_end`) minus the time spent in (a) and (b), so it holds everything users pay per epoch:
+`on_train_end`) minus the time spent in the others, so it holds everything users pay per epoch:
 training steps, progress bar, logging, validation of 5,000 images, image grids, checkpoint
 writes. Images/s count training images (55,000 per epoch for (c); its validation split is held
-out), so validation time is paid, not credited. (a) and (b) steps done during that epoch form
+out), so validation time is paid, not credited. The other paths' steps done during that epoch form
 their figures of the repetition (their epoch boundaries, reshuffles included, fall inside).
 Repetition 0 is the warm-up; figures are medians over the rest, ratios medians of the
 per-repetition ratios. What happens once per run (data loading, sanity check, test,
@@ -73,6 +76,7 @@ from autoencoders.train import set_up_torch
 from autoencoders.nets import build_nets
 
 ROOT = Path(__file__).resolve().parents[1]
+PATHS = ("a", "a'", "b", "c")
 TARGETS = {"mlp": {"c/a": 0.90, "c/b": 5.0}, "conv": {"c/a": 0.95}}
 HELP_SECONDS, PEAK_RSS_MB = 3.0, 2048
 TUTORIAL_TEST_MSE = {"mlp": 0.010985, "conv": 0.007925}  # tutorial 000, one test batch of 256
@@ -85,12 +89,16 @@ def make_network(net: str, latent_dim: int = 32) -> nn.Module:
 
 
 class MinimalLoop:
-    """(a): one in-memory float tensor, a randperm per epoch, batches sliced from the shuffled copy."""
+    """(a): one in-memory float tensor, a randperm per epoch, batches sliced from the shuffled copy.
+    With plain_adam, (a'): the same loop with torch.optim.Adam's defaults, as loops are written by hand."""
 
-    def __init__(self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256) -> None:
+    def __init__(self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256, plain_adam: bool = False) -> None:
         self.images, self.batch_size = images, batch_size
         self.model = make_network(net, latent_dim).train()
-        self.optimizer = adam(self.model.parameters(), lr=1e-3, device=torch.device("cpu"))  # ae-train's Adam
+        if plain_adam:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        else:
+            self.optimizer = adam(self.model.parameters(), lr=1e-3, device=torch.device("cpu"))  # ae-train's Adam
         self.batches = self._batches()
         self.parts: dict[str, float] = defaultdict(float)  # seconds per part of a step, when timed
 
@@ -271,6 +279,7 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
     """(a), (b), (c) of one model, interleaved; images/s of each per epoch of (c)."""
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
     loops = {"a": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
+             "a'": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size, plain_adam=True),
              "b": TutorialLoop(root, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size)}  # fmt: skip
     done = defaultdict(lambda: [0, 0.0])  # (path, epoch) -> [images, seconds]
 
@@ -286,9 +295,9 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
     rates["c"] = [clock.images_per_epoch / seconds for seconds in clock.seconds]
     for epoch in range(args.epochs + 1):
         print(f"  {model} epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: "
-              + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in "abc"), flush=True)  # fmt: skip
+              + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in PATHS), flush=True)  # fmt: skip
     measured = {name: values[1:] for name, values in rates.items()}  # epoch 0 is the warm-up
-    ratios = {f"c/{ref}": [c / r for c, r in zip(measured["c"], measured[ref])] for ref in "ab"}
+    ratios = {f"c/{ref}": [c / r for c, r in zip(measured["c"], measured[ref])] for ref in ("a", "a'", "b")}
     return {
         "rates": {name: statistics.median(values) for name, values in measured.items()},
         **{key: statistics.median(values) for key, values in ratios.items()},
@@ -342,17 +351,18 @@ def machine() -> str:
 def speed_markdown(results: dict[str, dict], help_s: float, rss_mb: float, args: argparse.Namespace, loads: tuple) -> str:
     lines = [
         "## Speed", "",
-        f"{datetime.datetime.now():%Y-%m-%d %H:%M}; {machine()}; torch threads {args.threads} in all three paths; "
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}; {machine()}; torch threads {args.threads} and flushed denormals in all paths; "
         f"load average (1 min) {loads[0]:.1f} at start, {loads[1]:.1f} at end. FashionMNIST, batch 256; the paths take "
         f"turns every {args.chunk} steps; medians of {args.epochs} epochs of (c) after 1 warm-up (method: the docstring "
         "of `scripts/bench.py`).", "",
-        "| model | (a) minimal loop, img/s | (b) tutorial 000, img/s | (c) ae-train, img/s | (c)/(a) (range) | target | (c)/(b) (range) | target | (c) fixed cost per run |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|",
+        "| model | (a) minimal loop, img/s | (a′) plain Adam, img/s | (b) tutorial 000, img/s | (c) ae-train, img/s "
+        "| (c)/(a) (range) | target | (c)/(a′) (range) | | (c)/(b) (range) | target | (c) fixed cost per run |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|",
     ]  # fmt: skip
     for model, result in results.items():
         rate, targets = result["rates"], TARGETS.get(model, {})
-        cells = [model, *(f"{rate[k]:,.0f}" for k in "abc")]
-        for key in ("c/a", "c/b"):
+        cells = [model, *(f"{rate[k]:,.0f}" for k in PATHS)]
+        for key in ("c/a", "c/a'", "c/b"):
             target, (low, high) = targets.get(key), result["spread"][key]
             cells += [f"{result[key]:.2f} ({low:.2f}–{high:.2f})", f"≥ {target:g}: {verdict(result[key], target)}" if target else "—"]
         lines.append("| " + " | ".join([*cells, f"{result['fixed']:.1f} s"]) + " |")
@@ -360,6 +370,8 @@ def speed_markdown(results: dict[str, dict], help_s: float, rss_mb: float, args:
         "", "| check | measured | target | |", "|---|---:|---|---|",
         f"| `ae-train --help` (median of 5) | {help_s:.2f} s | < {HELP_SECONDS:.0f} s | {verdict(help_s, HELP_SECONDS, False)} |",
         f"| peak RSS of `ae-train trainer.max_epochs=1` | {rss_mb:,.0f} MB | < 2 GB | {verdict(rss_mb, PEAK_RSS_MB, False)} |",
+        "", "(a) builds Adam as ae-train does (PyTorch's fused kernel), so (c)/(a) is the cost of the framework alone; "
+        "(a′) is the same loop with `torch.optim.Adam`'s defaults, as hand-written loops and tutorial 000 have it.",
         "", "(c) counts the 55,000 training images of an epoch, and its epoch time includes validation, checkpoints, "
         "logging, TensorBoard images and the progress bar. Its fixed cost (data loading, sanity check, test, files) "
         "is paid once per run and is not in the per-epoch figures. Ratios are medians of the per-epoch ratios "

@@ -31,9 +31,11 @@ def test_both_loops_see_the_same_60000_images(root):
     assert torch.equal(images[7], tutorial.dataset[7][0])  # ToTensor gives the same pixels
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
-def test_minimal_loop_trains_a_few_batches(root, net):
-    loop = bench.MinimalLoop(bench.tutorial_images(root)[:600], net)
+@pytest.mark.parametrize(("net", "plain_adam"), [("mlp", False), ("conv", False), ("mlp", True)])
+def test_minimal_loop_trains_a_few_batches(root, net, plain_adam):
+    loop = bench.MinimalLoop(bench.tutorial_images(root)[:600], net, plain_adam=plain_adam)
+    # (a) has ae-train's fused Adam, (a') torch.optim.Adam's defaults
+    assert loop.optimizer.defaults["fused"] is (None if plain_adam else True)
     before = [p.detach().clone() for p in loop.model.parameters()]
     assert loop.steps(2) == 2 * 256
     assert all(not torch.equal(a, b) for a, b in zip(before, loop.model.parameters()))
