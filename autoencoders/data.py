@@ -2,7 +2,7 @@
 
 Loading a whole dataset once and slicing batches from one tensor is what makes training fast
 on a CPU: tutorial 000's torchvision `ToTensor` + `DataLoader` pipeline fed the mlp at
-~11,000 images/s on our 2-core machine, a loop over an in-memory tensor at ~28,000
+~11,600 images/s on our 2-core machine, a loop over an in-memory tensor at ~43,000
 (scripts/bench.py; per-image PIL conversion and collation dominate the former). The sources
 are in autoencoders/datasets.py.
 """
