@@ -4,7 +4,9 @@ Per-image values keep the units explicit: a model decides whether its objective 
 per-pixel mean (the plain autoencoders, as in tutorial 000) or a per-image sum (the VAE's
 likelihood), and `test/mse` is always `squared_error(...).mean() / pixels`. Penalties on
 codes are per image too, except the batch-level ones (free bits, KL sparsity), which need the
-batch mean first and so return one scalar, as their docstrings say.
+batch mean first and so return one scalar, as their docstrings say. The models train on
+`mean_reconstruction` and `mean_negative_log_likelihood`: the batch means of the per-image
+losses, computed by PyTorch's fused kernels (tests hold them equal to the per-image forms).
 """
 
 from __future__ import annotations
