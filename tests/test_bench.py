@@ -1,6 +1,7 @@
 """scripts/bench.py: its (a) minimal loop and (b) tutorial pipeline train on a few real batches."""
 
 import importlib.util
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from autoencoders.datasets import DEBIAN_FASHION_MNIST
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+sys.path.insert(0, str(SCRIPT.parent))  # as `python scripts/bench.py` has it: its bench_*.py modules
 spec = importlib.util.spec_from_file_location("bench", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)

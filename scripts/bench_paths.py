@@ -1,0 +1,217 @@
+"""The paths scripts/bench.py times: (a) and (a') the minimal loop, (b) tutorial 000's pipeline,
+and (c) autoencoders.train.train() with the Interleave clock that lets the others take turns.
+How they are interleaved and timed: the docstring of scripts/bench.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lightning
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+
+from autoencoders.datasets import DEBIAN_FASHION_MNIST, IDX_FILES
+from autoencoders.models.base import adam
+from autoencoders.nets import build_nets
+
+
+# --- (a) and (b) ----------------------------------------------------------------------------
+def make_network(net: str, latent_dim: int = 32) -> nn.Module:
+    encoder, decoder = build_nets(net, (1, 28, 28), latent_dim, latent_dim)
+    return nn.Sequential(encoder, decoder)
+
+
+class MinimalLoop:
+    """(a): one in-memory float tensor, a randperm per epoch, batches sliced from the shuffled copy.
+    With plain_adam, (a'): the same loop with torch.optim.Adam's defaults, as loops are written by hand."""
+
+    def __init__(self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256, plain_adam: bool = False) -> None:
+        self.images, self.batch_size = images, batch_size
+        self.model = make_network(net, latent_dim).train()
+        if plain_adam:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        else:
+            self.optimizer = adam(self.model.parameters(), lr=1e-3, device=torch.device("cpu"))  # ae-train's Adam
+        self.batches = self._batches()
+        self.parts: dict[str, float] = defaultdict(float)  # seconds per part of a step, when timed
+
+    def _batches(self) -> Iterator[Tensor]:
+        while True:  # epoch after epoch
+            shuffled = self.images[torch.randperm(len(self.images))]
+            for start in range(0, len(shuffled), self.batch_size):
+                yield shuffled[start : start + self.batch_size]
+
+    def steps(self, n: int, timed: bool = False) -> int:
+        """Train n steps, continuing the current epoch; returns the number of images seen."""
+        seen = 0
+        for _ in range(n):
+            if not timed:
+                x = next(self.batches)
+                loss = F.mse_loss(self.model(x), x)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            else:  # the same step with a clock between its parts (--profile)
+                t0 = time.perf_counter()
+                x = next(self.batches)
+                t1 = time.perf_counter()
+                loss = F.mse_loss(self.model(x), x)
+                t2 = time.perf_counter()
+                self.optimizer.zero_grad()
+                loss.backward()
+                t3 = time.perf_counter()
+                self.optimizer.step()
+                t4 = time.perf_counter()
+                for part, seconds in (("data", t1 - t0), ("forward", t2 - t1), ("backward", t3 - t2), ("optimizer", t4 - t3)):
+                    self.parts[part] += seconds
+            seen += len(x)
+        return seen
+
+
+def tutorial_root(folder: Path, source: Path = DEBIAN_FASHION_MNIST) -> Path:
+    """A root that torchvision's FashionMNIST(download=False) accepts: root/FashionMNIST/raw/
+    with the uncompressed idx files, unpacked from the Debian package's .gz files."""
+    raw = folder / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for stem in IDX_FILES.values():
+        if not (raw / stem).exists():
+            if not (source / f"{stem}.gz").is_file():
+                sys.exit(f"bench: {source / stem}.gz is missing; run `make data` (Debian's dataset-fashion-mnist).")
+            with gzip.open(source / f"{stem}.gz", "rb") as packed, open(raw / stem, "wb") as plain:
+                shutil.copyfileobj(packed, plain)
+    return folder
+
+
+def tutorial_images(root: Path) -> Tensor:
+    """(a)'s data: the same 60,000 training images as (b), as one float tensor in [0, 1]."""
+    from torchvision import datasets
+
+    return datasets.FashionMNIST(str(root), train=True, download=False).data.unsqueeze(1).float().div_(255)
+
+
+class TutorialLoop:
+    """(b): tutorial 000's pipeline and loop."""
+
+    def __init__(self, root: Path, net: str, latent_dim: int = 32, batch_size: int = 256) -> None:
+        from torch.utils.data import DataLoader
+        from torchvision import datasets, transforms
+
+        self.dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+        self.loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True)
+        self.model = make_network(net, latent_dim).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.batches = (images for _ in iter(int, 1) for images, _ in self.loader)  # epoch after epoch
+        self.epoch_loss = 0.0
+
+    def steps(self, n: int) -> int:
+        seen = 0
+        for _ in range(n):
+            images = next(self.batches)
+            loss = F.mse_loss(self.model(images), images)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.epoch_loss += loss.item() * images.size(0)
+            seen += images.size(0)
+        return seen
+
+
+# --- (c) --------------------------------------------------------------------------------------
+class Interleave(Callback):
+    """Runs `work(epoch)` after every `every` training steps and times each epoch without it.
+
+    `marks[k]` holds epoch k's start, validation start and end, and end. This callback comes
+    after train()'s own, so its hooks run after the progress bar and loggers but before the
+    checkpoints (Lightning moves ModelCheckpoint last): checkpoint writes fall in the epoch end.
+    """
+
+    def __init__(self, work: Callable[[int], None] = lambda epoch: None, every: int = 10,
+                 at_epoch_start: Callable[[int], None] = lambda epoch: None, at_end: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.work, self.every, self.at_epoch_start, self.at_end = work, every, at_epoch_start, at_end
+        self.marks: list[dict[str, float]] = []
+        self.images_per_epoch = 0
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        now = time.perf_counter()
+        if self.marks:
+            self.marks[-1]["end"] = now
+        self.images_per_epoch = len(trainer.train_dataloader.dataset)
+        self.at_epoch_start(trainer.current_epoch)
+        self.marks.append({"start": time.perf_counter(), "paused": 0.0})
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % self.every == 0:
+            start = time.perf_counter()
+            self.work(trainer.current_epoch)
+            self.marks[-1]["paused"] += time.perf_counter() - start
+
+    def on_validation_start(self, trainer, module) -> None:
+        if not trainer.sanity_checking and self.marks:
+            self.marks[-1]["val_start"] = time.perf_counter()
+
+    def on_validation_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking and self.marks:
+            self.marks[-1]["val_end"] = time.perf_counter()
+
+    def on_train_end(self, trainer, module) -> None:
+        self.marks[-1]["end"] = time.perf_counter()
+        self.at_end()
+
+    @property
+    def seconds(self) -> list[float]:
+        """Each epoch's own wall time (without the interleaved work)."""
+        return [mark["end"] - mark["start"] - mark["paused"] for mark in self.marks]
+
+    def phase_seconds(self, epochs: slice) -> dict[str, float]:
+        """Seconds in training steps, validation and epoch end, summed over the epochs."""
+        marks = self.marks[epochs]
+        return {
+            "train": sum(m.get("val_start", m["end"]) - m["start"] - m["paused"] for m in marks),
+            "validation": sum(m.get("val_end", 0.0) - m.get("val_start", 0.0) for m in marks),
+            "epoch end": sum(m["end"] - m.get("val_end", m["end"]) for m in marks),
+        }
+
+
+@contextmanager
+def trainer_with(callbacks: list[Callback], **trainer_args) -> Iterator[None]:
+    """Within the block, every lightning.Trainer that train() builds also gets these callbacks."""
+    original, extra = lightning.Trainer, list(callbacks)
+
+    class BenchTrainer(original):
+        def __init__(self, *args, callbacks=None, **kwargs) -> None:
+            given = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+            super().__init__(*args, callbacks=[*given, *extra], **kwargs, **trainer_args)
+
+    lightning.Trainer = BenchTrainer
+    try:
+        yield
+    finally:
+        lightning.Trainer = original
+
+
+def compose_config(model: str, epochs: int, threads: int, output_root: Path):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("autoencoders.conf", version_base="1.3"):
+        overrides = [f"model={model}", f"trainer.max_epochs={epochs}", f"torch_threads={threads}", f"output_root={output_root}"]
+        return compose("train", overrides=overrides)
+
+
+def run_ours(cfg, run_dir: Path, clock: Interleave, **trainer_args) -> tuple[dict[str, float], float]:
+    """(c): train() as users get it, plus the clock; returns its metrics and its own wall time."""
+    from autoencoders.train import train
+
+    start = time.perf_counter()
+    with trainer_with([clock], **trainer_args):
+        metrics = train(cfg, run_dir=run_dir, overrides=[])
+    return metrics, time.perf_counter() - start - sum(mark["paused"] for mark in clock.marks)
