@@ -53,9 +53,14 @@ def mean_reconstruction(name: str, x_hat: Tensor, x: Tensor) -> Tensor:
 GAUSSIAN_SIGMA = 2**-0.5
 
 
+def _gaussian_log_normaliser(sigma: float) -> float:
+    """log(sigma sqrt(2 pi)): the per-pixel constant of the Gaussian NLL."""
+    return math.log(sigma) + 0.5 * math.log(2 * math.pi)
+
+
 def gaussian_nll(x_hat: Tensor, x: Tensor, sigma: float = GAUSSIAN_SIGMA) -> Tensor:
     """-log N(x; x_hat, sigma^2 I) per image, summed over pixels, in nats."""
-    per_pixel = 0.5 * ((x - x_hat) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    per_pixel = 0.5 * ((x - x_hat) / sigma) ** 2 + _gaussian_log_normaliser(sigma)
     return per_pixel.flatten(1).sum(1)
 
 
@@ -65,11 +70,10 @@ NEGATIVE_LOG_LIKELIHOODS = {"bce": binary_cross_entropy, "mse": gaussian_nll}
 
 def mean_negative_log_likelihood(name: str, x_hat: Tensor, x: Tensor) -> Tensor:
     """NEGATIVE_LOG_LIKELIHOODS[name](x_hat, x).mean(), from the fused per-pixel means (see above)."""
-    pixels = x[0].numel()
-    if name == "bce":
-        return F.binary_cross_entropy(x_hat, x) * pixels
-    constant = math.log(GAUSSIAN_SIGMA) + 0.5 * math.log(2 * math.pi)
-    return F.mse_loss(x_hat, x) * (0.5 * pixels / GAUSSIAN_SIGMA**2) + constant * pixels
+    per_pixel = mean_reconstruction(name, x_hat, x)  # the bce NLL itself; for mse, the squared error
+    if name == "mse":
+        per_pixel = per_pixel / (2 * GAUSSIAN_SIGMA**2) + _gaussian_log_normaliser(GAUSSIAN_SIGMA)
+    return per_pixel * x[0].numel()
 
 
 def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
