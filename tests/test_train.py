@@ -1,5 +1,6 @@
 """train(cfg) in-process on the generated set: run directory, metrics, checkpoints, events."""
 
+import os
 import subprocess
 import sys
 
@@ -101,3 +102,20 @@ def test_train_sets_up_torch(tiny_cfg, tmp_path):
     assert (torch.tensor([1e-30]) * 1e-10).item() == 0.0
     assert torch.get_num_threads() == 2
     torch.set_num_threads(1)  # as conftest has it for the other tests
+
+
+def test_training_uses_torchs_cuda_check_not_lightnings_nvml_one(tiny_cfg, tmp_path, monkeypatch):
+    import lightning  # noqa: F401 - sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    seen = []
+    step = Autoencoder.training_step
+
+    def recording_step(self, batch, batch_idx):
+        seen.append(os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK"))
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(Autoencoder, "training_step", recording_step)
+    train(tiny_cfg(), run_dir=tmp_path, overrides=[])
+    assert seen and set(seen) == {None}  # unset while training: torch's cached runtime check
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"  # restored afterwards
