@@ -1,14 +1,14 @@
 """autoencoders: a configurable experiment runner for autoencoder research.
 
-`ae-train` (autoencoders.train:main) composes conf/ with Hydra and trains with Lightning.
+`ae-train` (autoencoders.cli.train:main) composes conf/ with Hydra and trains with Lightning.
 """
 
 __version__ = "0.1.0"
 
 
-def load_run(run_dir, checkpoint=None):  # noqa: ANN001, ANN201 - see autoencoders.loading.load_run
+def load_run(run_dir, checkpoint=None):  # noqa: ANN001, ANN201 - see autoencoders.runs.loading.load_run
     """The trained model of a run directory (best checkpoint; checkpoint="last" or a path), in eval
     mode, with encode, decode and (vae) sample. Imported lazily: `import autoencoders` stays light."""
-    from autoencoders.loading import load_run as _load_run
+    from autoencoders.runs.loading import load_run as _load_run
 
     return _load_run(run_dir, checkpoint)

@@ -5,7 +5,7 @@ Kept free of heavy imports so the command-line wrapper can catch them cheaply.
 
 import os
 
-# The console log format of ae-train (Hydra's job logging uses the same, in conf/train.yaml).
+# The console log format of ae-train and ae-eval (Hydra's default job logging, which writes train.log, has the same).
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 

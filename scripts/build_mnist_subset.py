@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoders.datasets import IDX_FILES, write_idx
+from autoencoders.data.sources import IDX_FILES, write_idx
 
 TRAIN_FRACTION = 0.8
 

@@ -1,1 +1,2 @@
-"""LightningModules: `base.AutoencoderBase` holds the shared loop, one file per model family."""
+"""The models wing: the shared training loop (base.py), one file per objective, the networks
+(nets.py), the pure loss maths (losses.py) and helpers for running a trained model (inference.py)."""

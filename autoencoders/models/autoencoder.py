@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from autoencoders import losses
+from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
 

@@ -10,18 +10,25 @@ on one number.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from autoencoders import losses
-from autoencoders.errors import ConfigError, Diverged
-from autoencoders.nets import build_nets
+from autoencoders.errors import Diverged
+from autoencoders.models import losses
+from autoencoders.models.nets import build_nets
+from autoencoders.schema import check_section
 
 
-LR_SCHEDULES = ("constant", "cosine")
+def cosine_decay(total_steps: int) -> Callable[[int], float]:
+    """The lr multiplier that decays from 1 to 0 over `total_steps` steps (half a cosine)."""
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+# model.lr_schedule -> the multiplier of lr per step given the run's total steps (None: constant).
+LR_SCHEDULES: dict[str, Callable[[int], Callable[[int], float]] | None] = {"constant": None, "cosine": cosine_decay}
 
 
 class EpochMeans:
@@ -42,7 +49,13 @@ class EpochMeans:
 
 
 class AutoencoderBase(L.LightningModule):
-    """Shared Lightning logic. Subclasses set `encoder_outputs` and implement `loss_terms`."""
+    """Shared Lightning logic. Subclasses set `encoder_outputs` and implement `loss_terms`.
+
+    A subclass's constructor takes its own hyperparameters as keyword arguments and passes the
+    shared ones on as `**shared`; `save_hyperparameters` records both (plain values, so
+    `load_from_checkpoint(path, weights_only=True)` rebuilds the model), and every value is
+    checked by the config schema's rules, the same ones `ae-train` applies at start-up.
+    """
 
     # How many numbers per latent dimension the encoder emits (the VAE needs mean and log-variance).
     encoder_outputs = 1
@@ -61,13 +74,8 @@ class AutoencoderBase(L.LightningModule):
         lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"model.lr_schedule={lr_schedule!r} is not a schedule; choose one of {', '.join(LR_SCHEDULES)}.")
-        if latent_dim < 1:
-            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}.")
-        if loss not in losses.RECONSTRUCTION_LOSSES:
-            raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {sorted(losses.RECONSTRUCTION_LOSSES)}.")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # also the subclass's own arguments, from its frame
+        check_section("model", {name: value for name, value in self.hparams.items() if name != "input_shape"})
         self.input_shape = tuple(input_shape)
         self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim)
         self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
@@ -175,14 +183,13 @@ class AutoencoderBase(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         optimizer = adam(self.parameter_groups(), self.hparams.lr, self.device)
-        if self.hparams.lr_schedule == "constant":
+        schedule = LR_SCHEDULES[self.hparams.lr_schedule]
+        if schedule is None:
             return {"optimizer": optimizer}
-        # Cosine decay from lr to 0 over all training steps, updated every step.
+        # The multiplier is updated every step, over all training steps of the run.
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def adam(parameters: Iterable, lr: float, device: torch.device) -> torch.optim.Adam:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from autoencoders import losses
-from autoencoders.errors import ConfigError
+from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -61,26 +61,8 @@ class ContractiveAutoencoder(AutoencoderBase):
     while the decoder grows; compare */contractive between runs at equal */recon.
     """
 
-    def __init__(
-        self,
-        input_shape: list[int],
-        net: str = "mlp",
-        latent_dim: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: str = "mse",
-        lr_schedule: str = "constant",
-        contractive_weight: float = 1e-3,
-        jacobian_projections: int = 0,
-    ) -> None:
-        if not contractive_weight >= 0:
-            raise ConfigError(f"model.contractive_weight must be >= 0, got {contractive_weight}.")
-        integer = not isinstance(jacobian_projections, bool) and float(jacobian_projections).is_integer()
-        if not (integer and jacobian_projections >= 0):
-            raise ConfigError(
-                f"model.jacobian_projections must be an integer >= 0 (0 = exact), got {jacobian_projections!r}."
-            )
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
+    def __init__(self, *, contractive_weight: float = 1e-3, jacobian_projections: int = 0, **shared: Any) -> None:
+        super().__init__(**shared)
         # A plain list, not registered again as submodules: the layers already live in the encoder.
         self._linears = relu_mlp_linears(self.encoder) if jacobian_projections == 0 else None
 

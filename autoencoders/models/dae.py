@@ -6,12 +6,12 @@ Config `model=dae`; masking noise is `model.noise=mask`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from autoencoders import losses
-from autoencoders.errors import ConfigError
+from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
 # Seed of the corruption behind */denoise_mse (plus the batch index): every run and every
@@ -31,7 +31,7 @@ def masking_noise(x: Tensor, prob: float, generator: torch.Generator | None = No
     return x * keep
 
 
-# model.noise -> (corruption, the hyperparameter that sets its strength)
+# model.noise -> (corruption, the hyperparameter that sets its strength); names: schema.CORRUPTIONS
 CORRUPTIONS: dict[str, tuple[Callable[..., Tensor], str]] = {
     "gaussian": (gaussian_noise, "noise_std"),
     "mask": (masking_noise, "mask_prob"),
@@ -47,26 +47,8 @@ class DenoisingAutoencoder(AutoencoderBase):
     fixed by DENOISE_SEED and the batch index) and the clean image.
     """
 
-    def __init__(
-        self,
-        input_shape: list[int],
-        net: str = "mlp",
-        latent_dim: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: str = "mse",
-        lr_schedule: str = "constant",
-        noise: str = "gaussian",
-        noise_std: float = 0.3,
-        mask_prob: float = 0.3,
-    ) -> None:
-        if noise not in CORRUPTIONS:
-            raise ConfigError(f"model.noise={noise!r} is not a corruption; choose one of {sorted(CORRUPTIONS)}.")
-        if not 0 <= noise_std <= 1:
-            raise ConfigError(f"model.noise_std must be in [0, 1] (pixels are in [0, 1]), got {noise_std}.")
-        if not 0 <= mask_prob <= 1:
-            raise ConfigError(f"model.mask_prob must be a probability in [0, 1], got {mask_prob}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
+    def __init__(self, *, noise: str = "gaussian", noise_std: float = 0.3, mask_prob: float = 0.3, **shared: Any) -> None:
+        super().__init__(**shared)
 
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         corruption, strength_key = CORRUPTIONS[self.hparams.noise]

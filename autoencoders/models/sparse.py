@@ -7,12 +7,12 @@ Config `model=sparse`; the L1 variant is `model.sparsity=l1`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from autoencoders import losses
-from autoencoders.errors import ConfigError
+from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
 
@@ -20,7 +20,8 @@ def _l1_penalty(code: Tensor, target: float) -> Tensor:
     return losses.l1_sparsity(code).mean()
 
 
-# model.sparsity -> (code activation, penalty(code, sparsity_target) as a batch scalar).
+# model.sparsity -> (code activation, penalty(code, sparsity_target) as a batch scalar); the
+# names are schema.SPARSITY_PENALTIES.
 # The activation follows the penalty: L1 on non-negative ReLU codes; the Bernoulli KL needs
 # codes in (0, 1), read as firing rates.
 SPARSITY: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, float], Tensor]]] = {
@@ -46,29 +47,9 @@ class SparseAutoencoder(AutoencoderBase):
     weight growth, so there the guard is weaker: compare rho_hat with recon, not alone.
     """
 
-    def __init__(
-        self,
-        input_shape: list[int],
-        net: str = "mlp",
-        latent_dim: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: str = "mse",
-        lr_schedule: str = "constant",
-        sparsity: str = "kl",
-        sparsity_weight: float = 1e-2,
-        sparsity_target: float = 0.05,
-        decoder_weight_decay: float = 1e-4,
-    ) -> None:
-        if sparsity not in SPARSITY:
-            raise ConfigError(f"model.sparsity={sparsity!r} is not a penalty; choose one of {sorted(SPARSITY)}.")
-        if not sparsity_weight >= 0:
-            raise ConfigError(f"model.sparsity_weight must be >= 0, got {sparsity_weight}.")
-        if not 0 < sparsity_target < 1:
-            raise ConfigError(f"model.sparsity_target must be a firing rate in (0, 1), got {sparsity_target}.")
-        if not decoder_weight_decay >= 0:
-            raise ConfigError(f"model.decoder_weight_decay must be >= 0, got {decoder_weight_decay}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
+    def __init__(self, *, sparsity: str = "kl", sparsity_weight: float = 1e-2, sparsity_target: float = 0.05,
+                 decoder_weight_decay: float = 1e-4, **shared: Any) -> None:  # fmt: skip
+        super().__init__(**shared)
         self.activation, self.penalty = SPARSITY[sparsity]
 
     def encode(self, x: Tensor) -> Tensor:

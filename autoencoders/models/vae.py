@@ -6,12 +6,12 @@ Config `model=vae`; a beta-VAE is `model.beta=4`, a conv VAE `model.net=conv`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from autoencoders import losses
-from autoencoders.errors import ConfigError
+from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
 # A latent dimension is "active" when its posterior mean varies across the data by more than
@@ -62,26 +62,10 @@ class VAE(AutoencoderBase):
     encoder_outputs = 2  # mean and log-variance
     stochastic_reconstruction = True  # */mse decodes the posterior mean, not a sample
 
-    def __init__(
-        self,
-        input_shape: list[int],
-        net: str = "mlp",
-        latent_dim: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: str = "bce",
-        lr_schedule: str = "constant",
-        beta: float = 1.0,
-        kl_warmup_epochs: float = 0.0,
-        free_bits: float = 0.0,
-    ) -> None:
-        if not beta >= 0:  # `not >=` also rejects nan
-            raise ConfigError(f"model.beta must be >= 0 (1 = VAE, > 1 = beta-VAE), got {beta}.")
-        if not kl_warmup_epochs >= 0:
-            raise ConfigError(f"model.kl_warmup_epochs must be >= 0 epochs (0 = no warm-up), got {kl_warmup_epochs}.")
-        if not free_bits >= 0:
-            raise ConfigError(f"model.free_bits must be >= 0 nats per latent dimension (0 = off), got {free_bits}.")
-        super().__init__(input_shape, net, latent_dim, lr, weight_decay, loss, lr_schedule)
+    def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: float = 0.0, free_bits: float = 0.0,
+                 loss: str = "bce", **shared: Any) -> None:  # fmt: skip
+        # The VAE's own default likelihood is Bernoulli; the other shared settings are the base's.
+        super().__init__(loss=loss, **shared)
         self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:

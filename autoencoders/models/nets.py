@@ -1,0 +1,119 @@
+"""Plain encoder and decoder networks (tutorial 000), built from the data's input shape.
+
+Every encoder maps images (B, C, H, W) to (B, out_dim) and every decoder maps (B, latent_dim)
+to images of the input shape, with a sigmoid output so pixels stay in [0, 1]. Models that need
+two encoder heads (the VAE's mean and log-variance) ask for out_dim = 2 * latent_dim.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from autoencoders.errors import ConfigError
+from autoencoders.schema import check_value
+
+InputShape = tuple[int, int, int]
+
+
+class MLPEncoder(nn.Sequential):
+    """Flatten -> 256 -> 64 -> out_dim, ReLU between layers, linear output."""
+
+    def __init__(self, input_shape: InputShape, out_dim: int) -> None:
+        super().__init__(
+            nn.Flatten(),
+            nn.Linear(math.prod(input_shape), 256),
+            nn.ReLU(),
+            nn.Linear(256, 64),
+            nn.ReLU(),
+            nn.Linear(64, out_dim),
+        )
+
+
+class MLPDecoder(nn.Module):
+    """latent_dim -> 64 -> 256 -> pixels, sigmoid output, reshaped to the input shape."""
+
+    def __init__(self, input_shape: InputShape, latent_dim: int) -> None:
+        super().__init__()
+        self.input_shape = input_shape
+        self.layers = nn.Sequential(
+            nn.Linear(latent_dim, 64),
+            nn.ReLU(),
+            nn.Linear(64, 256),
+            nn.ReLU(),
+            nn.Linear(256, math.prod(input_shape)),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.layers(z).view(-1, *self.input_shape)
+
+
+def _conv_feature_shape(input_shape: InputShape) -> InputShape:
+    """Shape after the two stride-2 convolutions (k3, p1): each halves H and W, rounding up."""
+    _, height, width = input_shape
+    for _ in range(2):
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return (32, height, width)
+
+
+class ConvEncoder(nn.Module):
+    """Conv(C->16, s2)+BN+ReLU, Conv(16->32, s2)+BN+ReLU, Linear -> out_dim."""
+
+    def __init__(self, input_shape: InputShape, out_dim: int) -> None:
+        super().__init__()
+        channels = input_shape[0]
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(math.prod(_conv_feature_shape(input_shape)), out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class ConvDecoder(nn.Module):
+    """Linear -> 32xH/4xW/4, ConvT(32->16, s2)+BN+ReLU, ConvT(16->C, s2), sigmoid."""
+
+    def __init__(self, input_shape: InputShape, latent_dim: int) -> None:
+        super().__init__()
+        self.input_shape = input_shape
+        self.feature_shape = _conv_feature_shape(input_shape)
+        channels, height, width = input_shape
+        self.head = nn.Linear(latent_dim, math.prod(self.feature_shape))
+        self.layers = nn.Sequential(
+            nn.ConvTranspose2d(32, 16, kernel_size=3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, channels, kernel_size=3, stride=2, padding=1, output_padding=1),
+            nn.Sigmoid(),
+        )
+        if (4 * self.feature_shape[1], 4 * self.feature_shape[2]) != (height, width):
+            raise ConfigError(
+                f"The conv network needs image sides divisible by 4, got {height}x{width}; "
+                "use model.net=mlp for this data."
+            )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.layers(self.head(z).view(-1, *self.feature_shape))
+
+
+# model.net -> (encoder, decoder); the names are schema.NETS.
+NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "mlp": (MLPEncoder, MLPDecoder),
+    "conv": (ConvEncoder, ConvDecoder),
+}
+
+
+def build_nets(net: str, input_shape: InputShape, latent_dim: int, encoder_out: int) -> tuple[nn.Module, nn.Module]:
+    """Encoder and decoder of the named network family for images of `input_shape`."""
+    check_value("model.net", net)
+    encoder, decoder = NETS[net]
+    return encoder(input_shape, encoder_out), decoder(input_shape, latent_dim)

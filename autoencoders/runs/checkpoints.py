@@ -1,0 +1,75 @@
+"""Checkpoints: reading one safely, the newest to resume from, and the one rule for whether a
+checkpoint belongs to a run.
+
+That rule serves resume, `ae-eval` and `load_run` alike: a checkpoint belongs to a run when its
+model class and every model hyperparameter equal the run's config.yaml. Checkpoints are read
+with weights_only=True, so nothing in them is executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autoencoders.errors import CheckpointError
+
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
+
+# Class paths that moved: the name a checkpoint or an old config.yaml may hold -> today's name.
+# (The models kept their modules when the package was split into wings, so none is listed yet.)
+CLASS_ALIASES: dict[str, str] = {}
+
+# Hyperparameters the data decides (the model is built with them), not config.yaml.
+FROM_DATA = frozenset({"input_shape"})
+
+
+def current_class_path(path: str | None) -> str | None:
+    """Today's import path of a class recorded under `path` (itself when it did not move)."""
+    return CLASS_ALIASES.get(path, path) if path is not None else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True (nothing from the file is executed), with clear errors."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, wrong format, unsafe pickle: all mean "unusable"
+        raise CheckpointError(
+            f"Checkpoint {path} cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            "It is corrupt or not an autoencoders checkpoint; use another checkpoint of the run "
+            "(checkpoints/last.ckpt or best.ckpt) or start a new run."
+        ) from None
+
+
+def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[str, Any]) -> None:
+    """Raise CheckpointError unless the checkpoint holds the model `model_cfg` describes (the
+    run's `model:` block with its `_target_`): the same class and every hyperparameter equal."""
+    wanted = current_class_path(model_cfg["_target_"])
+    saved_class = current_class_path(checkpoint.get("model_class"))
+    if saved_class != wanted:
+        raise CheckpointError(
+            f"Checkpoint {path} holds a {saved_class or 'non-autoencoders'} model, not {wanted}. Use a checkpoint "
+            "of this run, or the run directory the checkpoint came from."
+        )
+    stored = checkpoint.get("hyper_parameters", {})
+    configured = {key: value for key, value in model_cfg.items() if key != "_target_"}
+    keys = sorted((set(stored) | set(configured)) - FROM_DATA)
+    differing = [f"{key}={stored.get(key)!r} in the checkpoint, {configured.get(key)!r} in the config"
+                 for key in keys if stored.get(key) != configured.get(key)]  # fmt: skip
+    if differing:
+        raise CheckpointError(
+            f"Checkpoint {path} was saved by a different model ({'; '.join(differing)}). A checkpoint belongs to the "
+            "run whose config.yaml has its class and every model setting; use a checkpoint of this run, or start "
+            "a new run for other model settings."
+        )
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: interrupted.ckpt if newer than last.ckpt, else last.ckpt."""
+    folder = Path(run_dir) / "checkpoints"
+    candidates = [path for path in (folder / INTERRUPTED_CHECKPOINT, folder / "last.ckpt") if path.is_file()]
+    return max(candidates, key=lambda path: path.stat().st_mtime_ns) if candidates else None

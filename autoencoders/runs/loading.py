@@ -1,0 +1,99 @@
+"""Objects back from configs and run directories: `instantiate` for a config block, and a
+trained model from a run's config.yaml and one of its checkpoints.
+
+`load_run(run_dir)` is the notebook entry point (re-exported as `autoencoders.load_run`);
+`ae-eval` uses the same functions. Checkpoints are read with weights_only=True (nothing in them
+is executed) and must belong to the run (runs.checkpoints.check_belongs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from autoencoders.errors import USER_ERRORS, CheckpointError
+from autoencoders.runs.checkpoints import check_belongs, current_class_path, load_checkpoint
+
+CHECKPOINT_NAMES = ("best", "last")
+
+
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but a bad config value surfaces as its own clear error
+    instead of Hydra's InstantiationException wrapper around it. Class paths that moved
+    (runs.checkpoints.CLASS_ALIASES) are followed, so old run directories still load."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    node = OmegaConf.merge(node, {"_target_": current_class_path(node._target_)})
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, USER_ERRORS):
+            raise error.__cause__ from None
+        raise
+
+
+def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[Path, Path]:
+    """(run directory, checkpoint file) from a run directory or a .ckpt path.
+
+    `checkpoint` is "best" (default), "last", or a path; a .ckpt `target` is its own checkpoint,
+    in <run>/checkpoints/.
+    """
+    target = Path(target).expanduser()
+    if target.suffix == ".ckpt" or target.is_file():
+        if checkpoint is not None:
+            raise CheckpointError(f"{target} is a checkpoint file already; pass its run directory to choose "
+                                  "another checkpoint with --checkpoint.")  # fmt: skip
+        run_dir = target.resolve().parent.parent if target.resolve().parent.name == "checkpoints" else target.parent
+        return run_dir, target
+    if not (target / "config.yaml").is_file():
+        raise CheckpointError(f"{target} is not a run directory (no config.yaml); pass the directory of a finished "
+                              "run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
+    name = str(checkpoint or "best")
+    path = target / "checkpoints" / f"{name}.ckpt" if name in CHECKPOINT_NAMES else Path(name).expanduser()
+    return target, path
+
+
+def load_config(run_dir: Path) -> DictConfig:
+    """The run's resolved config.yaml."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no config.yaml, so its model cannot be rebuilt; a checkpoint must sit "
+                              "in <run>/checkpoints/ beside the run's config.yaml.")  # fmt: skip
+    return OmegaConf.load(path)
+
+
+def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
+    """The model of `cfg.model` with the weights of checkpoint `path`, in eval mode, on the CPU;
+    also the checkpoint itself. Raises CheckpointError for a corrupt file or another model's."""
+    from hydra.utils import get_class
+
+    saved = load_checkpoint(path)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    check_belongs(saved, path, model_cfg)
+    input_shape = saved.get("hyper_parameters", {}).get("input_shape")
+    if input_shape is None:
+        raise CheckpointError(f"Checkpoint {path} records no input_shape; it was not written by autoencoders.")
+    target = current_class_path(model_cfg.pop("_target_"))
+    model = get_class(target)(input_shape=list(input_shape), **model_cfg)
+    try:
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, RuntimeError) as error:
+        raise CheckpointError(f"Checkpoint {path} does not hold this model's weights "
+                              f"({str(error).splitlines()[0]}).") from None  # fmt: skip
+    return model.eval(), saved
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> torch.nn.Module:
+    """The trained model of a run directory, in eval mode: its best checkpoint, or `checkpoint`
+    ("last", "best" or a path); `run_dir` may also be a checkpoint file in <run>/checkpoints/.
+
+    It has encode (deterministic codes; the posterior mean for the vae), decode, reconstruct
+    and, for the vae, sample(n). Gradients stay on; wrap calls in torch.no_grad() for speed.
+    """
+    run_dir, path = resolve(run_dir, checkpoint)
+    model, _ = load_model(load_config(run_dir), path)
+    return model

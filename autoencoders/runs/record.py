@@ -1,0 +1,146 @@
+"""metrics.json: one schema for every run, written atomically so readers never see half a file.
+
+{
+  "status": "running" | "completed" | "failed" | "diverged" | "interrupted",
+  "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values, floats
+  "data": {"name", "source", "note", "train", "val", "test"},
+  "model": {"name", "target", "parameters"},
+  "overrides": ["model=vae", "model.beta=4", ...],       # the command-line overrides
+  "error": null | {"type", "message", "traceback"},
+  "provenance": {"command", "started", "finished", "torch_threads", "git_commit", "versions", ...}
+}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+METRICS_FILE = "metrics.json"
+_PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON to a temp file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as temp_file:
+            json.dump(payload, temp_file, indent=2, sort_keys=False, default=str)
+            temp_file.write("\n")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Logged values (tensors or numbers) as plain floats, sorted by name, for the record."""
+    return {name: float(value) for name, value in sorted(metrics.items())}
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree this package runs from, if it is a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _command() -> str:
+    """The command line that started this process, e.g. `ae-train model=vae`."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class RunRecord:
+    """The metrics.json of one run directory, rewritten whole on every change."""
+
+    def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
+        self.path = Path(run_dir) / METRICS_FILE
+        self.payload: dict[str, Any] = {
+            "status": "running",
+            "metrics": {},
+            "data": {},
+            "model": {},
+            "overrides": list(overrides),
+            "error": None,
+            "provenance": {
+                "command": _command(),
+                "run_dir": str(Path(run_dir).resolve()),
+                "started": _now(),
+                "finished": None,
+                "hostname": platform.node(),
+                "torch_threads": torch_threads,
+                "git_commit": _git_commit(),
+                "versions": _versions(),
+            },
+        }
+        self.save()
+
+    @classmethod
+    def reopen(cls, run_dir: Path, torch_threads: int | None) -> RunRecord:
+        """The record of an existing run that continues (resume): status back to running,
+        the resume noted in provenance, everything else kept."""
+        record = cls.__new__(cls)
+        record.path = Path(run_dir) / METRICS_FILE
+        record.payload = read_record(run_dir)
+        provenance = record.payload["provenance"]
+        provenance.setdefault("resumed", []).append(
+            {"command": _command(), "at": _now(), "torch_threads": torch_threads}
+        )
+        record.payload.update(status="running", error=None)
+        record.save()
+        return record
+
+    def update(self, **fields: Any) -> None:
+        self.payload.update(fields)
+        self.save()
+
+    def finish(self, status: str, metrics: dict[str, float] | None = None, error: BaseException | None = None,
+               traceback_text: str | None = None) -> None:  # fmt: skip
+        """The run's end: its status, final metrics and, for a failure or stop, the error."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        self.payload["status"] = status
+        if metrics is not None:
+            self.payload["metrics"] = metrics
+        if error is not None:
+            self.payload["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
+        self.payload["provenance"]["finished"] = _now()
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.payload)

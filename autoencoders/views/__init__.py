@@ -1,0 +1,36 @@
+"""The views wing: what goes to TensorBoard beyond the loss scalars.
+
+`build_callbacks(cfg.logging, hparams=...)` is the one entry point training uses: throughput
+(scalars.py), image grids (images.py), latent views (latents.py), the HParams session
+(hparams.py). Every view works from the datamodule's in-memory tensors rather than the
+dataloaders, so it sees the same images every epoch, also when `limit_val_batches` cuts the
+loaders short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+
+from autoencoders.schema import LoggingSettings
+from autoencoders.views.hparams import HParamsSession
+from autoencoders.views.images import ImageGrids
+from autoencoders.views.latents import LatentViews
+from autoencoders.views.scalars import Throughput
+
+
+def build_callbacks(logging_cfg: Mapping[str, Any], hparams: Mapping[str, Any] | None = None) -> list[L.Callback]:
+    """The TensorBoard callbacks for a `logging:` config block (conf/train.yaml).
+
+    `hparams` are run settings outside the model's own hyperparameters (seed, batch size,
+    data ...) to show beside them in the HParams tab.
+    """
+    settings = LoggingSettings.from_config(logging_cfg)
+    callbacks: list[L.Callback] = [Throughput(), HParamsSession(hparams)]
+    if settings.images_every_n_epochs > 0:
+        callbacks.append(ImageGrids(settings.images_every_n_epochs, settings.n_images))
+    if settings.projector_points > 0:
+        callbacks.append(LatentViews(settings.latents_every_n_epochs, settings.projector_points))
+    return callbacks

@@ -1,0 +1,64 @@
+"""The run's session in TensorBoard's HParams tab."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+from torch import Tensor
+
+from autoencoders.views.tensorboard import tensorboard
+
+
+def flatten_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, float | int | str | bool]:
+    """Nested hyperparameters as the scalars and strings the HParams plugin accepts."""
+    flat: dict[str, float | int | str | bool] = {}
+    for name, value in params.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_hparams(value, f"{key}."))
+        elif isinstance(value, (list, tuple)):
+            flat[key] = "x".join(str(item) for item in value)  # input_shape [1, 28, 28] -> "1x28x28"
+        elif isinstance(value, (bool, int, float, str)):
+            flat[key] = value
+        elif isinstance(value, Tensor) and value.numel() == 1:
+            flat[key] = value.item()
+        else:
+            flat[key] = str(value)
+    return flat
+
+
+class HParamsSession(L.Callback):
+    """One HParams session per run, written after testing so that the final metrics exist.
+
+    Lightning's own log_hyperparams at fit start writes nothing here (train.py's logger has
+    default_hp_metric=False and no metrics are passed), so this is the run's only session and
+    there is no -1 placeholder. Metric values are not copied: the plugin reads each metric's
+    last scalar in the run (val/* of the last epoch, test/* of the tested checkpoint).
+
+    We write the session start and end but no `Experiment` summary: TensorBoard takes the first
+    Experiment it finds as the column list for the whole logdir, which would hide the
+    hyperparameters and loss terms of every other model (beta, test/kl ...) in `outputs/`.
+    Without one it takes the union of all runs' hyperparameters and scalar tags.
+    """
+
+    def __init__(self, extra: Mapping[str, Any] | None = None) -> None:
+        self.extra = dict(extra or {})
+        self.written = False
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = tensorboard(trainer)
+        if writer is None or self.written:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        # No max_epochs: extending a finished run by resuming would leave the first value showing
+        # (TensorBoard keeps a tag's first metadata); the `epoch` metric column says it instead.
+        params = flatten_hparams({**pl_module.hparams, **self.extra})
+        _, session_start, session_end = hparams(params, metric_dict={})  # metrics only enter the Experiment
+        file_writer = writer._get_file_writer()  # add_hparams would open a second run directory
+        file_writer.add_summary(session_start)
+        file_writer.add_summary(session_end)
+        writer.flush()
+        self.written = True

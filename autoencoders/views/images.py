@@ -1,0 +1,49 @@
+"""Image grids of every epoch: fixed validation images and their reconstructions, prior samples."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from autoencoders.models.inference import evaluating, to_module
+from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
+
+
+class ImageGrids(L.Callback):
+    """`images/reconstructions`: fixed validation images, each row of originals above the row of
+    their reconstructions; `images/samples` (models with `sample`): decodings of one fixed noise
+    batch. Every `every_n_epochs` validation epochs, at the epoch's last step, and with
+    `after_test` once more after testing, at the test step (ae-eval, which runs no validation)."""
+
+    def __init__(self, every_n_epochs: int = 1, n_images: int = 16, seed: int = 0, after_test: bool = False) -> None:
+        self.every_n_epochs, self.n_images, self.seed, self.after_test = every_n_epochs, n_images, seed, after_test
+        self.per_row = min(n_images, 8)
+        self.noise: Tensor | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and is_due(trainer.current_epoch, self.every_n_epochs):
+            self.draw(trainer, pl_module, epoch_step(trainer))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.after_test:
+            self.draw(trainer, pl_module, trainer.global_step)
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
+        writer = tensorboard(trainer)
+        if writer is None or getattr(trainer, "datamodule", None) is None:
+            return
+        images = trainer.datamodule.val_set.tensors[0][: self.n_images]
+        with evaluating(pl_module):
+            reconstructions = pl_module.reconstruct(to_module(images, pl_module)).float().cpu()
+            # Originals and reconstructions in alternating rows, so each pair is one above the other.
+            rows = [part for start in range(0, len(images), self.per_row)
+                    for part in (images[start : start + self.per_row], reconstructions[start : start + self.per_row])]  # fmt: skip
+            writer.add_image("images/reconstructions", grid(torch.cat(rows), self.per_row), step)
+            if callable(getattr(pl_module, "sample", None)):
+                # decode(fixed z), not sample(n): the same noise every epoch, so epochs compare.
+                if self.noise is None:
+                    generator = torch.Generator().manual_seed(self.seed)
+                    self.noise = torch.randn(self.n_images, pl_module.hparams.latent_dim, generator=generator)
+                samples = pl_module.decode(to_module(self.noise, pl_module))
+                writer.add_image("images/samples", grid(samples, self.per_row), step)
