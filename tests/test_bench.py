@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoencoders.datasets import DEBIAN_FASHION_MNIST
+from autoencoders.data.sources import DEBIAN_FASHION_MNIST
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 sys.path.insert(0, str(SCRIPT.parent))  # as `python scripts/bench.py` has it: its bench_*.py modules
 spec = importlib.util.spec_from_file_location("bench", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
-
 pytestmark = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
                                 reason="needs Debian's dataset-fashion-mnist (make data)")  # fmt: skip
 

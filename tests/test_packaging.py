@@ -1,7 +1,8 @@
 """The built package carries conf/: every config group folder is listed in pyproject.toml."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

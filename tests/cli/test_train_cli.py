@@ -1,0 +1,113 @@
+"""The `ae-train` console script as users run it: subprocesses, exit codes, messages."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+# --- data files ------------------------------------------------------------------------------
+def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
+    source = Path("/usr/share/datasets/fashion-mnist")
+    target = tmp_path / "data" / "fashionmnist"
+    target.mkdir(parents=True)
+    for path in source.glob("*.gz"):
+        (target / path.name).symlink_to(path)
+    broken = target / "t10k-labels-idx1-ubyte.gz"
+    broken.unlink()
+    broken.write_bytes(path.read_bytes()[:100])  # truncated copy of another file
+    done = ae_train(f"data.root={tmp_path / 'data'}", "trainer=fast", "torch_threads=1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert str(broken) in done.stderr and "get a good copy" in done.stderr and "Traceback" not in done.stderr
+
+
+AE_TRAIN = str(Path(sys.executable).parent / "ae-train")
+TINY = ["data=synthetic", "trainer=fast", "torch_threads=1"]
+
+
+def ae_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    environment.pop("HYDRA_FULL_ERROR", None) if env is None else None
+    return subprocess.run([AE_TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(path.parent for path in root.rglob("metrics.json"))
+
+
+def test_help_info_and_cfg_work_from_any_directory(tmp_path):
+    done = ae_train("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "model: contractive, conv, dae, mlp, sparse, vae" in done.stdout or "model: conv, mlp" in done.stdout
+    assert "data: fashionmnist, mnist, synthetic" in done.stdout
+    done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)
+    assert done.returncode == 0 and "latent_dim: 7" in done.stdout and "net: conv" in done.stdout
+    done = ae_train("--info", cwd=tmp_path)
+    assert done.returncode == 0 and "pkg://autoencoders.conf" in done.stdout
+    assert not (tmp_path / "outputs").exists()  # none of these starts a run
+
+
+@pytest.mark.slow
+def test_trains_on_real_fashionmnist_from_another_directory(tmp_path):
+    done = ae_train("model=conv", "trainer=fast", "torch_threads=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert run.parent == tmp_path / "outputs" / "runs" and "conv_fashionmnist" in run.name
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["data"]["train"] == 55_000 and record["data"]["test"] == 10_000
+    assert record["model"]["parameters"] == 111_649
+    assert 0 < record["metrics"]["test/mse"] < 1  # pixels in [0, 1]; 2 batches train little
+    assert "Final metrics" in done.stderr and "test/mse" in done.stderr
+    assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_mnist_subset_is_recorded_in_metrics(tmp_path):
+    done = ae_train("data=mnist", "trainer=fast", "torch_threads=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = run_dirs(tmp_path / "outputs")
+    data = json.loads((run / "metrics.json").read_text())["data"]
+    assert data["name"] == "mnist" and "SUBSET" in data["note"] and data["train"] + data["val"] == 8000
+
+
+def test_multirun_gives_each_job_its_own_named_directory(tmp_path):
+    done = ae_train("-m", *TINY, "model.latent_dim=2,3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = run_dirs(tmp_path / "outputs" / "sweeps")
+    assert [run.name for run in runs] == [
+        "0_data=synthetic,model.latent_dim=2,trainer=fast",
+        "1_data=synthetic,model.latent_dim=3,trainer=fast",
+    ]  # torch_threads is left out of names on purpose: it does not change results
+    assert all(json.loads((run / "metrics.json").read_text())["status"] == "completed" for run in runs)
+
+
+def test_runs_started_together_never_share_a_directory(tmp_path):
+    processes = [subprocess.Popen([AE_TRAIN, *TINY], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for _ in range(2)]  # fmt: skip
+    assert [process.wait(timeout=300) for process in processes] == [0, 0]
+    assert len(run_dirs(tmp_path / "outputs")) == 2
+
+
+def test_missing_data_is_one_paragraph_and_exit_1(tmp_path):
+    done = ae_train("data=mnist", f"data.root={tmp_path}/empty", "data.download=false", *TINY[1:], cwd=tmp_path)
+    assert done.returncode == 1
+    assert "MNIST is not available" in done.stderr and "make data" in done.stderr
+    assert "Traceback" not in done.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_bad_value_names_the_key_and_exits_1(tmp_path):
+    done = ae_train(*TINY, "model.latent_dim=-4", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "model.latent_dim=-4 is not allowed: model.latent_dim must be an integer >= 1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_model_lists_the_available_ones(tmp_path):
+    done = ae_train("model=vea", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Could not find 'model/vea'" in done.stderr and "mlp" in done.stderr and "conv" in done.stderr

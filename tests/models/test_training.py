@@ -1,0 +1,41 @@
+"""Every model trains end to end with both networks: in-process on generated data, ae-train on FashionMNIST."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# --- training ---------------------------------------------------------------------------------
+OWN_TERMS = {
+    "vae": ["test/kl", "test/elbo", "test/recon", "test/active_units", "val/active_units", "val/kl_dim/0"],
+    "dae": ["test/denoise_mse", "val/denoise_mse"],
+    "sparse": ["test/rho_hat", "test/sparsity", "test/recon"],
+    "contractive": ["test/contractive", "test/recon"],
+}
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+@pytest.mark.parametrize("model", sorted(OWN_TERMS))
+def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
+    from autoencoders.runs.train import train
+
+    metrics = train(tiny_cfg(f"model={model}", f"model.net={net}"), run_dir=tmp_path)
+    for name in [*OWN_TERMS[model], "test/loss", "test/mse", "val/loss", "train/loss"]:
+        assert name in metrics and math.isfinite(metrics[name]), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, net", [("vae", "mlp"), ("dae", "conv"), ("sparse", "mlp"), ("contractive", "conv")])
+def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, model, net):
+    ae_train = Path(sys.executable).parent / "ae-train"
+    overrides = [f"model={model}", f"model.net={net}", "trainer=fast", "torch_threads=1", f"output_root={tmp_path}"]
+    done = subprocess.run([str(ae_train), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (record_path,) = tmp_path.rglob("metrics.json")
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "completed" and record["data"]["name"] == "fashionmnist"
+    for name in [*OWN_TERMS[model], "test/loss", "test/mse"]:
+        assert name in record["metrics"] and math.isfinite(record["metrics"][name]), name

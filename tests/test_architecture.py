@@ -1,0 +1,113 @@
+"""The package's layout: imports run one way, from the entry points down to the ground floor.
+
+Every import under autoencoders/ is read from the source (inside functions too), so a lazy
+import cannot hide a circle or an upward import.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "autoencoders"
+# Lowest first. A module imports only from its own rank or lower. The package root is an entry
+# point: `autoencoders.load_run` is the notebook's way in.
+RANKS = {
+    "autoencoders.errors": 0,
+    "autoencoders.schema": 0,
+    "autoencoders.models": 1,
+    "autoencoders.data": 1,
+    "autoencoders.views": 2,
+    "autoencoders.evaluation": 3,
+    "autoencoders.runs": 4,
+    "autoencoders.compare": 4,
+    "autoencoders.cli": 5,
+    "autoencoders": 5,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def rank(module: str) -> int:
+    """The rank of the longest prefix of `module` in RANKS."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in RANKS:
+            return RANKS[".".join(parts[:end])]
+    raise AssertionError(f"{module} is in no wing; add it to RANKS")
+
+
+def imports_of(module: str) -> set[str]:
+    """The autoencoders modules `module` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: relative import; the package uses absolute ones"
+            # `from package import submodule` imports the submodule; `from module import name`, the module.
+            found.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module
+                         for alias in node.names)  # fmt: skip
+    return {name for name in found if name in MODULES}
+
+
+GRAPH = {module: imports_of(module) - {module} for module in MODULES}
+
+
+def test_every_module_belongs_to_a_wing():
+    for module in MODULES:
+        rank(module)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_reaches_up_to_a_higher_rank(module):
+    upward = sorted(target for target in GRAPH[module] if rank(target) > rank(module))
+    assert not upward, f"{module} (rank {rank(module)}) imports {upward} from a higher rank"
+
+
+def test_no_import_circles():
+    # Depth-first search; a back edge to a module still on the path is a circle.
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == "open":
+                circle = path[path.index(target):] + [target]
+                raise AssertionError("import circle: " + " -> ".join(circle))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(MODULES):
+        if module not in state:
+            visit(module)
+
+
+def test_the_checker_sees_lazy_imports_and_circles(tmp_path, monkeypatch):
+    # The checks above must be able to fail: an import inside a function is found, and a
+    # two-module circle is reported.
+    assert "autoencoders.runs.evaluate_run" in GRAPH["autoencoders.cli.evaluate"]  # imported inside main()
+    monkeypatch.setitem(GRAPH, "autoencoders.models.nets", GRAPH["autoencoders.models.nets"] | {"autoencoders.models.base"})
+    with pytest.raises(AssertionError, match="import circle: .*autoencoders.models.base"):
+        test_no_import_circles()
+
+
+def test_files_and_functions_stay_small():
+    # DESIGN: files under ~300 lines, functions under ~60.
+    for module, path in MODULES.items():
+        source = path.read_text()
+        assert len(source.splitlines()) <= 300, f"{path} has {len(source.splitlines())} lines"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 60, f"{module}.{node.name} has {length} lines"

@@ -1,0 +1,88 @@
+"""The config schema: one rule per key, used by the start-up check and by direct construction alike."""
+
+import subprocess
+import sys
+
+import pytest
+
+from autoencoders import schema
+from autoencoders.errors import ConfigError
+from autoencoders.models.contractive import ContractiveAutoencoder
+from autoencoders.models.dae import DenoisingAutoencoder
+from autoencoders.models.sparse import SparseAutoencoder
+from autoencoders.models.vae import VAE
+from autoencoders.schema import RULES, EvalSettings, check_config
+
+SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3}
+
+# --- config checks --------------------------------------------------------------------------
+BAD_VALUES = [
+    (VAE, "beta", -1.0), (VAE, "kl_warmup_epochs", -0.5), (VAE, "free_bits", -0.1),
+    (DenoisingAutoencoder, "noise", "salt"), (DenoisingAutoencoder, "noise_std", 1.5),
+    (DenoisingAutoencoder, "mask_prob", -0.1), (SparseAutoencoder, "sparsity", "l2"),
+    (SparseAutoencoder, "sparsity_target", 1.0), (SparseAutoencoder, "sparsity_target", 0.0),
+    (SparseAutoencoder, "sparsity_weight", -1.0), (SparseAutoencoder, "decoder_weight_decay", -1e-4),
+    (ContractiveAutoencoder, "contractive_weight", -1e-3), (ContractiveAutoencoder, "jacobian_projections", -1),
+    (ContractiveAutoencoder, "jacobian_projections", 1.5),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_class, key, value", BAD_VALUES)
+def test_bad_values_are_config_errors_naming_the_key(model_class, key, value):
+    with pytest.raises(ConfigError, match=rf"model\.{key}.*{value}"):
+        model_class(**SMALL, **{key: value})
+
+
+def test_eval_settings_are_checked():
+    assert EvalSettings.from_config(None) == EvalSettings()
+    with pytest.raises(ConfigError, match="eval.nll_sample is not an eval setting"):
+        EvalSettings.from_config({"nll_sample": 10})
+    with pytest.raises(ConfigError, match="eval.anomaly='yes'"):
+        EvalSettings.from_config({"anomaly": "yes"})
+    with pytest.raises(ConfigError, match="eval.nll_samples=-1"):
+        EvalSettings.from_config({"nll_samples": -1})
+
+
+# --- bad values ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.latent_dim=0", "model.latent_dim=0 is not allowed: model.latent_dim must be an integer >= 1"),
+        ("model.latent_dim=2.5", "model.latent_dim must be an integer >= 1"),
+        ("model.lr=-1", "model.lr must be a number > 0"),
+        ("model.lr=abc", "model.lr='abc' is not allowed"),
+        ("model.loss=l2", "model.loss must be one of mse, bce"),
+        ("model.net=resnet", "model.net must be one of mlp, conv"),
+        ("data.batch_size=0", "data.batch_size must be an integer >= 1"),
+        ("torch_threads=0", "torch_threads must be an integer >= 1 (or null)"),
+        ("trainer.max_epochs=-2", "trainer.max_epochs must be an integer >= 1"),
+        ("++model.beta=-1", "model.beta must be a number >= 0"),
+        ("++model.noise_std=1.5", "model.noise_std must be a number >= 0 and <= 1"),
+        ("++model.sparsity_target=0", "model.sparsity_target must be a number > 0 and < 1"),
+    ],
+)
+def test_bad_values_name_key_value_and_what_is_allowed(compose_cfg, override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_config(compose_cfg(override))
+
+
+def test_the_names_in_the_schema_are_the_names_the_code_maps():
+    # The schema spells the names out to stay free of torch imports; the code maps each to an
+    # implementation. Both sides must list the same names, in the same order as the schema shows them.
+    from autoencoders.models import losses
+    from autoencoders.models.base import LR_SCHEDULES
+    from autoencoders.models.dae import CORRUPTIONS
+    from autoencoders.models.nets import NETS
+    from autoencoders.models.sparse import SPARSITY
+
+    assert tuple(NETS) == schema.NETS == RULES["model.net"].choices
+    assert tuple(losses.RECONSTRUCTION_LOSSES) == schema.RECONSTRUCTION_LOSSES == RULES["model.loss"].choices
+    assert tuple(LR_SCHEDULES) == schema.LR_SCHEDULES == RULES["model.lr_schedule"].choices
+    assert tuple(CORRUPTIONS) == schema.CORRUPTIONS == RULES["model.noise"].choices
+    assert tuple(SPARSITY) == schema.SPARSITY_PENALTIES == RULES["model.sparsity"].choices
+
+
+def test_the_schema_imports_no_torch():
+    code = "import sys, autoencoders.schema; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
