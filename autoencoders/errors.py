@@ -1,12 +1,14 @@
 """Errors whose message is the whole story: ae-train shows them as one paragraph, no traceback.
 
-Kept free of heavy imports so the command-line wrapper can catch them cheaply.
+Only these are "user errors". Anything else (a ValueError from torch or scikit-learn, say) is a
+failure: its type is shown, and its traceback is kept in the run's metrics.json. Kept free of
+heavy imports so the command-line wrappers can catch them cheaply.
 """
 
-import os
+from __future__ import annotations
 
-# The console log format of ae-train and ae-eval (Hydra's default job logging, which writes train.log, has the same).
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+import os
+from pathlib import Path
 
 
 class DataUnavailable(RuntimeError):
@@ -25,6 +27,16 @@ class Diverged(RuntimeError):
     """The loss became non-finite; the message names the step and the terms."""
 
 
+class RunDirectoryBusy(RuntimeError):
+    """Another process holds the run directory; nothing in it was touched."""
+
+    def __init__(self, run_dir: Path, holder: str) -> None:
+        super().__init__(
+            f"{run_dir} is in use by {holder}. Nothing there was changed. Wait for that run to finish "
+            "(a sweep re-run then skips or resumes it), or choose another hydra.run.dir / hydra.sweep.dir."
+        )
+
+
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the run after it saved a resumable checkpoint.
 
@@ -36,7 +48,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, ValueError)
+USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy)
 
 
 def describe(error: BaseException) -> str:

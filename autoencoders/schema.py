@@ -46,7 +46,8 @@ class Rule:
         if self.choices:
             return "one of " + ", ".join(_plain(choice) for choice in self.choices)
         if self.kind == "batches":
-            return "a fraction in [0, 1] (0.25 = a quarter of the batches) or a whole number of batches >= 0"
+            low, fraction = ("1", "(0, 1]") if self.low_open else ("0", "[0, 1]")
+            return f"a fraction in {fraction} (0.25 = a quarter of the batches) or a whole number of batches >= {low}"
         noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.kind]
         bounds = []
         if self.low is not None:
@@ -68,7 +69,7 @@ class Rule:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
         if self.kind == "batches":  # Lightning reads an int as batches and a float as a fraction
-            return value >= 0 and (isinstance(value, int) or value <= 1)
+            return (value > 0 if self.low_open else value >= 0) and (isinstance(value, int) or value <= 1)
         if self.kind == "int" and not isinstance(value, int):  # 2.0 would reach torch as a float
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
@@ -115,7 +116,8 @@ RULES: dict[str, Rule] = {
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.log_every_n_steps": POSITIVE_INT,
     "trainer.check_val_every_n_epoch": POSITIVE_INT,
-    "trainer.limit_train_batches": Rule("batches"),
+    "trainer.limit_train_batches": Rule("batches", low_open=True),  # 0 would train no step
+    "trainer.max_steps": Rule("int", low=-1),  # -1: no limit; 0 is refused below (it trains no step)
     "trainer.limit_val_batches": Rule("batches"),
     "trainer.limit_test_batches": Rule("batches"),
     # logging: what goes to TensorBoard (README, "In TensorBoard")
@@ -133,11 +135,19 @@ RULES: dict[str, Rule] = {
 }
 
 
+# What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
+# what it logs or evaluates. Anything else would make it another experiment under the old name.
+RESUME_MAY_CHANGE = ("trainer.max_epochs", "torch_threads", "logging.", "eval.")
+
+
 def check_value(key: str, value: Any) -> None:
     """Raise ConfigError when `value` breaks the rule of `key` (keys without a rule pass)."""
     rule = RULES.get(key)
     if rule is not None and not rule.accepts(value):
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed()}.")
+    if key == "trainer.max_steps" and value == 0:
+        raise ConfigError("trainer.max_steps=0 is not allowed: the run would train no step and report an untrained "
+                          "model. Use -1 (no limit) or a number of steps >= 1.")  # fmt: skip
 
 
 def check_section(section: str, values: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@ set before any thread starts) on FashionMNIST:
 
   (a) minimal: the train split as one float tensor in memory; per epoch one randperm, then
       batches are slices of the shuffled copy; Adam lr 1e-3, built as ae-train builds it
-      (fused kernel, autoencoders.models.base.adam). The reference limit on a CPU.
+      (fused kernel, autoencoders.models.optim.adam). The reference limit on a CPU.
   (a') the same loop with torch.optim.Adam's defaults (one small op per tensor per update),
       as a loop written by hand usually has it: what users compare ae-train with.
   (b) tutorial 000: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the

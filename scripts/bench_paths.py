@@ -21,8 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from autoencoders.data.sources import DEBIAN_FASHION_MNIST, IDX_FILES
-from autoencoders.models.base import adam
 from autoencoders.models.nets import build_nets
+from autoencoders.models.optim import adam
 
 
 # --- (a) and (b) ----------------------------------------------------------------------------

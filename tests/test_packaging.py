@@ -8,9 +8,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_config_group_is_a_listed_package():
+    # Nested groups too (conf/hydra/hydra_logging/): each folder with YAML files is a package.
     packages = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    groups = {f"autoencoders.conf.{path.name}" for path in (ROOT / "conf").iterdir() if path.is_dir() and path.name != "__pycache__"}
-    assert groups, "conf/ has no groups"
+    folders = [path for path in (ROOT / "conf").rglob("*") if path.is_dir() and path.name != "__pycache__"]
+    groups = {"autoencoders.conf." + ".".join(path.relative_to(ROOT / "conf").parts) for path in folders}
+    assert "autoencoders.conf.model" in groups and "autoencoders.conf.hydra.hydra_logging" in groups
     assert groups <= packages, f"add {sorted(groups - packages)} to [tool.setuptools] packages"
 
 

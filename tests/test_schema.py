@@ -70,9 +70,9 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     # The schema spells the names out to stay free of torch imports; the code maps each to an
     # implementation. Both sides must list the same names, in the same order as the schema shows them.
     from autoencoders.models import losses
-    from autoencoders.models.base import LR_SCHEDULES
     from autoencoders.models.dae import CORRUPTIONS
     from autoencoders.models.nets import NETS
+    from autoencoders.models.optim import LR_SCHEDULES
     from autoencoders.models.sparse import SPARSITY
 
     assert tuple(NETS) == schema.NETS == RULES["model.net"].choices

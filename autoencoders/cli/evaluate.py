@@ -9,11 +9,10 @@ Errors end as one paragraph and exit code 1 (the traceback only with HYDRA_FULL_
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import traceback
 
-from autoencoders.errors import LOG_FORMAT, describe, full_error_requested
+from autoencoders.errors import describe, full_error_requested
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from autoencoders.runs.evaluate_run import evaluate_run
+    from autoencoders.runs.logs import log_to_console
     from autoencoders.runs.report import print_metrics
 
+    log_to_console()
     try:
         entry = evaluate_run(args.target, args.checkpoint, args.overrides)
     except Exception as error:  # noqa: BLE001 - every failure ends as one paragraph and exit code 1

@@ -9,9 +9,6 @@ on one number.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
-
 import lightning as L
 import torch
 from torch import Tensor
@@ -19,16 +16,13 @@ from torch import Tensor
 from autoencoders.errors import Diverged
 from autoencoders.models import losses
 from autoencoders.models.nets import build_nets
+from autoencoders.models.optim import LR_SCHEDULES, CosineDecay, adam
 from autoencoders.schema import check_section
 
-
-def cosine_decay(total_steps: int) -> Callable[[int], float]:
-    """The lr multiplier that decays from 1 to 0 over `total_steps` steps (half a cosine)."""
-    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-
-# model.lr_schedule -> the multiplier of lr per step given the run's total steps (None: constant).
-LR_SCHEDULES: dict[str, Callable[[int], Callable[[int], float]] | None] = {"constant": None, "cosine": cosine_decay}
+# Seed of the noise a model draws while validating or testing (the VAE's sample, the contractive
+# model's random projections), plus the batch index: validation then neither consumes the
+# training RNG nor depends on how often it runs, and every epoch scores the same draws.
+EVALUATION_NOISE_SEED = 4321
 
 
 class EpochMeans:
@@ -122,11 +116,14 @@ class AutoencoderBase(L.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor], batch_idx: int = 0) -> None:
         x, _ = batch
-        terms, x_hat = self.loss_terms(x)
-        if self.stochastic_reconstruction:
-            x_hat = self.reconstruct(x)
-        terms["mse"] = losses.mean_reconstruction("mse", x_hat, x)
-        terms.update(self.on_evaluation_batch(stage, x, batch_idx))
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the training RNG is restored afterwards
+            torch.manual_seed(EVALUATION_NOISE_SEED + batch_idx)
+            terms, x_hat = self.loss_terms(x)
+            if self.stochastic_reconstruction:
+                x_hat = self.reconstruct(x)
+            terms["mse"] = losses.mean_reconstruction("mse", x_hat, x)
+            terms.update(self.on_evaluation_batch(stage, x, batch_idx))
         self._means[stage].update(terms, len(x))
 
     def on_train_epoch_start(self) -> None:
@@ -156,7 +153,7 @@ class AutoencoderBase(L.LightningModule):
                            f"{_non_finite(means)}. {_AFTER_DIVERGENCE}")  # fmt: skip
         self.log_dict({f"{stage}/{name}": value for name, value in means.items()}, sync_dist=True)
 
-    # --- resumable randomness ----------------------------------------------------------------
+    # --- checkpoints: what a run's record and a resume need ------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Noise (reparameterization, corruption) continues exactly after a resume.
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
@@ -164,6 +161,11 @@ class AutoencoderBase(L.LightningModule):
         checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self._trainer is not None:
+            # The epoch's values (train/*, val/*, lr) with the weights they describe: the run's
+            # record reports those of the checkpoint it tested.
+            checkpoint["epoch_metrics"] = {name: float(value) for name, value in self.trainer.callback_metrics.items()
+                                           if not name.startswith("test/")}  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
@@ -176,6 +178,12 @@ class AutoencoderBase(L.LightningModule):
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
             self._rng_states_to_restore = None
+        # A run resumed with more epochs: its schedule goes on from where it was to the new end.
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        for config in self.trainer.lr_scheduler_configs:
+            for schedule in getattr(config.scheduler, "lr_lambdas", []):
+                if isinstance(schedule, CosineDecay):
+                    schedule.extend_to(total_steps, self.global_step)
 
     def parameter_groups(self) -> list[dict]:
         """Optimizer parameter groups; models with per-part weight decay override this."""
@@ -190,16 +198,6 @@ class AutoencoderBase(L.LightningModule):
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def adam(parameters: Iterable, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam, with PyTorch's fused kernel on the devices that have one (CPU and CUDA).
-
-    The same update as the default loop over tensors, in one kernel per step instead of about
-    ten small ops per parameter: 5.9 instead of 8.3 ms per mlp training step on our 2-core
-    machine. scripts/bench.py's hand-written loop uses this too, so its comparison stays fair.
-    """
-    return torch.optim.Adam(parameters, lr=lr, fused=True if device.type in ("cpu", "cuda") else None)
 
 
 _AFTER_DIVERGENCE = (

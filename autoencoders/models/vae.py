@@ -83,14 +83,19 @@ class VAE(AutoencoderBase):
         return self.decode(z)
 
     def kl_weight(self) -> float:
-        """beta, scaled by the warm-up fraction while training under a Trainer."""
+        """beta, scaled by the warm-up fraction while training under a Trainer.
+
+        The fraction counts training batches seen, not optimizer steps, so that accumulating
+        gradients over several batches (++trainer.accumulate_grad_batches) does not stretch it.
+        """
         beta, warmup_epochs = self.hparams.beta, self.hparams.kl_warmup_epochs
         if not self.training or warmup_epochs == 0 or self._trainer is None:
             return beta
-        steps = warmup_epochs * self.trainer.num_training_batches
-        if not 0 < steps < math.inf:  # an iterable loader of unknown length: no warm-up
+        batches = warmup_epochs * self.trainer.num_training_batches
+        if not 0 < batches < math.inf:  # an iterable loader of unknown length: no warm-up
             return beta
-        return beta * min(1.0, self.trainer.global_step / steps)
+        seen = self.trainer.fit_loop.total_batch_idx  # batches trained before this one (restored on resume)
+        return beta * min(1.0, seen / batches)
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         mu, logvar = self.posterior(x)

@@ -1,5 +1,5 @@
-"""Checkpoints: reading one safely, the newest to resume from, and the one rule for whether a
-checkpoint belongs to a run.
+"""Checkpoints: read safely, the newest usable one to resume from, and the one rule for whether
+a checkpoint belongs to a run (how training writes them: runs/checkpointing.py).
 
 That rule serves resume, `ae-eval` and `load_run` alike: a checkpoint belongs to a run when its
 model class and every model hyperparameter equal the run's config.yaml. Checkpoints are read
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from autoencoders.errors import CheckpointError
 
@@ -33,6 +31,8 @@ def current_class_path(path: str | None) -> str | None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True (nothing from the file is executed), with clear errors."""
+    import torch
+
     if not Path(path).is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
     try:
@@ -68,8 +68,18 @@ def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[
         )
 
 
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: interrupted.ckpt if newer than last.ckpt, else last.ckpt."""
+def usable_checkpoint(run_dir: Path, model_cfg: Mapping[str, Any]) -> tuple[Path | None, dict[str, Any], list[str]]:
+    """The newest checkpoint of the run that loads and belongs to it, that checkpoint, and one line
+    per newer checkpoint passed over, saying why. (None, {}, lines) when none is usable."""
     folder = Path(run_dir) / "checkpoints"
-    candidates = [path for path in (folder / INTERRUPTED_CHECKPOINT, folder / "last.ckpt") if path.is_file()]
-    return max(candidates, key=lambda path: path.stat().st_mtime_ns) if candidates else None
+    candidates = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    skipped = []
+    for path in candidates:
+        try:
+            saved = load_checkpoint(path)
+            check_belongs(saved, path, model_cfg)
+        except CheckpointError as error:
+            skipped.append(f"skipped {path.name}: {error}")
+            continue
+        return path, saved, skipped
+    return None, {}, skipped

@@ -8,6 +8,7 @@ the run's metrics.json; the run's event files and checkpoints are left as they a
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from dataclasses import asdict
@@ -46,9 +47,9 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
         raise CheckpointError(f"Checkpoint {path} takes images of shape {list(model.input_shape)}, but the run's "
                               f"data gives {list(datamodule.input_shape)}.")  # fmt: skip
 
-    eval_dir = run_dir / "eval" / path.stem
-    _clear_previous_eval(eval_dir)  # one evaluation per checkpoint name: no duplicate points
-    logger = TensorBoardLogger(save_dir=run_dir / "eval", name=path.stem, version="", default_hp_metric=False)
+    eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
+    _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points
+    logger = TensorBoardLogger(save_dir=eval_dir.parent, name=eval_dir.name, version="", default_hp_metric=False)
     views = LoggingSettings.from_config(cfg.get("logging"))
     # The grids of every epoch, drawn once after testing (there is no validation here).
     callbacks: list[L.Callback] = [ImageGrids(0, views.n_images, after_test=True)]
@@ -77,6 +78,15 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     record["eval"] = entry  # the rest of the record (status, training metrics, provenance) is kept
     write_json_atomic(run_dir / METRICS_FILE, record)
     return entry
+
+
+def evaluation_name(run_dir: Path, checkpoint: Path) -> str:
+    """The folder under <run>/eval/ for a checkpoint: its name for the run's own checkpoints
+    (eval/best/), and one that cannot collide with them for a checkpoint from elsewhere."""
+    resolved = checkpoint.resolve()
+    if resolved.parent == (run_dir / "checkpoints").resolve():
+        return checkpoint.stem
+    return f"external-{checkpoint.stem}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
 
 
 def _clear_previous_eval(eval_dir: Path) -> None:

@@ -2,10 +2,13 @@
 
 {
   "status": "running" | "completed" | "failed" | "diverged" | "interrupted",
-  "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values, floats
+  "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values of the tested checkpoint
+  "tested": {"checkpoint", "epoch", "step"},             # which checkpoint `metrics` describe
+  "last": {"epoch", "step", "metrics"},                  # train/* and val/* of the last epoch
   "data": {"name", "source", "note", "train", "val", "test"},
   "model": {"name", "target", "parameters"},
-  "overrides": ["model=vae", "model.beta=4", ...],       # the command-line overrides
+  "overrides": ["model=vae", "model.beta=4", ...],       # the run's identity: its command-line overrides
+  "resumes": [{"at", "overrides", "checkpoint", "command"}, ...],
   "error": null | {"type", "message", "traceback"},
   "provenance": {"command", "started", "finished", "torch_threads", "git_commit", "versions", ...}
 }
@@ -25,18 +28,24 @@ from pathlib import Path
 from typing import Any
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read without changing it: os.umask only reads by setting
 METRICS_FILE = "metrics.json"
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path`."""
+    """Write JSON to a temp file in the same folder, flushed to disk, then rename over `path`:
+    readers see the old file or the new one, never half of one (a full disk included)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; the record is as readable as the run's other files
         with os.fdopen(handle, "w") as temp_file:
             json.dump(payload, temp_file, indent=2, sort_keys=False, default=str)
             temp_file.write("\n")
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -96,6 +105,7 @@ class RunRecord:
             "data": {},
             "model": {},
             "overrides": list(overrides),
+            "resumes": [],
             "error": None,
             "provenance": {
                 "command": _command(),
@@ -103,6 +113,7 @@ class RunRecord:
                 "started": _now(),
                 "finished": None,
                 "hostname": platform.node(),
+                "pid": os.getpid(),
                 "torch_threads": torch_threads,
                 "git_commit": _git_commit(),
                 "versions": _versions(),
@@ -111,16 +122,15 @@ class RunRecord:
         self.save()
 
     @classmethod
-    def reopen(cls, run_dir: Path, torch_threads: int | None) -> RunRecord:
-        """The record of an existing run that continues (resume): status back to running,
-        the resume noted in provenance, everything else kept."""
+    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None) -> RunRecord:
+        """The record of a run that continues (resume): status back to running, the resume appended
+        to `resumes` (when, its overrides, the checkpoint it starts from); the run's identity
+        (`overrides`, config.yaml) and everything else kept."""
         record = cls.__new__(cls)
         record.path = Path(run_dir) / METRICS_FILE
         record.payload = read_record(run_dir)
-        provenance = record.payload["provenance"]
-        provenance.setdefault("resumed", []).append(
-            {"command": _command(), "at": _now(), "torch_threads": torch_threads}
-        )
+        record.payload.setdefault("resumes", []).append({"at": _now(), "overrides": list(overrides), "checkpoint": checkpoint,
+                                                         "command": _command(), "torch_threads": torch_threads})  # fmt: skip
         record.payload.update(status="running", error=None)
         record.save()
         return record
@@ -137,6 +147,7 @@ class RunRecord:
         self.payload["status"] = status
         if metrics is not None:
             self.payload["metrics"] = metrics
+        self.payload["error"] = None
         if error is not None:
             self.payload["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
         self.payload["provenance"]["finished"] = _now()

@@ -21,9 +21,10 @@ from autoencoders.runs.record import METRICS_FILE, read_record
 
 log = logging.getLogger("autoencoders")
 
-# Failures seen by this process (single runs) or found on disk at the end of a sweep;
-# ae-train's main() turns a non-empty list into exit code 1.
+# Failures seen by this process, and the jobs of a finished sweep that did not complete (found
+# on disk, whichever launcher ran them); ae-train's main() exits 1 when either is non-empty.
 FAILURES: list[str] = []
+SWEEP_SUMMARY: list[str] = []
 
 
 def plan_for_existing_dir(run_dir: Path, overrides: list[str]) -> str:
@@ -84,4 +85,4 @@ class SweepSummary(Callback):
     """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        FAILURES[:] = summarize_sweep(Path(config.hydra.sweep.dir))
+        SWEEP_SUMMARY[:] = summarize_sweep(Path(config.hydra.sweep.dir))

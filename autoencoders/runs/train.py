@@ -2,8 +2,9 @@
 and write the run directory (TensorBoard events, checkpoints, config.yaml, metrics.json).
 
 It reads as its steps: open the run's record, build data and model, build the trainer, fit,
-test, evaluate, finish. Heavy libraries (torch, lightning) are imported inside the steps, so
-`ae-train --help` and shell completion stay fast. The command line lives in autoencoders/cli/.
+test the tested checkpoint, evaluate it, finish. Heavy libraries (torch, lightning) are imported
+inside the steps, so `ae-train --help` and shell completion stay fast. The Hydra job around it
+(run-directory lock, log file, sweep re-runs) is runs/job.py.
 """
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import CheckpointError, ConfigError, Diverged, RunInterrupted
-from autoencoders.runs.checkpoints import check_belongs, load_checkpoint, newest_checkpoint
+from autoencoders.errors import ConfigError, Diverged, RunInterrupted
+from autoencoders.runs.checkpoints import current_class_path, load_checkpoint
 from autoencoders.runs.loading import instantiate
-from autoencoders.runs.record import RunRecord, floats
+from autoencoders.runs.logs import route_lightning_logs_through_root
+from autoencoders.runs.record import RunRecord, floats, read_record
 from autoencoders.runs.report import print_metrics
-from autoencoders.runs.signals import GracefulStop
+from autoencoders.runs.resume import ResumePlan, plan_resume
+from autoencoders.runs.signals import GracefulStop, StopSignals
 from autoencoders.runs.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
 from autoencoders.runs.trainer import build_trainer
-from autoencoders.schema import check_config
+from autoencoders.schema import check_config, check_known_keys
 
 log = logging.getLogger("autoencoders")
+# Arguments the code passes to the model and DataModule itself; a config may not set them.
+SET_BY_CODE = {"model": {"input_shape"}, "data": {"seed"}}
 
 
 @dataclass
@@ -36,6 +42,7 @@ class RunState:
     """What a run has so far: its record, and the trainer and metrics for a record of a stop."""
 
     record: RunRecord
+    signals: StopSignals = field(default_factory=StopSignals)
     trainer: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -45,63 +52,71 @@ class RunState:
         return floats(self.trainer.callback_metrics)
 
 
-def train(
-    cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None, resume: bool = False
-) -> dict[str, float]:
-    """Train and test the configured model; return the final metrics (also in metrics.json).
+def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None,
+          resume: ResumePlan | None = None) -> dict[str, float]:  # fmt: skip
+    """Train, test and evaluate the configured model; return the final metrics (also in metrics.json).
 
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
     overrides, so tests can call this with a composed config and a temporary directory.
-    `resume=True` continues the run in `run_dir` from its newest checkpoint.
+    `resume` (runs.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
     """
     if run_dir is None:
         run_dir = HydraConfig.get().runtime.output_dir
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
-    resume_from = _checkpoint_to_resume(run_dir) if resume else None
     state = RunState(_open_record(cfg, run_dir, overrides or [], resume))
-    stop = GracefulStop(run_dir / "checkpoints")
+    state.signals.install()
     try:
-        _fit_test_evaluate(cfg, run_dir, resume_from, stop, state)
+        _fit_test_evaluate(cfg, run_dir, resume, state)
     except (KeyboardInterrupt, SystemExit) as error:
-        # SIGTERM (Lightning's SIGTERMException) or SIGINT (GracefulStop): the checkpoint is saved.
-        signal_number = stop.signal_number or signal.SIGINT
+        # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
+        signal_number = state.signals.signal_number or signal.SIGINT
         state.record.finish("interrupted", state.metrics_so_far(), error, traceback.format_exc())
         raise RunInterrupted(
-            f"Stopped by {signal.Signals(signal_number).name}; a resumable checkpoint is in "
-            f"{run_dir / 'checkpoints'}. Continue with: ae-train resume={run_dir}", signal_number
+            f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its checkpoints in "
+            f"{run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number
         ) from None
     except BaseException as error:
         status = "diverged" if isinstance(error, Diverged) else "failed"
         state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())
         raise
+    finally:
+        state.signals.restore()
     state.record.finish("completed", state.metrics)
     print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
     return state.metrics
 
 
-def _checkpoint_to_resume(run_dir: Path) -> Path:
-    checkpoint = newest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.ckpt or interrupted.ckpt).")
-    return checkpoint
+def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    checkpoint: str | Path | None = None) -> dict[str, float]:  # fmt: skip
+    """Continue the run in `run_dir` (its newest usable checkpoint, or `checkpoint`) with the
+    overrides a resume may have (runs/resume.py); everything is checked before anything is written."""
+    run_dir = Path(run_dir)
+    plan = plan_resume(run_dir, list(overrides), Path(checkpoint) if checkpoint is not None else None)
+    return train(plan.cfg, run_dir, read_record(run_dir).get("overrides", []), resume=plan)
 
 
-def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: bool) -> RunRecord:
-    """The run's metrics.json (new, or reopened to resume) and config.yaml; a config that breaks
-    the schema is recorded as failed and raised before anything is built or trained."""
+def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: ResumePlan | None) -> RunRecord:
+    """The run's metrics.json (new, or reopened to resume) and config.yaml. A new run's config that
+    breaks the schema is recorded as failed and raised before anything is built or trained; a
+    resume was checked in full before (runs.resume), so a refused one changes no file."""
+    if resume is not None:
+        threads = resolve_threads(cfg.torch_threads)
+        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads)
+        for line in resume.skipped:
+            log.warning("Resuming %s: %s", run_dir, line)
+        set_up_torch(threads)
+        return record
     try:
         check_config(cfg)
+        check_settings_exist(cfg)
         error = None
     except ConfigError as caught:
         error = caught
     threads = resolve_threads(cfg.torch_threads) if error is None else None
-    if resume:
-        record = RunRecord.reopen(run_dir, threads)
-    else:
-        record = RunRecord(run_dir, overrides, threads)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    record = RunRecord(run_dir, overrides, threads)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if error is not None:
         record.finish("failed", error=error)
         raise error
@@ -109,9 +124,24 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: b
     return record
 
 
-def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, resume_from: Path | None, stop: GracefulStop,
-                       state: RunState) -> None:  # fmt: skip
-    """Build data, model and trainer; fit, test the best checkpoint, evaluate it; metrics into `state`."""
+def check_settings_exist(cfg: DictConfig) -> None:
+    """Every model.* and data.* key is an argument of the class it configures (`+model.foo=1`
+    would otherwise fail deep inside Hydra's instantiate, after the data had loaded)."""
+    import inspect
+
+    for section in ("model", "data"):
+        node = cfg[section]
+        known: set[str] = set()
+        for klass in get_class(current_class_path(node._target_)).__mro__:
+            if "__init__" in vars(klass) and klass.__module__.startswith("autoencoders."):
+                known.update(name for name, parameter in inspect.signature(klass.__init__).parameters.items()
+                             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD)  # fmt: skip
+        given = {key for key in node if not key.startswith("_")}
+        check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
+
+
+def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, resume: ResumePlan | None, state: RunState) -> None:
+    """Build data, model and trainer; fit; test the tested checkpoint; evaluate it; metrics into `state`."""
     import lightning as L
 
     from autoencoders.evaluation.evaluate import evaluate_model
@@ -119,16 +149,51 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, resume_from: Path | None,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
     model = build_model(cfg, datamodule, state.record)
-    purge_step = _purge_step(run_dir, resume_from, OmegaConf.to_container(cfg.model, resolve=True))
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"]["name"], purge_step, stop)
+    checkpoint = resume.checkpoint if resume is not None else None
+    stop = GracefulStop(state.signals, run_dir / "checkpoints")
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"]["name"], _purge_step(run_dir, checkpoint), stop)
     with cuda_check_without_nvml():
-        state.trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        state.metrics = floats(state.trainer.callback_metrics)
-        state.trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path or None,
+        state.trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        last = _epoch_metrics(state.trainer.callback_metrics)
+        state.signals.check()
+        tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+        state.trainer.test(model, datamodule=datamodule, ckpt_path=tested if tested.is_file() else None,
                            verbose=False, weights_only=True)  # fmt: skip
-        state.metrics.update(floats(state.trainer.callback_metrics))
-        # Probe, anomaly scores and NLL on the tested (best) weights.
+        state.metrics = {**last, **floats(state.trainer.callback_metrics)}
+        state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
+        # Probe, anomaly scores and NLL on the tested weights.
         state.metrics.update(evaluate_model(cfg.eval, model, datamodule, state.trainer.logger))
+
+
+def _epoch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The per-epoch values training logged (train/*, val/*, the learning rate); not test/*."""
+    return {name: value for name, value in floats(metrics).items() if not name.startswith("test/")}
+
+
+def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last: dict[str, float]) -> dict[str, float]:
+    """Which checkpoint was tested and the epoch values it was saved with, and the last epoch's
+    values apart (`last`); returns the tested checkpoint's epoch values for `metrics`.
+
+    The tested checkpoint's val/* also go to TensorBoard at the test step, beside test/*, so the
+    HParams session (each tag's last value) shows the same numbers as metrics.json."""
+    trainer = state.trainer
+    state.record.update(last={"epoch": trainer.current_epoch - 1, "step": trainer.global_step, "metrics": last})
+    if not tested.is_file():  # no checkpoint was written (checkpointing off): the last weights were tested
+        state.record.update(tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step})
+        return last
+    saved = load_checkpoint(tested)
+    values = saved.get("epoch_metrics")
+    state.record.update(tested={
+        "checkpoint": str(tested.relative_to(run_dir)), "epoch": saved.get("epoch"), "step": saved.get("global_step"),
+        # Checkpoints written before the values were saved with them: the last epoch's stand in.
+        **({} if values is not None else {"note": "the checkpoint predates saved epoch values; these are the last epoch's"}),
+    })  # fmt: skip
+    if values is None:
+        return last
+    if trainer.logger is not None:
+        trainer.logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
+                                   step=trainer.global_step)  # fmt: skip
+    return dict(values)
 
 
 def build_data(cfg: DictConfig, record: RunRecord) -> Any:
@@ -140,41 +205,28 @@ def build_data(cfg: DictConfig, record: RunRecord) -> Any:
 
 
 def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
-    """The run's model, sized by the data's input shape; its name and size go into the record."""
+    """The run's model, sized by the data's input shape; its name and size go into the record.
+    The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
     model = instantiate(cfg.model, input_shape=list(datamodule.input_shape), _convert_="all")
-    record.update(model={
-        "name": _chosen_option("model", cfg.model._target_),
-        "target": cfg.model._target_,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    })  # fmt: skip
+    name = record.payload.get("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
+    record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
     return model
 
 
-def _purge_step(run_dir: Path, resume_from: Path | None, model_cfg: dict[str, Any]) -> int | None:
+def _purge_step(run_dir: Path, checkpoint: Path | None) -> int | None:
     """Where TensorBoard drops earlier events of this run directory.
 
     Resuming: events from the checkpoint's step on are dropped from the old event files, so
-    curves continue without duplicate points. A restart over a failed attempt drops all of its
-    events; a brand-new run gets no purge marker (TensorBoard reads event files in name order,
-    and a marker in a later-sorting file would drop the test phase's events).
+    curves continue without duplicate points. A restart over a failed attempt (or a resume with
+    no checkpoint) drops all earlier events; a brand-new run gets no purge marker (TensorBoard
+    reads event files in name order, and a marker in a later-sorting file would drop the test
+    phase's events).
     """
-    if resume_from is None:
+    if checkpoint is None:
         return 0 if any(run_dir.glob("events.out.tfevents.*")) else None
-    saved = load_checkpoint(resume_from)
-    check_belongs(saved, resume_from, model_cfg)
-    log.info("Resuming %s from %s (step %d)", run_dir, resume_from.name, saved["global_step"])
-    return saved["global_step"]
-
-
-def route_lightning_logs_through_root() -> None:
-    """Lightning adds its own console handlers; Hydra's root handlers already print and save
-    every record to the run's log file, so without this each Lightning message shows twice."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                logger.removeHandler(handler)
-        logger.propagate = True
+    step = load_checkpoint(checkpoint)["global_step"]
+    log.info("Resuming %s from %s (step %d)", run_dir, checkpoint.name, step)
+    return step
 
 
 def _chosen_option(group: str, fallback: str) -> str:

@@ -17,15 +17,16 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     `purge_step`: TensorBoard drops the run's events from this step on (a resumed run repeats them).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from autoencoders.runs.checkpointing import AtomicCheckpointIO, RunCheckpoint
     from autoencoders.views import build_callbacks
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
+    checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
     # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
-    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    last = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last")
     callbacks = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
     callbacks.extend(build_callbacks(cfg.logging, hparams={
         "model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed,
@@ -39,5 +40,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
         default_root_dir=run_dir,
         logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint

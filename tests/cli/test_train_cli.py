@@ -1,15 +1,16 @@
 """The `ae-train` console script as users run it: subprocesses, exit codes, messages."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import AE_TRAIN, ae_train, run_dirs
 
-# --- data files ------------------------------------------------------------------------------
+TINY = ["data=synthetic", "trainer=fast", "torch_threads=1"]
+
+
 def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
     source = Path("/usr/share/datasets/fashion-mnist")
     target = tmp_path / "data" / "fashionmnist"
@@ -22,20 +23,6 @@ def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
     done = ae_train(f"data.root={tmp_path / 'data'}", "trainer=fast", "torch_threads=1", cwd=tmp_path)
     assert done.returncode == 1
     assert str(broken) in done.stderr and "get a good copy" in done.stderr and "Traceback" not in done.stderr
-
-
-AE_TRAIN = str(Path(sys.executable).parent / "ae-train")
-TINY = ["data=synthetic", "trainer=fast", "torch_threads=1"]
-
-
-def ae_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, **(env or {})}
-    environment.pop("HYDRA_FULL_ERROR", None) if env is None else None
-    return subprocess.run([AE_TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment)
-
-
-def run_dirs(root: Path) -> list[Path]:
-    return sorted(path.parent for path in root.rglob("metrics.json"))
 
 
 def test_help_info_and_cfg_work_from_any_directory(tmp_path):
@@ -103,8 +90,41 @@ def test_missing_data_is_one_paragraph_and_exit_1(tmp_path):
 def test_bad_value_names_the_key_and_exits_1(tmp_path):
     done = ae_train(*TINY, "model.latent_dim=-4", cwd=tmp_path)
     assert done.returncode == 1
-    assert "model.latent_dim=-4 is not allowed: model.latent_dim must be an integer >= 1" in done.stderr
-    assert "Traceback" not in done.stderr
+    message = "model.latent_dim=-4 is not allowed: model.latent_dim must be an integer >= 1"
+    assert message in done.stderr
+    assert (done.stdout + done.stderr).count(message) == 1  # a single run says it once
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_libraries_error_is_a_failure_with_its_type_and_its_traceback_in_the_record(tmp_path):
+    # Lightning refuses the value: not one of our own errors, so it is shown with its type and
+    # the traceback is kept in metrics.json (the console stays one paragraph).
+    done = ae_train(*TINY, "++trainer.gradient_clip_algorithm=banana", "++trainer.gradient_clip_val=1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Training failed: MisconfigurationException: " in done.stderr and "metrics.json" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and done.stderr.count("banana") == 1
+    (run,) = run_dirs(tmp_path / "outputs")
+    error = json.loads((run / "metrics.json").read_text())["error"]
+    assert error["type"] == "MisconfigurationException" and error["traceback"].startswith("Traceback")
+
+
+def test_an_output_directory_that_cannot_be_created_is_one_paragraph(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for where in (f"output_root={tmp_path / 'a-file'}", f"hydra.run.dir={tmp_path / 'a-file' / 'run'}", "hydra.run.dir=/proc/no/run"):
+        done = ae_train(*TINY, where, cwd=tmp_path)
+        assert done.returncode == 1, where
+        assert done.stderr.startswith("ae-train: cannot create the output directory") and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stdout + done.stderr
+    done = ae_train("-m", *TINY, f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", cwd=tmp_path)
+    assert done.returncode == 1 and "cannot create the output directory" in done.stderr
+
+
+def test_the_run_directory_line_is_never_wrapped(tmp_path):
+    root = tmp_path / ("a-rather-long-folder-name-" * 4)  # the path is far wider than a piped 80 columns
+    done = ae_train(*TINY, f"output_root={root}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = run_dirs(root)
+    assert f"Run directory: {run}\n" in done.stderr
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):

@@ -87,15 +87,15 @@ def test_beta_warm_up_and_free_bits_change_the_objective_as_documented():
     model.hparams.beta = 4.0
     assert torch.allclose(vae_terms(model, x)["loss"], base["recon"] + 4.0 * base["kl"])
 
-    # Attached to a trainer, beta ramps over 2 epochs of 10 steps: at step 5 it is beta / 4.
-    model.trainer = SimpleNamespace(global_step=5, num_training_batches=10)
+    # Attached to a trainer, beta ramps over 2 epochs of 10 batches: after 5 batches it is beta / 4.
+    model.trainer = SimpleNamespace(fit_loop=SimpleNamespace(total_batch_idx=5), num_training_batches=10)
     assert model.kl_weight() == pytest.approx(1.0)
     assert torch.allclose(vae_terms(model, x)["loss"], base["recon"] + 1.0 * base["kl"])
-    model.trainer.global_step = 0
+    model.trainer.fit_loop.total_batch_idx = 0
     assert torch.allclose(vae_terms(model, x)["loss"], base["recon"])
-    model.trainer.global_step = 35
+    model.trainer.fit_loop.total_batch_idx = 35
     assert model.kl_weight() == 4.0
-    model.trainer.global_step = 5
+    model.trainer.fit_loop.total_batch_idx = 5
     assert model.eval().kl_weight() == 4.0  # val/test always use the full beta
     model.train()
     model.trainer = None

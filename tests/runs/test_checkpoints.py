@@ -4,10 +4,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from autoencoders import load_run
-from autoencoders.errors import CheckpointError
+from autoencoders.errors import CheckpointError, ConfigError
 from autoencoders.runs import checkpoints
 from autoencoders.runs.checkpoints import check_belongs, load_checkpoint
-from autoencoders.runs.train import train
+from autoencoders.runs.train import resume_training, train
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false", "eval.nll_samples=0"]
 VAE_CFG = {"_target_": "autoencoders.models.vae.VAE", "net": "mlp", "latent_dim": 4, "lr": 1e-3, "weight_decay": 0.0,
@@ -41,9 +41,8 @@ def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_
     # Before the one rule, resume accepted model.beta=2 and ae-eval then refused the run.
     run = tmp_path / "run"
     train(tiny_cfg("model=vae", "model.latent_dim=4", *QUIET), run_dir=run)
-    with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
-        train(tiny_cfg("model=vae", "model.latent_dim=4", "model.beta=2.0", "trainer.max_epochs=2", *QUIET),
-              run_dir=run, resume=True)  # fmt: skip
+    with pytest.raises(ConfigError, match="model.beta=2.0 cannot be changed on resume"):
+        resume_training(run, ["model.beta=2.0", "trainer.max_epochs=2"])
     model = load_run(run)  # the run's own config and checkpoint agree
     assert model.hparams.beta == 1.0
     changed = OmegaConf.load(run / "config.yaml")
@@ -51,3 +50,9 @@ def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_
     with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
         check_belongs(load_checkpoint(run / "checkpoints" / "best.ckpt"), "best.ckpt",
                       OmegaConf.to_container(changed.model))  # fmt: skip
+    # A config.yaml edited by hand: no checkpoint of the run belongs to it any more.
+    OmegaConf.save(changed, run / "config.yaml")
+    with pytest.raises(CheckpointError, match="No checkpoint of .* can be resumed from .*beta=1.0 in the checkpoint"):
+        resume_training(run)
+    with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
+        load_run(run)

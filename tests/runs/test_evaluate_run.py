@@ -2,7 +2,6 @@
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,13 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from autoencoders.cli.evaluate import main as ae_eval_main
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import train
+from tests.helpers import AE_EVAL
 
-AE_EVAL = str(Path(sys.executable).parent / "ae-eval")
 QUIET = ["logging.projector_points=0", "logging.images_every_n_epochs=0"]
 
 
 # --- train() and ae-eval -----------------------------------------------------------------------
-def digest(run: Path) -> dict[str, str]:
+def training_files(run: Path) -> dict[str, str]:
     """Hashes of everything training wrote besides metrics.json (events, checkpoints, config)."""
     files = [path for path in run.rglob("*") if path.is_file() and "eval" not in path.relative_to(run).parts]
     return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
@@ -25,11 +24,11 @@ def digest(run: Path) -> dict[str, str]:
 
 
 def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_run):
-    before, record = digest(finished_run), read_record(finished_run)
+    before, record = training_files(finished_run), read_record(finished_run)
     done = subprocess.run([AE_EVAL, str(finished_run), "eval.nll_samples=10"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     after = read_record(finished_run)
-    assert digest(finished_run) == before
+    assert training_files(finished_run) == before
     assert {key: value for key, value in after.items() if key != "eval"} == record
     entry = after["eval"]
     assert entry["checkpoint"] == "checkpoints/best.ckpt" and entry["settings"]["nll_samples"] == 10
@@ -60,6 +59,23 @@ def test_ae_eval_errors_are_one_paragraph_and_exit_1(finished_run, tiny_cfg, tmp
         stderr = capsys.readouterr().err
         assert stopped.value.code == 1 and message in stderr and "Traceback" not in stderr, (argv, stderr)
         assert stderr.strip().startswith("ae-eval:") and stderr.strip().count("\n") == 0  # one paragraph
+
+
+def test_a_checkpoint_from_elsewhere_never_replaces_the_runs_own_evaluation(tiny_cfg, tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    train(tiny_cfg(*QUIET, "eval.probe=false"), run_dir=run)
+    (elsewhere / "checkpoints").mkdir(parents=True)
+    copy = elsewhere / "checkpoints" / "best.ckpt"  # the same model's weights, kept elsewhere
+    copy.write_bytes((run / "checkpoints" / "best.ckpt").read_bytes())
+    assert subprocess.run([AE_EVAL, str(run)], capture_output=True, timeout=300).returncode == 0
+    own = sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*"))
+    own_events = {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")}
+    done = subprocess.run([AE_EVAL, str(run), "--checkpoint", str(copy)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*")) == own
+    assert {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")} == own_events
+    (external,) = [path for path in (run / "eval").iterdir() if path.name != "best"]
+    assert external.name.startswith("external-best-") and read_record(run)["eval"]["checkpoint"] == str(copy)
 
 
 def test_other_model_with_same_class_is_refused(tiny_cfg, tmp_path, capsys):

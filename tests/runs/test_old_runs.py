@@ -20,7 +20,7 @@ from autoencoders import load_run
 from autoencoders.models.vae import VAE
 from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
-from autoencoders.runs.train import train
+from autoencoders.runs.train import resume_training
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "run_before_wings"
 BIN = Path(sys.executable).parent
@@ -54,8 +54,7 @@ def test_ae_eval_reproduces_the_old_runs_test_mse(old_run):
 
 
 def test_an_old_run_resumes(old_run):
-    cfg = OmegaConf.merge(OmegaConf.load(old_run / "config.yaml"), {"trainer": {"max_epochs": 2}})
-    metrics = train(cfg, run_dir=old_run, resume=True)
+    metrics = resume_training(old_run, ["trainer.max_epochs=2"])
     record = read_record(old_run)
     assert record["status"] == "completed" and record["metrics"]["test/mse"] == metrics["test/mse"]
     assert load_checkpoint(old_run / "checkpoints" / "last.ckpt")["epoch"] == 1  # epoch 0 was the old run's

@@ -11,7 +11,8 @@ def test_schema_and_lifecycle(tmp_path):
     record = RunRecord(tmp_path, ["model=conv"], torch_threads=2)
     saved = read_record(tmp_path)
     assert saved["status"] == "running" and saved["overrides"] == ["model=conv"]
-    assert set(saved) == {"status", "metrics", "data", "model", "overrides", "error", "provenance"}
+    assert set(saved) == {"status", "metrics", "data", "model", "overrides", "resumes", "error", "provenance"}
+    assert saved["resumes"] == []
     provenance = saved["provenance"]
     assert provenance["torch_threads"] == 2 and provenance["versions"]["torch"]
     assert {"command", "git_commit", "started", "finished", "run_dir"} <= set(provenance)

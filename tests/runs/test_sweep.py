@@ -2,22 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
 
 from autoencoders.runs.record import read_record, write_json_atomic
+from tests.helpers import ae_train
 
-AE_TRAIN = str(Path(sys.executable).parent / "ae-train")
 TINY = ["data=synthetic", "trainer=fast", "logging.images_every_n_epochs=0", "logging.projector_points=0"]
-
-
-def ae_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
-    return subprocess.run([AE_TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def jobs(sweep_dir: Path) -> dict[str, dict]:
@@ -32,7 +25,7 @@ def hydra_cfg(*overrides: str):
 def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
     sweep = tmp_path / "sweep"
     done = ae_train("-m", *TINY, "torch_threads=1", "model.latent_dim=2,3", "model.loss=mse,bce",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep)
     assert len(found) == 4 and all(job["status"] == "completed" for job in found.values())
@@ -46,20 +39,22 @@ def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
 def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
     sweep = tmp_path / "sweep"
     done = ae_train("-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.latent_dim=2,3",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep).values()
     assert [job["status"] for job in found] == ["completed", "completed"]
     # torch_threads is automatic: the cores but one, shared by the 2 jobs (here: 1 each).
     assert {job["provenance"]["torch_threads"] for job in found} == {max(1, min(4, ((os.cpu_count() or 1) - 1) // 2))}
-    assert len({job["provenance"]["hostname"] + str(job["provenance"]["started"]) for job in found}) >= 1
+    # Each job ran in a worker process of its own, not in ae-train's process one after the other.
+    pids = [job["provenance"]["pid"] for job in found]
+    assert len(set(pids)) == 2 and all(isinstance(pid, int) for pid in pids)
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     done = ae_train("-m", *TINY, "torch_threads=1", f"hydra/launcher={launcher}", "model.latent_dim=2,-1,3",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
     assert done.returncode == 1
     statuses = {name.split("_")[0]: job["status"] for name, job in jobs(sweep).items()}
     assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
@@ -72,18 +67,18 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
 def test_rerunning_a_sweep_skips_completed_jobs_and_resumes_interrupted_ones(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *TINY, "torch_threads=1", "trainer.max_epochs=2", "model.latent_dim=2,3", f"hydra.sweep.dir={sweep}"]
-    assert ae_train(*args, cwd=tmp_path).returncode == 0
+    assert ae_train(*args, cwd=tmp_path, timeout=600).returncode == 0
     first, second = sorted(sweep.rglob("metrics.json"))
     # Pretend the second job was interrupted after its first epoch.
     record = json.loads(second.read_text())
     record["status"] = "interrupted"
     write_json_atomic(second, record)
     before = first.stat().st_mtime_ns
-    done = ae_train(*args, cwd=tmp_path)
+    done = ae_train(*args, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Skipping" in done.stdout + done.stderr and first.stat().st_mtime_ns == before
     resumed = read_record(second.parent)
-    assert resumed["status"] == "completed" and len(resumed["provenance"]["resumed"]) == 1
+    assert resumed["status"] == "completed" and len(resumed["resumes"]) == 1
 
 
 def test_experiment_bundle_is_the_latent_beta_grid():
@@ -106,7 +101,7 @@ def test_optuna_study_survives_a_failing_trial(tmp_path):
     sweep = tmp_path / "study"
     done = ae_train("hparams_search=optuna", *TINY, "torch_threads=1", "hydra.sweeper.n_trials=4",
                     "model.latent_dim=choice(-1,2)", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path)  # fmt: skip
+                    cwd=tmp_path, timeout=600)  # fmt: skip
     found = list(jobs(sweep).values())
     assert len(found) == 4, done.stderr[-2000:]  # every trial ran
     statuses = {job["status"] for job in found}
@@ -119,6 +114,6 @@ def test_optuna_study_survives_a_failing_trial(tmp_path):
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     sweep = tmp_path / "sweep"
     done = ae_train("-m", *TINY, "torch_threads=1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                    "model.latent_dim=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+                    "model.latent_dim=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert [job["status"] for job in jobs(sweep).values()] == ["completed"]

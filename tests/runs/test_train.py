@@ -1,5 +1,7 @@
 """train(cfg) in-process on the generated set: run directory, metrics, checkpoints, events, failures."""
 
+import re
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -59,17 +61,101 @@ def test_train_writes_a_complete_run_directory(tiny_cfg, tmp_path, net):
     assert record["model"]["parameters"] == sum(p.numel() for p in Autoencoder([1, 28, 28], net, 4).parameters())
 
 
-def test_test_mse_is_reproduced_from_the_best_checkpoint(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("trainer.limit_test_batches=1.0")
+def worse_after_epoch_1(monkeypatch) -> None:
+    """Validation (and test) loss rises by 1 from epoch 2 on, so the best checkpoint is an early one."""
+    original = Autoencoder.loss_terms
+
+    def loss_terms(self, x):
+        terms, x_hat = original(self, x)
+        if not self.training and self.current_epoch >= 2:
+            terms["loss"] = terms["loss"] + 1.0
+        return terms, x_hat
+
+    monkeypatch.setattr(Autoencoder, "loss_terms", loss_terms)
+
+
+def test_the_record_describes_the_tested_checkpoint_and_keeps_the_last_epoch_apart(tiny_cfg, tmp_path, monkeypatch):
+    worse_after_epoch_1(monkeypatch)
+    cfg = tiny_cfg("trainer.max_epochs=4", "trainer.limit_test_batches=1.0", "model.lr_schedule=constant", *QUIET)
     metrics = train(cfg, run_dir=tmp_path)
-    # weights_only loading: the checkpoint holds plain hyperparameters, nothing to unpickle.
-    model = Autoencoder.load_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt", weights_only=True).eval()
+    record = read_record(tmp_path)
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert record["tested"] == {"checkpoint": "checkpoints/best.ckpt", "epoch": best["epoch"], "step": best["global_step"]}
+    assert best["epoch"] in (0, 1) and record["last"]["epoch"] == 3 and record["last"]["step"] == 8
+    for name in ("val/loss", "val/mse", "train/loss"):  # the tested checkpoint's epoch, not the last one
+        assert metrics[name] == best["epoch_metrics"][name] != record["last"]["metrics"][name]
+    assert record["last"]["metrics"]["val/loss"] > 1.0 > metrics["val/loss"]
+    # test/mse is the tested (best) checkpoint's, recomputed by hand, and not the last weights'.
     module = ImageDataModule(name="synthetic", val_size=64)
     module.setup()
     x = module.test_set.tensors[0]
-    with torch.no_grad():
-        mse = ((model.reconstruct(x) - x) ** 2).mean().item()
-    assert mse == pytest.approx(metrics["test/mse"], rel=1e-5)
+    for name, matches in (("best.ckpt", True), ("last.ckpt", False)):
+        # weights_only loading: the checkpoint holds plain hyperparameters, nothing to unpickle.
+        model = Autoencoder.load_from_checkpoint(tmp_path / "checkpoints" / name, weights_only=True).eval()
+        with torch.no_grad():
+            mse = ((model.reconstruct(x) - x) ** 2).mean().item()
+        assert (mse == pytest.approx(metrics["test/mse"], rel=1e-5)) is matches, name
+
+
+@pytest.mark.parametrize("model", ["vae", "contractive"])
+def test_validation_noise_is_seeded_and_leaves_the_training_rng_alone(tiny_cfg, tmp_path, model):
+    # The VAE samples z and the contractive model draws random projections while validating.
+    # Validating every epoch or every other one must not change training (the same weights at
+    # the end), and the same checkpoint must score the same noise every time.
+    extra = ["++model.jacobian_projections=1"] if model == "contractive" else []
+    runs = {}
+    for every in (1, 2):
+        cfg = tiny_cfg(f"model={model}", "model.latent_dim=4", "trainer.max_epochs=2", f"trainer.check_val_every_n_epoch={every}",
+                       "trainer.limit_train_batches=1.0", *QUIET, "eval.probe=false", "eval.nll_samples=0", *extra)  # fmt: skip
+        train(cfg, run_dir=tmp_path / str(every))
+        runs[every] = torch.load(tmp_path / str(every) / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, weight in runs[1]["state_dict"].items():
+        assert torch.equal(weight, runs[2]["state_dict"][name]), name
+    assert runs[1]["epoch_metrics"]["val/loss"] == runs[2]["epoch_metrics"]["val/loss"]  # epoch 1's validation, seeded
+
+
+def test_validating_draws_nothing_from_the_training_rng(tiny_cfg):
+    from autoencoders.models.vae import VAE
+
+    model = VAE(input_shape=[1, 28, 28], latent_dim=4).eval()
+    x = torch.rand(8, 1, 28, 28)
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    model._evaluation_step("val", (x, torch.zeros(8)), 0)
+    first = model._means["val"].compute()["loss"]
+    assert torch.equal(torch.get_rng_state(), state)
+    model.on_validation_epoch_start()
+    torch.manual_seed(99)
+    model._evaluation_step("val", (x, torch.zeros(8)), 0)
+    assert torch.equal(model._means["val"].compute()["loss"], first)  # the same draws, whatever the RNG
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not allowed"),
+    ("trainer.limit_train_batches=0.0", "a fraction in (0, 1]"),
+    ("trainer.limit_val_batches=1.5", "trainer.limit_val_batches=1.5 is not allowed"),
+    ("trainer.limit_test_batches=-1", "whole number of batches >= 0"),
+    ("++trainer.max_steps=0", "the run would train no step"),
+])  # fmt: skip
+def test_a_run_that_would_train_nothing_is_refused_before_it_starts(tiny_cfg, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(tiny_cfg(override), run_dir=tmp_path)
+    record = read_record(tmp_path)
+    assert record["status"] == "failed" and record["metrics"] == {} and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("+model.foo=1", "model.foo is not a model setting; the settings are latent_dim, loss, lr, lr_schedule, net, weight_decay."),
+    ("+model.input_shape=[1,28,28]", "model.input_shape is not a model setting"),
+    ("+data.colour=true", "data.colour is not a data setting; the settings are batch_size, download, holdout_class,"),
+])  # fmt: skip
+def test_an_unknown_key_is_named_with_the_known_ones_before_the_data_loads(tiny_cfg, tmp_path, monkeypatch, override, message):
+    from autoencoders.data import datamodule
+
+    monkeypatch.setattr(datamodule, "load_image_set", lambda *args: pytest.fail("the data was loaded"))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(tiny_cfg(override), run_dir=tmp_path)
+    assert read_record(tmp_path)["status"] == "failed"
 
 
 def test_tensorboard_events_hold_the_epoch_scalars(tiny_cfg, tmp_path):
@@ -78,7 +164,15 @@ def test_tensorboard_events_hold_the_epoch_scalars(tiny_cfg, tmp_path):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "val/loss", "val/mse", "test/mse", "train/loss_step"} <= scalars
-    assert len(events.Scalars("val/loss")) == 2  # one point per epoch, none from the sanity check
+    # One point per epoch, none from the sanity check; then, at the test step, the tested
+    # checkpoint's value, so that HParams (each tag's last value) agrees with metrics.json.
+    epochs = [event.step for event in events.Scalars("train/loss")]
+    (test_step,) = [event.step for event in events.Scalars("test/mse")]
+    val = events.Scalars("val/loss")
+    assert [event.step for event in val] == [*epochs, test_step]
+    record = read_record(tmp_path)
+    tested_epoch = record["tested"]["epoch"]
+    assert val[-1].value == pytest.approx(val[tested_epoch].value) == pytest.approx(record["metrics"]["val/loss"])
 
 
 def test_training_lowers_the_loss(tiny_cfg, tmp_path):

@@ -17,7 +17,7 @@ from autoencoders.data import ImageDataModule
 from autoencoders.errors import ConfigError
 from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.runs.record import read_record
-from autoencoders.runs.train import train
+from autoencoders.runs.train import resume_training, train
 from autoencoders.views import build_callbacks
 from autoencoders.views.hparams import flatten_hparams
 
@@ -139,8 +139,10 @@ def test_views_can_be_switched_off(tiny_cfg, tmp_path):
 
 
 def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
-    train(tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1"), run_dir=tmp_path)
-    train(tiny_cfg("trainer.max_epochs=3", "logging.latents_every_n_epochs=1"), run_dir=tmp_path, resume=True)
+    # A constant lr: the default cosine schedule of a finished run cannot be extended (it reached 0).
+    train(tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1", "model.lr_schedule=constant"),
+          run_dir=tmp_path)  # fmt: skip
+    resume_training(tmp_path, ["trainer.max_epochs=3"])
     events = read_events(tmp_path)
     epoch_steps = [event.step for event in events.Scalars("train/loss")]
     (test_step,) = [event.step for event in events.Scalars("test/mse")]  # the first test's point is purged

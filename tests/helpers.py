@@ -1,0 +1,47 @@
+"""What many tests share: the console scripts as users run them, and a run directory's files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+AE_TRAIN = str(BIN / "ae-train")
+AE_EVAL = str(BIN / "ae-eval")
+
+
+def _environment(env: dict | None) -> dict:
+    """The test's environment without HYDRA_FULL_ERROR (tests assert that no traceback shows), plus `env`."""
+    return {**{key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}, **(env or {})}
+
+
+def ae_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`ae-train args...` to completion, output captured as text."""
+    return subprocess.run([AE_TRAIN, *args], cwd=cwd, env=_environment(env), capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def start_ae_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """`ae-train args...` started in the background (to signal it), output piped as text."""
+    return subprocess.Popen([AE_TRAIN, *args], cwd=cwd, env=_environment(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run directory below `root` (those with a metrics.json), sorted."""
+    return sorted(path.parent for path in Path(root).rglob("metrics.json"))
+
+
+def only_run(root: Path) -> Path:
+    (run,) = run_dirs(root)
+    return run
+
+
+def digest(run: Path) -> dict[str, str]:
+    """Every file of a run directory (hidden ones too) with its content hash and mtime: equal
+    digests mean no file was written, created or removed."""
+    return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest() + str(path.stat().st_mtime_ns)
+            for path in sorted(Path(run).rglob("*")) if path.is_file()}  # fmt: skip
