@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -45,3 +48,21 @@ def digest(run: Path) -> dict[str, str]:
     digests mean no file was written, created or removed."""
     return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest() + str(path.stat().st_mtime_ns)
             for path in sorted(Path(run).rglob("*")) if path.is_file()}  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def signal_when(process: subprocess.Popen, ready: Callable[[], bool], signal_number: int,
+                timeout: float = 120) -> tuple[str, str]:  # fmt: skip
+    """Send `signal_number` to `process` as soon as `ready()` holds; then its stdout and stderr."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal_number)
+    return process.communicate(timeout=timeout)
+

@@ -1,60 +1,25 @@
-"""The DataModule: an in-memory image set split into train/val/test, batches by slicing.
-
-Loading a whole dataset once and slicing batches from one tensor is what makes training fast
-on a CPU: tutorial 000's torchvision `ToTensor` + `DataLoader` pipeline fed the mlp at
-~11,600 images/s on our 2-core machine, a loop over an in-memory tensor at ~43,000
-(scripts/bench.py; per-image PIL conversion and collation dominate the former). The sources
-are in autoencoders/data/sources.py.
+"""The DataModule: an in-memory image set split into train/val/test, batches by slicing
+(data/batches.py says why, and how they are sharded and kept on an accelerator). The sources
+are in data/sources.py.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
+from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
 from autoencoders.schema import check_section
 
 log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
-
-
-# --- batching -------------------------------------------------------------------------------
-class BatchIndices(Sampler):
-    """Index batches over n items, shuffled from (seed, epoch) or in order.
-
-    Used with `DataLoader(batch_size=None)`, each element is a tensor of indices that
-    TensorDataset turns into one batch by fancy indexing. Lightning calls `set_epoch`, so the
-    order of each epoch follows from the seed and the epoch alone (a resumed run sees the same
-    order as an uninterrupted one).
-    """
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 epoch_source: Callable[[], int] | None = None) -> None:  # fmt: skip
-        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.epoch = 0
-        self.epoch_source = epoch_source
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-    def __iter__(self):
-        if self.shuffle:
-            epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-        else:
-            order = torch.arange(self.n)
-        return iter(order.split(self.batch_size))
 
 
 def _pixels(images: Tensor) -> Tensor:
@@ -87,6 +52,7 @@ class ImageDataModule(L.LightningDataModule):
         self._normal_classes, self._holdout_class = normal_classes, holdout_class
         self.normal_classes: list[int] | None = None  # resolved in setup(), once the classes are known
         self.image_set: ImageSet | None = None
+        self.on_device = DeviceCopies(lambda split: getattr(self, f"{split}_set").tensors)
 
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
@@ -150,21 +116,37 @@ class ImageDataModule(L.LightningDataModule):
         first batch of the resumed epoch is fetched before it, so the sampler asks here."""
         return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
-    def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset: TensorDataset = getattr(self, f"{split}_set")
         epoch_source = self._training_epoch if shuffle and self.trainer is not None else None
         # Evaluation needs no gradients, so larger batches: fewer trips through Lightning's loop
         # (its per-batch overhead was ~0.3 ms per training step's worth of validation).
         batch_size = self.batch_size if shuffle else max(self.batch_size, EVAL_BATCH_SIZE)
-        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world)
+        if self._device().type != "cpu":  # batches are gathered on the device: only indices travel
+            dataset = IndexBatches(split, len(dataset))
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
         # whose state a checkpoint carries for the model's noise.
         return DataLoader(dataset, batch_size=None, sampler=sampler, generator=torch.Generator())
 
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], str):
+            split, indices = batch
+            return self.on_device.gather(split, indices, device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def teardown(self, stage: str) -> None:
+        self.on_device.clear()  # the device's memory back once a fit or test is over
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader("test", shuffle=False)

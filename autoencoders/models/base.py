@@ -9,6 +9,9 @@ on one number.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import lightning as L
 import torch
 from torch import Tensor
@@ -17,29 +20,13 @@ from autoencoders.errors import Diverged
 from autoencoders.models import losses
 from autoencoders.models.nets import build_nets
 from autoencoders.models.optim import LR_SCHEDULES, CosineDecay, adam
+from autoencoders.models.tally import EpochMeans, LossWatch, Reading
 from autoencoders.schema import check_section
 
 # Seed of the noise a model draws while validating or testing (the VAE's sample, the contractive
 # model's random projections), plus the batch index: validation then neither consumes the
 # training RNG nor depends on how often it runs, and every epoch scores the same draws.
 EVALUATION_NOISE_SEED = 4321
-
-
-class EpochMeans:
-    """Sample-weighted running means of detached tensors; no device sync until `compute`."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Tensor] = {}
-        self.count = 0
-
-    def update(self, terms: dict[str, Tensor], batch_size: int) -> None:
-        for name, value in terms.items():
-            weighted = value.detach() * batch_size
-            self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
-        self.count += batch_size
-
-    def compute(self) -> dict[str, Tensor]:
-        return {name: total / max(self.count, 1) for name, total in self.sums.items()}
 
 
 class AutoencoderBase(L.LightningModule):
@@ -73,6 +60,8 @@ class AutoencoderBase(L.LightningModule):
         self.input_shape = tuple(input_shape)
         self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim)
         self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
+        self._watch = LossWatch()
+        self.running_loss: float | None = None  # the training loss at the last read, for the progress bar
 
     # --- what a model defines -------------------------------------------------------------
     def encode(self, x: Tensor) -> Tensor:
@@ -99,14 +88,34 @@ class AutoencoderBase(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, _ = batch
         terms, _ = self.loss_terms(x)
-        if not torch.isfinite(terms["loss"]):
-            raise Diverged(f"The loss became non-finite at step {self.global_step} (epoch {self.current_epoch}): "
-                           f"{_non_finite(terms)}. {_AFTER_DIVERGENCE}")  # fmt: skip
         self._means["train"].update(terms, len(x))
-        if self.logger is not None and self.global_step % self.trainer.log_every_n_steps == 0:
-            # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
-            self.logger.log_metrics({"train/loss_step": terms["loss"].item()}, step=self.global_step)
+        # Watched on the device and read back every log_every_n_steps steps: on a GPU a check per
+        # step (`if not torch.isfinite(loss)`) would wait for every step's kernels.
+        self._watch.update(terms, self.global_step)
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            reading = self._read_watch()
+            if self.logger is not None:
+                # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
+                self.logger.log_metrics({"train/loss_step": reading.loss}, step=self.global_step)
         return terms["loss"]
+
+    def _read_watch(self) -> Reading:
+        """Read the loss watch (one host sync); a non-finite term stops the run, naming its step."""
+        reading = self._watch.read(self._reduce_over_processes())
+        if reading.diverged:
+            # Raised before ModelCheckpoint saves, so last.ckpt keeps the last good weights.
+            where = f"at step {reading.first_bad_step}" if reading.first_bad_step is not None else "in another process"
+            terms = ", ".join(f"{name}={value}" for name, value in reading.bad_terms.items() if not math.isfinite(value))
+            raise Diverged(f"The loss became non-finite {where} (epoch {self.current_epoch})"
+                           f"{': ' + terms if terms else ''}. {_AFTER_DIVERGENCE}")  # fmt: skip
+        self.running_loss = reading.running_loss
+        return reading
+
+    def _reduce_over_processes(self) -> Callable[[Tensor], Tensor] | None:
+        """Sums a tensor over the run's processes under DDP; None on one device."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return None
+        return lambda tensor: self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluation_step("val", batch, batch_idx)
@@ -136,6 +145,7 @@ class AutoencoderBase(L.LightningModule):
         self._means["test"] = EpochMeans()
 
     def on_train_epoch_end(self) -> None:
+        self._read_watch()  # the epoch's last steps too, before its checkpoints are written
         self._log_means("train")
 
     def on_validation_epoch_end(self) -> None:
@@ -146,12 +156,13 @@ class AutoencoderBase(L.LightningModule):
 
     def _log_means(self, stage: str) -> None:
         # One log call per term per epoch: per-step self.log(on_epoch=True) costs ~2 ms a step.
-        means = self._means[stage].compute()
+        # The means are exact over all processes already (sums and counts reduced), so no sync_dist.
+        means = self._means[stage].compute(self._reduce_over_processes())
         if stage == "val" and not self.trainer.sanity_checking and not torch.isfinite(means["loss"]):
             # Raised before ModelCheckpoint saves, so last.ckpt keeps the last good weights.
             raise Diverged(f"val/loss became non-finite after step {self.global_step} (epoch {self.current_epoch}): "
                            f"{_non_finite(means)}. {_AFTER_DIVERGENCE}")  # fmt: skip
-        self.log_dict({f"{stage}/{name}": value for name, value in means.items()}, sync_dist=True)
+        self.log_dict({f"{stage}/{name}": value for name, value in means.items()})
 
     # --- checkpoints: what a run's record and a resume need ------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -6,6 +6,7 @@ Config `model=vae`; a beta-VAE is `model.beta=4`, a conv VAE `model.net=conv`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,11 +34,16 @@ class PosteriorStats:
         self.sum_sq = self.sum_sq + mu.pow(2).sum(0)
         self.count += len(mu)
 
-    def active_units(self) -> Tensor:
+    def active_units(self, reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """How many dimensions are active; with `reduce`, over the data of all processes (their
+        sums and counts added, so the variance is that of the whole split)."""
         if self.count == 0:
             return torch.tensor(0.0)
-        mean = self.sum / self.count
-        variance = self.sum_sq / self.count - mean.pow(2)
+        total, total_sq, count = self.sum, self.sum_sq, torch.tensor(float(self.count), dtype=torch.float64, device=self.sum.device)
+        if reduce is not None:
+            total, total_sq, count = reduce(torch.cat([total, total_sq, count[None]])).split([len(total), len(total), 1])
+        mean = total / count
+        variance = total_sq / count - mean.pow(2)
         return (variance > ACTIVE_UNIT_VARIANCE).sum().float()
 
 
@@ -127,8 +133,8 @@ class VAE(AutoencoderBase):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        self.log("val/active_units", self._posterior_stats["val"].active_units(), sync_dist=True)
+        self.log("val/active_units", self._posterior_stats["val"].active_units(self._reduce_over_processes()))
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        self.log("test/active_units", self._posterior_stats["test"].active_units(), sync_dist=True)
+        self.log("test/active_units", self._posterior_stats["test"].active_units(self._reduce_over_processes()))

@@ -55,7 +55,10 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     callbacks: list[L.Callback] = [ImageGrids(0, views.n_images, after_test=True)]
     if views.projector_points > 0:
         callbacks.append(LatentViews(0, views.projector_points))
-    trainer_args = {**OmegaConf.to_container(cfg.trainer, resolve=True), "enable_progress_bar": False,
+    # One process, whatever the run trained with (a DDP run's checkpoint is evaluated the same way),
+    # and the run's own test batches (its limit_test_batches), so test/mse equals the run's.
+    trainer_args = {**OmegaConf.to_container(cfg.trainer, resolve=True), "strategy": "auto", "devices": 1,
+                    "num_nodes": 1, "use_distributed_sampler": False, "enable_progress_bar": False,
                     "enable_model_summary": False, "enable_checkpointing": False}  # fmt: skip
     trainer = L.Trainer(**trainer_args, default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
     trainer.test(model, datamodule=datamodule, verbose=False)

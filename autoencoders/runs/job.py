@@ -19,8 +19,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
-from autoencoders.runs.lock import RunLock
+from autoencoders.runs.lock import RunLock, wait_for_decision
 from autoencoders.runs.logs import log_to_console, log_to_file
+from autoencoders.runs.processes import cluster_job, is_main_process
 from autoencoders.runs.record import read_record
 from autoencoders.runs.resume import plan_resume
 from autoencoders.runs.sweep import FAILURES, plan_for_existing_dir
@@ -34,24 +35,17 @@ class TrialFailed(RuntimeError):
 
 def run_job(cfg: DictConfig) -> dict[str, float] | float | None:
     """The task of `ae-train` under Hydra, for single runs and each job of a sweep."""
-    from autoencoders.runs.train import resume_training, train  # torch and Lightning: only for a job
-
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     log_to_console()
     metrics = None
     try:
-        with RunLock(run_dir), log_to_file(run_dir):
-            plan = plan_for_existing_dir(run_dir, overrides)
-            if plan == "skip":
-                log.info("Skipping %s: it already completed.", run_dir)
-                metrics = read_record(run_dir)["metrics"]
-            elif plan == "resume":
-                metrics = resume_training(run_dir)
-            else:
-                _save_hydra_files(run_dir, cfg)
-                metrics = train(cfg, run_dir, overrides)
+        if not is_main_process():  # a worker of a run the cluster started several processes for
+            _join_as_worker(run_dir)
+            return None
+        with RunLock(run_dir) as lock, log_to_file(run_dir):
+            metrics = _run_in_directory(cfg, run_dir, overrides, lock)
     except RunInterrupted:
         raise  # ends the sweep too: the user asked to stop
     except Exception as error:  # noqa: BLE001 - every failure is recorded and reported, none ends a sweep
@@ -59,6 +53,42 @@ def run_job(cfg: DictConfig) -> dict[str, float] | float | None:
     except SystemExit as error:  # a library calling sys.exit must not end the sweep either
         report_failure(run_dir, RuntimeError(f"sys.exit({error.code}) inside the job"))
     return _objective(cfg, metrics)
+
+
+def _run_in_directory(cfg: DictConfig, run_dir: Path, overrides: list[str], lock: RunLock) -> dict[str, float]:
+    """New, skipped, resumed or restarted, by what the directory holds (runs/sweep.py)."""
+    from autoencoders.runs.train import train  # torch and Lightning: only for a job
+
+    plan = plan_for_existing_dir(run_dir, overrides)
+    job = cluster_job()
+    if plan == "skip":
+        log.info("Skipping %s: it already completed.", run_dir)
+        if job is not None:
+            lock.announce({"job": job, "skip": True})
+        return read_record(run_dir)["metrics"]
+    resumed = plan_resume(run_dir, []) if plan == "resume" else None
+    if resumed is None:
+        _save_hydra_files(run_dir, cfg)
+    if job is not None:  # the run's other processes, started by the cluster, follow this decision
+        checkpoint = str(resumed.checkpoint) if resumed is not None and resumed.checkpoint is not None else None
+        config = OmegaConf.to_container(resumed.cfg if resumed is not None else cfg, resolve=True)
+        lock.announce({"job": job, "checkpoint": checkpoint, "config": config})
+    if resumed is not None:
+        return train(resumed.cfg, run_dir, overrides, resume=resumed)
+    return train(cfg, run_dir, overrides)
+
+
+def _join_as_worker(run_dir: Path) -> None:
+    """A worker process started by the cluster: train beside the main process, as it decided."""
+    from autoencoders.runs.torch_setup import resolve_threads
+    from autoencoders.runs.train import train_worker
+
+    decision = wait_for_decision(run_dir, cluster_job() or "")
+    if decision.get("skip"):
+        return
+    cfg = OmegaConf.create(decision["config"])
+    checkpoint = Path(decision["checkpoint"]) if decision.get("checkpoint") else None
+    train_worker(cfg, run_dir, checkpoint, resolve_threads(cfg.torch_threads))
 
 
 def resume_run(run_dir: Path, overrides: list[str], checkpoint: Path | None = None) -> dict[str, float] | None:
@@ -131,4 +161,3 @@ def _create_or_exit(directory: str, key: str) -> None:
         print(f"ae-train: cannot create the output directory {directory} ({type(error).__name__}: {error.strerror or error}). "
               f"Choose a writable place with output_root=<dir> (or {key}=<dir>).", file=sys.stderr)  # fmt: skip
         raise SystemExit(1) from None
-

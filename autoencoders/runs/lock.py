@@ -15,11 +15,12 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from autoencoders.errors import RunDirectoryBusy
 
 LOCK_FILE = ".lock"
+PROCESS_STARTED = time.time()  # about when this process started: the module is imported early
 
 
 class RunLock:
@@ -41,12 +42,22 @@ class RunLock:
             holder = _holder(handle)
             handle.close()
             raise RunDirectoryBusy(self.path.parent, holder)
-        handle.seek(0)
-        handle.truncate()
-        json.dump({"pid": os.getpid(), "host": platform.node(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, handle)  # fmt: skip
-        handle.flush()
         self._handle = handle
+        self._info = {"pid": os.getpid(), "host": platform.node(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        self._write(self._info)
+
+    def announce(self, decision: dict[str, Any]) -> None:
+        """Tell the run's worker processes that a cluster started beside this one (srun, torchrun)
+        what it decided: they wait for it in `wait_for_decision` before they train."""
+        self._write({**self._info, "decision": {**decision, "at": time.time()}})
+
+    def _write(self, info: dict[str, Any]) -> None:
+        assert self._handle is not None
+        self._handle.seek(0)
+        self._handle.truncate()
+        json.dump(info, self._handle)
+        self._handle.flush()
 
     def release(self) -> None:
         if self._handle is not None:
@@ -60,6 +71,28 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def wait_for_decision(run_dir: Path, job: str, timeout: float = 600, poll: float = 0.5,
+                      not_before: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """A worker process's wait for the main process of the same cluster job (`job`) to announce,
+    in the lock file, what it decided (skip, or the config and the checkpoint to train from).
+
+    A decision older than `not_before` (default: this process's start, less a minute for clocks
+    that differ between nodes) is an earlier run's, left in the file: it is not this one's."""
+    path = Path(run_dir) / LOCK_FILE
+    not_before = PROCESS_STARTED - 60 if not_before is None else not_before
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            decision = json.loads(path.read_text() or "{}").get("decision") or {}
+        except (OSError, ValueError):  # not there yet, or being rewritten
+            decision = {}
+        if decision.get("job") == job and decision.get("at", 0) >= not_before:
+            return decision
+        time.sleep(poll)
+    raise RuntimeError(f"The main process (rank 0) of job {job} did not announce its plan in {path} within {timeout:.0f} s; "
+                       "see its log for why (another run may hold the directory).")  # fmt: skip
 
 
 def _try_lock(handle: IO[str]) -> bool:

@@ -17,15 +17,20 @@ from typing import Any
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 RUN_LOG = "train.log"
+
 # Lightning's advertisements, dropped by their exact text (other messages of its logger stay).
 ADVERTISEMENTS = (
     "💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]",
     "💡 Tip: For seamless cloud uploads and versioning, try installing [litmodels]",
 )
+
 # Warnings about other libraries' internals that a user of ae-train cannot act on, by exact text.
 UNACTIONABLE_WARNINGS = (
     # lightning/pytorch/utilities/_pytree.py on torch >= 2.9
     r"`isinstance\(treespec, LeafSpec\)` is deprecated, use `isinstance\(treespec, TreeSpec\) and treespec.is_leaf\(\)` instead\.",
+    # under DDP our epoch values are exact already: sums and counts are added over the processes
+    r"It is recommended to use `self\.log\('[^']+', \.\.\., sync_dist=True\)` when logging on epoch level in "
+    r"distributed setting to accumulate the metric across devices\.",
     # batches are slices of in-memory tensors (data/datamodule.py): worker processes would only copy them
     r"The '(train|val|test)_dataloader' does not have many workers which may be a bottleneck\. Consider increasing "
     r"the value of the `num_workers` argument` to `num_workers=\d+` in the `DataLoader` to improve performance\.",

@@ -155,3 +155,16 @@ class RunRecord:
 
     def save(self) -> None:
         write_json_atomic(self.path, self.payload)
+
+
+class WorkerRecord(RunRecord):
+    """The record of a worker process of a DDP run: the main process writes the run's record, so
+    this one keeps what it is told in memory and writes nothing."""
+
+    def __init__(self) -> None:
+        self.path = None
+        self.payload = {"status": "running", "metrics": {}, "data": {}, "model": {}, "error": None,
+                        "provenance": {"finished": None}}  # fmt: skip
+
+    def save(self) -> None:
+        pass

@@ -52,11 +52,7 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     if not (run_dir / "config.yaml").is_file() or not (run_dir / METRICS_FILE).is_file():
         raise CheckpointError(f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
                               "pass the directory of a run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
-    previous = [list(entry.get("overrides", [])) for entry in read_record(run_dir).get("resumes", [])]
-    base = OmegaConf.load(run_dir / "config.yaml")
-    cfg = base.copy()
-    for earlier in previous:
-        apply_overrides(cfg, earlier)
+    cfg = effective_config(run_dir)
     before = cfg.copy()  # the run as the earlier sessions left it
     apply_overrides(cfg, overrides)
     check_config(cfg)
@@ -73,6 +69,14 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     if checkpoint is not None:
         _check_schedule_can_continue(before, cfg, saved, checkpoint)
     return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped)
+
+
+def effective_config(run_dir: Path) -> DictConfig:
+    """The run's config.yaml with the overrides of every resume so far applied, in order."""
+    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+    for entry in read_record(run_dir).get("resumes", []):
+        apply_overrides(cfg, list(entry.get("overrides", [])))
+    return cfg
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:

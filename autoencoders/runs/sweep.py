@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from autoencoders.errors import ConfigError
 from autoencoders.runs.record import METRICS_FILE, read_record
@@ -51,18 +51,30 @@ def plan_for_existing_dir(run_dir: Path, overrides: list[str]) -> str:
 
 def threads_per_job(launcher: DictConfig | None) -> int:
     """Automatic torch threads: the cores but one, divided among a parallel launcher's jobs,
-    at least 1 and at most 4.
+    at least 1 and at most 4; on Ray, the CPUs Ray gave the job's task.
 
     The spare core is deliberate: when anything else runs (TensorBoard, another job, the OS),
     intra-op threads that need every core stall. On 2 cores an mlp step went from 5.5 ms to
     92 ms with 2 threads under load, while 1 thread costs ~10 % when the machine is quiet.
     """
+    if launcher is not None and "RayLauncher" in str(launcher.get("_target_", "")):
+        return _ray_task_cpus()
     cores = os.cpu_count() or 1
     jobs = 1
     if launcher is not None and "joblib" in str(launcher.get("_target_", "")):
         n_jobs = int(launcher.get("n_jobs", -1))
         jobs = cores if n_jobs < 1 else n_jobs
     return max(1, min(4, (cores - 1) // jobs))
+
+
+def _ray_task_cpus() -> int:
+    """The CPUs Ray assigned to the task running this job (a task asks for 1 unless the launcher's
+    `ray.remote.num_cpus` says more)."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
 def summarize_sweep(sweep_dir: Path) -> list[str]:
@@ -82,7 +94,18 @@ def summarize_sweep(sweep_dir: Path) -> list[str]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them)."""
+    """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them).
+
+    Before it, on Hydra's Ray launcher: that launcher always asks Ray for a small object store,
+    which Ray refuses when it joins an existing cluster (`hydra.launcher.ray.init.address`); the
+    cluster's own setting then stands."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = config.hydra.get("launcher") or {}
+        init = (launcher.get("ray") or {}).get("init") if "RayLauncher" in str(launcher.get("_target_", "")) else None
+        if init is not None and init.get("address") and "object_store_memory" not in init:
+            with open_dict(init):
+                init.object_store_memory = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SWEEP_SUMMARY[:] = summarize_sweep(Path(config.hydra.sweep.dir))

@@ -11,12 +11,13 @@ from hydra.core.hydra_config import HydraConfig
 from autoencoders.runs.sweep import threads_per_job
 
 
-def resolve_threads(torch_threads: int | None) -> int:
-    """Threads for torch: the configured number, or automatic (see runs.sweep.threads_per_job)."""
+def resolve_threads(torch_threads: int | None, processes: int = 1) -> int:
+    """Threads for torch: the configured number, or automatic (see runs.sweep.threads_per_job),
+    shared by the `processes` a DDP run starts on this machine."""
     if torch_threads is not None:
         return torch_threads
     launcher = HydraConfig.get().launcher if HydraConfig.initialized() else None
-    return threads_per_job(launcher)
+    return max(1, threads_per_job(launcher) // processes)
 
 
 def set_up_torch(threads: int) -> None:

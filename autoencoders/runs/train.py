@@ -24,7 +24,7 @@ from autoencoders.errors import ConfigError, Diverged, RunInterrupted
 from autoencoders.runs.checkpoints import current_class_path, load_checkpoint
 from autoencoders.runs.loading import instantiate
 from autoencoders.runs.logs import route_lightning_logs_through_root
-from autoencoders.runs.record import RunRecord, floats, read_record
+from autoencoders.runs.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.runs.report import print_metrics
 from autoencoders.runs.resume import ResumePlan, plan_resume
 from autoencoders.runs.signals import GracefulStop, StopSignals
@@ -33,6 +33,7 @@ from autoencoders.runs.trainer import build_trainer
 from autoencoders.schema import check_config, check_known_keys
 
 log = logging.getLogger("autoencoders")
+
 # Arguments the code passes to the model and DataModule itself; a config may not set them.
 SET_BY_CODE = {"model": {"input_shape"}, "data": {"seed"}}
 
@@ -66,9 +67,27 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
     state = RunState(_open_record(cfg, run_dir, overrides or [], resume))
+    _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
+    print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
+    return state.metrics
+
+
+def train_worker(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, threads: int) -> None:
+    """One worker process of a run trained by several processes (DDP; runs/processes.py): it
+    trains and tests its shard beside the main process and writes nothing of its own."""
+    route_lightning_logs_through_root()
+    set_up_torch(threads)
+    _run(cfg, Path(run_dir), checkpoint, RunState(WorkerRecord()))
+
+
+def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
+    """Fit, test and evaluate under the run's signal handlers; the record's end, whatever happens."""
+    from autoencoders.runs.ddp import own_process_group
+
     state.signals.install()
     try:
-        _fit_test_evaluate(cfg, run_dir, resume, state)
+        with own_process_group():
+            _fit_test_evaluate(cfg, run_dir, checkpoint, state)
     except (KeyboardInterrupt, SystemExit) as error:
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
@@ -84,8 +103,6 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     finally:
         state.signals.restore()
     state.record.finish("completed", state.metrics)
-    print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
-    return state.metrics
 
 
 def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -102,7 +119,7 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
     breaks the schema is recorded as failed and raised before anything is built or trained; a
     resume was checked in full before (runs.resume), so a refused one changes no file."""
     if resume is not None:
-        threads = resolve_threads(cfg.torch_threads)
+        threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
         record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads)
         for line in resume.skipped:
             log.warning("Resuming %s: %s", run_dir, line)
@@ -114,7 +131,7 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
         error = None
     except ConfigError as caught:
         error = caught
-    threads = resolve_threads(cfg.torch_threads) if error is None else None
+    threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
     record = RunRecord(run_dir, overrides, threads)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if error is not None:
@@ -122,6 +139,14 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
         raise error
     set_up_torch(threads)
     return record
+
+
+def _processes_here(cfg: DictConfig) -> int:
+    """How many processes of the run share this machine's cores (DDP on CPUs starts `devices`)."""
+    from autoencoders.runs.trainer import DDP_STRATEGIES
+
+    devices = cfg.trainer.get("devices")
+    return devices if cfg.trainer.get("strategy") in DDP_STRATEGIES and isinstance(devices, int) else 1
 
 
 def check_settings_exist(cfg: DictConfig) -> None:
@@ -140,29 +165,38 @@ def check_settings_exist(cfg: DictConfig) -> None:
         check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
 
 
-def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, resume: ResumePlan | None, state: RunState) -> None:
-    """Build data, model and trainer; fit; test the tested checkpoint; evaluate it; metrics into `state`."""
+def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
+    """Build data, model and trainer; fit; test the tested checkpoint; evaluate it; metrics into `state`.
+    Under DDP every process fits and tests its shard; the main one alone evaluates, the others wait."""
     import lightning as L
+    import torch
 
     from autoencoders.evaluation.evaluate import evaluate_model
+    from autoencoders.runs.ddp import worker_command
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
     model = build_model(cfg, datamodule, state.record)
-    checkpoint = resume.checkpoint if resume is not None else None
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"]["name"], _purge_step(run_dir, checkpoint), stop)
+    workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"].get("name", ""),
+                                        _purge_step(run_dir, checkpoint), stop, workers)  # fmt: skip
+    trainer = state.trainer
+    state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
+                                   "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip
     with cuda_check_without_nvml():
-        state.trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
-        last = _epoch_metrics(state.trainer.callback_metrics)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        last = _epoch_metrics(trainer.callback_metrics)
         state.signals.check()
         tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
-        state.trainer.test(model, datamodule=datamodule, ckpt_path=tested if tested.is_file() else None,
-                           verbose=False, weights_only=True)  # fmt: skip
-        state.metrics = {**last, **floats(state.trainer.callback_metrics)}
-        state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
-        # Probe, anomaly scores and NLL on the tested weights.
-        state.metrics.update(evaluate_model(cfg.eval, model, datamodule, state.trainer.logger))
+        trainer.test(model, datamodule=datamodule, ckpt_path=tested if tested.is_file() else None,
+                     verbose=False, weights_only=True)  # fmt: skip
+        state.metrics = {**last, **floats(trainer.callback_metrics)}
+        if trainer.is_global_zero:
+            state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
+            # Probe, anomaly scores and NLL on the tested weights, over the full splits.
+            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
+        trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
 
 
 def _epoch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -177,7 +211,8 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     The tested checkpoint's val/* also go to TensorBoard at the test step, beside test/*, so the
     HParams session (each tag's last value) shows the same numbers as metrics.json."""
     trainer = state.trainer
-    state.record.update(last={"epoch": trainer.current_epoch - 1, "step": trainer.global_step, "metrics": last})
+    if last:  # a resume whose training had finished trained no epoch: the record keeps its last one
+        state.record.update(last={"epoch": trainer.current_epoch - 1, "step": trainer.global_step, "metrics": last})
     if not tested.is_file():  # no checkpoint was written (checkpointing off): the last weights were tested
         state.record.update(tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step})
         return last

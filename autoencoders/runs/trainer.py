@@ -1,4 +1,5 @@
-"""The Lightning Trainer of a run: our logger, checkpoints, views, signal handling, progress bar."""
+"""The Lightning Trainer of a run: our logger, checkpoints, views, signal handling, progress bar,
+and our DDP strategy when several processes train the run."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.runs.signals import GracefulStop
 
+# trainer.strategy values that train with DistributedDataParallel over several processes.
+DDP_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true")
 
-def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: int | None,
-                  stop: GracefulStop) -> tuple[Any, Any]:  # fmt: skip
+
+def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: int | None, stop: GracefulStop,
+                  worker_command: list[str]) -> tuple[Any, Any]:  # fmt: skip
     """The Trainer for `cfg.trainer`, and its best-checkpoint callback (whose checkpoint is tested).
 
     `purge_step`: TensorBoard drops the run's events from this step on (a resumed run repeats them).
+    `worker_command`: what starts the run's other processes under DDP (runs/ddp.py).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from autoencoders.runs.checkpointing import AtomicCheckpointIO, RunCheckpoint
+    from autoencoders.runs.progress import RunProgressBar
     from autoencoders.views import build_callbacks
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -34,12 +40,24 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     callbacks.append(stop)
     if trainer_args.get("enable_progress_bar", True):
         # Redrawing the bar every step costs more than a small model's step.
-        callbacks.append(TQDMProgressBar(refresh_rate=20))
+        callbacks.append(RunProgressBar(refresh_rate=20))
+    strategy = trainer_args.pop("strategy", "auto")
+    if strategy in DDP_STRATEGIES:
+        from autoencoders.runs.ddp import RunDDPStrategy
+
+        strategy = RunDDPStrategy(worker_command, checkpoint_io=AtomicCheckpointIO(),
+                                  find_unused_parameters=strategy == "ddp_find_unused_parameters_true")  # fmt: skip
+        plugins = []
+    else:
+        plugins = [AtomicCheckpointIO()]
     trainer = L.Trainer(
         **trainer_args,
+        strategy=strategy,
+        plugins=plugins,
+        # Our batch sampler shards the data itself (data/batches.py): Lightning must not wrap it.
+        use_distributed_sampler=False,
         default_root_dir=run_dir,
         logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint

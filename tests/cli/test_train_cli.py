@@ -119,12 +119,19 @@ def test_an_output_directory_that_cannot_be_created_is_one_paragraph(tmp_path):
     assert done.returncode == 1 and "cannot create the output directory" in done.stderr
 
 
-def test_the_run_directory_line_is_never_wrapped(tmp_path):
+def test_the_console_says_each_thing_once(tmp_path):
     root = tmp_path / ("a-rather-long-folder-name-" * 4)  # the path is far wider than a piped 80 columns
-    done = ae_train(*TINY, f"output_root={root}", cwd=tmp_path)
+    done = ae_train(*TINY, f"output_root={root}", "trainer.enable_progress_bar=true", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = run_dirs(root)
-    assert f"Run directory: {run}\n" in done.stderr
+    assert f"Run directory: {run}\n" in done.stderr  # one line, never wrapped
+    lines = [line for line in done.stderr.splitlines() if "][lightning." in line]
+    assert any("GPU available" in line for line in lines)
+    assert len(lines) == len(set(line.split(" - ", 1)[1] for line in lines))  # each Lightning message once
+    assert "INFO: " not in done.stderr  # Lightning's own second copy
+    for noise in ("litlogger", "litmodels", "LeafSpec", "does not have many workers"):
+        assert noise not in done.stdout + done.stderr, noise
+    assert "loss=" in done.stdout  # the progress bar (Lightning draws it on stdout): the running training loss
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 
 import pytest
 from hydra.utils import instantiate
@@ -13,7 +12,7 @@ from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import resume_training, train
-from tests.helpers import only_run, start_ae_train
+from tests.helpers import only_run, signal_when, start_ae_train
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
@@ -29,13 +28,9 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number)
     args = ["data=synthetic", "data.batch_size=4", "trainer.max_epochs=4", "trainer.enable_progress_bar=false",
             "trainer.log_every_n_steps=5", "torch_threads=1", *FULL, *QUIET]  # fmt: skip
     process = start_ae_train(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 120
     # An epoch here takes ~0.1-0.2 s, so signal as soon as epoch 0's checkpoint exists: then
     # the stop falls in epoch 1 or 2, with whole epochs left for the resumed run.
-    while not list(tmp_path.rglob("last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal_number)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = signal_when(process, lambda: bool(list(tmp_path.rglob("last.ckpt"))), signal_number)
     assert process.returncode == 128 + signal_number, stderr[-2000:]
     run = only_run(tmp_path)
     assert f"ae-train resume={run}" in stderr and "Traceback" not in stderr
@@ -135,11 +130,8 @@ def test_sigterm_during_evaluation_exits_143_with_an_interrupted_record(tmp_path
     args = ["model=vae", "data=synthetic", "trainer=fast", "torch_threads=1", *QUIET, "eval.nll_samples=20000",
             "eval.nll_images=null"]  # fmt: skip
     process = start_ae_train(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any("Linear probe" in path.read_text() for path in tmp_path.rglob("train.log")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    out, err = signal_when(process, lambda: any("Linear probe" in path.read_text() for path in tmp_path.rglob("train.log")),
+                           signal.SIGTERM)  # fmt: skip
     assert process.returncode == 143, err[-2000:]
     run = only_run(tmp_path)
     assert read_record(run)["status"] == "interrupted"

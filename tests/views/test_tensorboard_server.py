@@ -3,9 +3,7 @@
 import io
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -15,8 +13,8 @@ import pytest
 from PIL import Image
 
 from autoencoders.runs.record import read_record
+from tests.helpers import BIN, free_port
 
-BIN = Path(sys.executable).parent
 IMAGE_TAGS = {"images/reconstructions", "images/interpolation", "images/traversal", "latent/scatter"}
 TILE = 28 + 2  # a 28-pixel image plus make_grid's 2-pixel padding
 
@@ -26,10 +24,6 @@ def grid_size(columns: int, rows: int) -> tuple[int, int]:
 
 
 # --- a real TensorBoard server over real ae-train runs ---------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class TensorBoardServer:
