@@ -30,7 +30,9 @@ def build_callbacks(logging_cfg: Mapping[str, Any], hparams: Mapping[str, Any] |
     settings = LoggingSettings.from_config(logging_cfg)
     callbacks: list[L.Callback] = [Throughput(), HParamsSession(hparams)]
     if settings.images_every_n_epochs > 0:
-        callbacks.append(ImageGrids(settings.images_every_n_epochs, settings.n_images))
+        # after_test: once more with the tested checkpoint at the test step, so that the last
+        # picture of a run shows the weights its test/* numbers describe (ae-compare --images).
+        callbacks.append(ImageGrids(settings.images_every_n_epochs, settings.n_images, after_test=True))
     if settings.projector_points > 0:
         callbacks.append(LatentViews(settings.latents_every_n_epochs, settings.projector_points))
     return callbacks

@@ -111,9 +111,12 @@ def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
             assert server.get_json("plugin/scalars/scalars", run=name, tag="train/images_per_s")[0][2] > 0
 
             assert IMAGE_TAGS <= set(server.get_json("plugin/images/tags")[name])
-            (image,) = server.get_json("plugin/images/images", run=name, tag="images/reconstructions")
-            encoded = server.get(f"plugin/images/individualImage?{image['query']}")
-            assert Image.open(io.BytesIO(encoded)).size == grid_size(8, 4)
+            # One epoch (2 steps): the epoch's grid at step 1, the tested checkpoint's at the test step 2.
+            images = server.get_json("plugin/images/images", run=name, tag="images/reconstructions")
+            assert [image["step"] for image in images] == [1, 2]
+            for image in images:
+                encoded = server.get(f"plugin/images/individualImage?{image['query']}")
+                assert Image.open(io.BytesIO(encoded)).size == grid_size(8, 4)
 
         # HParams: one session per run with its hyperparameters and final metrics.
         experiment = server.post_json("plugin/hparams/experiment", {"experimentName": ""})

@@ -41,7 +41,10 @@ def png(encoded: bytes) -> np.ndarray:
 
 
 def steps_and_sizes(events: ea.EventAccumulator, tag: str) -> tuple[list[int], set[tuple[int, int]]]:
-    images = events.Images(tag)
+    # In the order they were written: the accumulator reads event files in name order, and the
+    # test phase's file (Lightning reopens the writer after fit) can sort first when both were
+    # created in the same second and the process's file counter went from .9 to .10.
+    images = sorted(events.Images(tag), key=lambda image: image.wall_time)
     for image in images:  # the stored width and height are the PNG's
         assert Image.open(io.BytesIO(image.encoded_image_string)).size == (image.width, image.height)
     return [image.step for image in images], {(image.width, image.height) for image in images}
@@ -65,13 +68,14 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
         assert all(0 < event.value < math.inf for event in events.Scalars(tag))
     assert "train/images_per_s" not in metrics  # timings are not results: not in metrics.json
 
-    # Images: at each epoch's step (beside train/loss); the latent views also after testing.
+    # Images: at each epoch's step (beside train/loss), and all of them once more after testing,
+    # with the tested checkpoint at the test step (where test/* are), so picture and number agree.
     (test_step,) = [event.step for event in events.Scalars("test/mse")]
     all_steps = [*epoch_steps, test_step]
     assert IMAGE_TAGS <= set(tags["images"]) and ("images/samples" in tags["images"]) == (model == "vae")
-    assert steps_and_sizes(events, "images/reconstructions") == (epoch_steps, {grid_size(8, 2)})
+    assert steps_and_sizes(events, "images/reconstructions") == (all_steps, {grid_size(8, 2)})
     if model == "vae":
-        assert steps_and_sizes(events, "images/samples") == (epoch_steps, {grid_size(8, 1)})
+        assert steps_and_sizes(events, "images/samples") == (all_steps, {grid_size(8, 1)})
     assert steps_and_sizes(events, "images/interpolation") == (all_steps, {grid_size(8 + 2, 4)})
     assert steps_and_sizes(events, "images/traversal") == (all_steps, {grid_size(7, 4)})  # 4 latent dims, -3..3 sigma
     steps, ((width, height),) = steps_and_sizes(events, "latent/scatter")
@@ -114,15 +118,15 @@ def test_fixed_images_and_noise_give_the_same_grid_when_the_model_stands_still(t
     train(tiny_cfg("trainer.max_epochs=2", "model.lr=1e-12"), run_dir=tmp_path)  # weights stay put
     events = read_events(tmp_path)
     for tag in ("images/reconstructions", "images/samples"):
-        first, second = (png(image.encoded_image_string) for image in events.Images(tag))
-        assert np.array_equal(first, second), tag
-    assert len(events.Images("images/samples")) == 2
+        # Two epochs and the tested checkpoint after testing: three identical grids.
+        first, *others = (png(image.encoded_image_string) for image in events.Images(tag))
+        assert len(others) == 2 and all(np.array_equal(first, other) for other in others), tag
 
 
 def test_defaults_draw_latents_once_after_testing(tiny_cfg, tmp_path):
     train(tiny_cfg("trainer.max_epochs=2"), run_dir=tmp_path)  # 2 steps an epoch
     events = read_events(tmp_path)
-    assert steps_and_sizes(events, "images/reconstructions")[0] == [1, 3]  # every epoch
+    assert steps_and_sizes(events, "images/reconstructions")[0] == [1, 3, 4]  # every epoch, and after testing
     for tag in ("latent/scatter", "images/interpolation", "images/traversal"):
         assert steps_and_sizes(events, tag)[0] == [4], tag  # only the tested checkpoint
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
@@ -147,7 +151,7 @@ def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     epoch_steps = [event.step for event in events.Scalars("train/loss")]
     (test_step,) = [event.step for event in events.Scalars("test/mse")]  # the first test's point is purged
     assert epoch_steps == [1, 3, 5]
-    assert steps_and_sizes(events, "images/reconstructions")[0] == epoch_steps
+    assert steps_and_sizes(events, "images/reconstructions")[0] == [*epoch_steps, test_step]
     assert steps_and_sizes(events, "latent/scatter")[0] == [*epoch_steps, test_step]
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
     assert [embedding.tensor_name for embedding in config.embeddings] == [
