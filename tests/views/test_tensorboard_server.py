@@ -135,6 +135,17 @@ def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
             assert sessions[name]["hparams"]["model"] == "mlp" and sessions[name]["hparams"]["data"] == "synthetic"
         assert [sessions[name]["hparams"]["latent_dim"] for name in sweep] == [2, 3]
 
+        # Custom Scalars: every run's layout merged into one chart per term, whose anchored patterns
+        # draw train/loss and val/loss and nothing else (not train/loss_step).
+        (category,) = server.get_json("plugin/custom_scalars/layout")["category"]
+        assert category["title"] == "train and val" and [chart["title"] for chart in category["chart"]] == ["loss"]
+        drawn = set()
+        for pattern in category["chart"][0]["multiline"]["tag"]:
+            answer = server.get_json("plugin/custom_scalars/scalars", run=single, tag=pattern)
+            assert answer["regex_valid"]
+            drawn.update(answer["tag_to_events"])
+        assert drawn == {"train/loss", "val/loss"}
+
         # Projector: the run's test codes with their shape.
         assert single in server.get_json("plugin/projector/runs")
         (embedding,) = server.get_json("plugin/projector/info", run=single)["embeddings"]
