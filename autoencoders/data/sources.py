@@ -38,7 +38,8 @@ DIGIT_CLASSES = [str(digit) for digit in range(10)]
 
 @dataclass
 class ImageSet:
-    """A dataset in memory: uint8 images (N, C, H, W), int64 labels, and where it came from."""
+    """A dataset in memory: images (N, C, H, W; uint8, or float in [0, 1]), int64 labels (-1 when
+    the set has none, and then no class names), and where it came from."""
 
     train_images: Tensor
     train_labels: Tensor
@@ -232,4 +233,5 @@ def load_image_set(name: str, root: str | Path, download: bool) -> ImageSet:
         return load_mnist(root, download)
     if name == "synthetic":
         return make_synthetic()
-    raise DataUnavailable(f"data.name={name!r} is not a dataset; choose fashionmnist, mnist or synthetic.")
+    raise DataUnavailable(f"data.name={name!r} is not a dataset; choose fashionmnist, mnist, synthetic or npz "
+                          "(with data.path=<file.npz>).")  # fmt: skip
