@@ -156,7 +156,7 @@ class LatentViews(L.Callback):
         images, labels = datamodule.test_set.tensors
         # A seeded shuffle, not the first N: some test sets are ordered by class.
         subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.points]
-        images, labels = images[subset], labels[subset] if datamodule.has_labels else None
+        images, labels = images[subset], (labels[subset] if datamodule.has_labels else None)
         class_names = list(datamodule.class_names)
         if labels is None and not self.said_no_labels:
             log.info("The data has no class labels: latent/scatter is skipped, the projector shows the codes "
