@@ -112,6 +112,8 @@ RULES: dict[str, Rule] = {
     "data.val_size": POSITIVE_INT,
     "data.split_seed": NON_NEGATIVE_INT,
     "data.download": Rule("bool"),
+    "data.path": Rule("str", nullable=True),  # data=npz: the .npz file
+    "data.test_size": POSITIVE_INT,  # data=npz without test_images: images held out for testing
     # trainer: a free mapping of lightning.Trainer arguments; these are the ones we know
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.log_every_n_steps": POSITIVE_INT,

@@ -1,6 +1,7 @@
 """`ae-compare`: one table of every run below a directory (its overrides, status, final metrics).
 
     ae-compare outputs/sweeps/<sweep> [--sort test/mse] [--format csv] [--plot test/mse --x model.latent_dim]
+    ae-compare outputs/sweeps/<sweep> --images samples [--rows model.beta --cols model.latent_dim] [--out grid.png]
 
 Exit status 0, 1 (no runs found) or 2 (bad option). It never imports torch.
 """
@@ -34,13 +35,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     plot.add_argument("--plot", metavar="METRIC", help="metric on the y axis")
     plot.add_argument("--x", metavar="KEY", help="override key on the x axis (numeric axis when values are numbers)")
     plot.add_argument("--lines", metavar="KEY", help="one line per value of this override key")
-    plot.add_argument("--out", type=Path, help="PNG path (default: <metric>_vs_<x>.png in the current directory)")
     plot.add_argument("--logx", action="store_true", help="logarithmic x axis")
+    images = parser.add_argument_group("images", "write a PNG with one image from every run, drawn with its tested "
+                                       "checkpoint, laid out by the swept keys")  # fmt: skip
+    images.add_argument("--images", metavar="NAME", help="samples, reconstructions, traversal or interpolation "
+                        "(TensorBoard's images/NAME), or another image tag such as latent/scatter")  # fmt: skip
+    images.add_argument("--rows", metavar="KEY", help="override key down the rows (default: the second swept key)")
+    images.add_argument("--cols", metavar="KEY", help="override key across the columns (default: the first swept key); "
+                        "other swept keys give one PNG per combination")  # fmt: skip
+    images.add_argument("--label", metavar="METRIC", help="metric in each cell's title (default: test/mse)")
+    parser.add_argument("--out", type=Path, help="PNG path for --plot or --images (default: <metric>_vs_<x>.png, "
+                        "<NAME>_grid.png, in the current directory)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.plot and not args.x:
         parser.error("--plot needs --x KEY")
-    if (args.x or args.lines or args.out or args.logx) and not args.plot:
-        parser.error("--x, --lines, --out and --logx only go with --plot METRIC")
+    if args.plot and args.images:
+        parser.error("--plot and --images each write a PNG; ask for one at a time")
+    if (args.x or args.lines or args.logx) and not args.plot:
+        parser.error("--x, --lines and --logx only go with --plot METRIC")
+    if (args.rows or args.cols or args.label) and not args.images:
+        parser.error("--rows, --cols and --label only go with --images NAME")
+    if args.out and not (args.plot or args.images):
+        parser.error("--out only goes with --plot METRIC or --images NAME")
     return args
 
 

@@ -10,28 +10,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from autoencoders.compare.runs import SEED_KEY, CompareError, Run, natural_key, varying_keys
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _order(values: list[str]) -> list[str]:
-    """Numbers by value (1e-3 < 3e-3 < 0.01), anything else in natural order."""
-    if all(_number(value) is not None for value in values):
-        return sorted(values, key=lambda value: _number(value))
-    return sorted(values, key=natural_key)
-
-
-def _check_key(key: str | None, runs: list[Run], option: str) -> None:
-    known = sorted({name for run in runs for name in run.overrides})
-    if key is not None and key not in known:
-        listed = ", ".join(known) or "(none)"
-        raise CompareError(f"ae-compare: error: unknown override key {key!r} for {option}; keys in these runs: {listed}", 2)
+from autoencoders.compare.runs import SEED_KEY, CompareError, Run, check_key, number, value_order, varying_keys
 
 
 def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> dict[str, dict[str, list[float]]]:
@@ -49,19 +28,19 @@ def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> 
 def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None, out: Path,
                 logx: bool = False) -> None:  # fmt: skip
     """Write `out` (PNG): mean of `metric` per x value, error bars = sample std over repeats."""
-    _check_key(x_key, runs, "--x")
-    _check_key(lines_key, runs, "--lines")
+    check_key(x_key, runs, "--x")
+    check_key(lines_key, runs, "--lines")
     points = collect(runs, metric, x_key, lines_key)
     if not points:
         raise CompareError(f"ae-compare: no run has both {x_key} and a finite {metric}; nothing to plot", 1)
     averaged = [key for key in varying_keys(runs) if key not in (x_key, lines_key, SEED_KEY)]
     if averaged:  # a plot silently mixing e.g. two learning rates would mislead
         print(f"note: the plot averages over other swept keys: {', '.join(averaged)}", file=sys.stderr)
-    x_values = _order(list({x for line in points.values() for x in line}))
-    numeric = all(_number(x) is not None for x in x_values)
+    x_values = value_order(list({x for line in points.values() for x in line}))
+    numeric = all(number(x) is not None for x in x_values)
     if logx and not numeric:
         raise CompareError(f"ae-compare: error: --logx needs numeric values of {x_key}, got {', '.join(x_values)}", 2)
-    position = {x: (_number(x) if numeric else index) for index, x in enumerate(x_values)}
+    position = {x: (number(x) if numeric else index) for index, x in enumerate(x_values)}
 
     from matplotlib.figure import Figure  # Figure + savefig use Agg without touching pyplot's state
     from matplotlib.ticker import NullFormatter
@@ -69,8 +48,8 @@ def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None,
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
     repeated = False
-    for line in _order(list(points)):
-        xs = _order(list(points[line]))
+    for line in value_order(list(points)):
+        xs = value_order(list(points[line]))
         groups = [points[line][x] for x in xs]
         means = [statistics.mean(values) for values in groups]
         stds = [statistics.stdev(values) if len(values) > 1 else 0.0 for values in groups]

@@ -105,6 +105,28 @@ def varying_keys(runs: list[Run]) -> list[str]:
     return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
 
 
+def number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def value_order(values: list[str]) -> list[str]:
+    """Numbers by value (1e-3 < 3e-3 < 0.01), anything else in natural order."""
+    if all(number(value) is not None for value in values):
+        return sorted(values, key=lambda value: number(value))
+    return sorted(values, key=natural_key)
+
+
+def check_key(key: str | None, runs: list[Run], option: str) -> None:
+    """Exit 2 (CompareError) when `key` is no override key of these runs, listing the ones there are."""
+    known = sorted({name for run in runs for name in run.overrides})
+    if key is not None and key not in known:
+        listed = ", ".join(known) or "(none)"
+        raise CompareError(f"ae-compare: error: unknown override key {key!r} for {option}; keys in these runs: {listed}", 2)
+
+
 def available_metrics(runs: list[Run]) -> list[str]:
     return sorted({name for run in runs for name in run.metrics})
 

@@ -128,14 +128,20 @@ def compare(args: argparse.Namespace) -> None:
             check_metric(name, runs, "--metrics")
     else:
         metrics = default_metrics(runs)
-    for name, option in ((args.sort, "--sort"), (args.plot, "--plot")):
+    for name, option in ((args.sort, "--sort"), (args.plot, "--plot"), (args.label, "--label")):
         if name:
             check_metric(name, runs, option)
+    written = []
     if args.plot:
         from autoencoders.compare.plot import plot_metric  # matplotlib is slow to import
 
-        out = args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x}.png")
-        plot_metric(runs, args.plot, args.x, args.lines, out, logx=args.logx)  # checks keys before printing
+        written = [args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x}.png")]
+        plot_metric(runs, args.plot, args.x, args.lines, written[0], logx=args.logx)  # checks keys before printing
+    if args.images:
+        from autoencoders.compare.grid import image_grids  # matplotlib and tensorboard too
+
+        out = args.out or Path(f"{args.images.replace('/', '_')}_grid.png")
+        written = image_grids(runs, args.directory, args.images, out, args.rows, args.cols, args.label or "test/mse")
     keys = varying_keys(runs)
     group = SEED_KEY in keys and not args.no_group
     rows = build_rows(runs, keys, metrics, group)
@@ -144,5 +150,5 @@ def compare(args: argparse.Namespace) -> None:
     fmt = args.format or ("rich" if sys.stdout.isatty() else "markdown")
     title = f"{len(runs)} runs under {args.directory}" + (f", {len(rows)} groups over seeds" if group else "")
     sys.stdout.write(render(*table_cells(rows, metrics, group, exact=fmt == "csv"), fmt, title))
-    if args.plot:
-        print(f"wrote {out}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)

@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches
+from autoencoders.data.npz import load_npz
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
 from autoencoders.schema import check_section
@@ -23,8 +24,8 @@ EVAL_BATCH_SIZE = 1024
 
 
 def _pixels(images: Tensor) -> Tensor:
-    """uint8 images as float32 in [0, 1]."""
-    return images.float().div_(255)
+    """uint8 images as float32 in [0, 1]; float images (an npz file's) are in [0, 1] already."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -41,12 +42,19 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         normal_classes: list[int] | None = None,
         holdout_class: int | list[int] | None = None,
+        path: str | None = None,
+        test_size: int = 1000,
     ) -> None:
         super().__init__()
-        check_section("data", {"batch_size": batch_size, "val_size": val_size, "split_seed": split_seed, "download": download})
+        check_section("data", {"batch_size": batch_size, "val_size": val_size, "split_seed": split_seed,
+                               "download": download, "path": path, "test_size": test_size})  # fmt: skip
         if normal_classes is not None and holdout_class is not None:
             raise ConfigError("Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
                               "every class but k is normal).")  # fmt: skip
+        if (name == "npz") != (path is not None):
+            raise ConfigError("data=npz needs data.path=<file.npz>." if name == "npz" else
+                              f"data.path is read only with data=npz, not with data={name}.")  # fmt: skip
+        self.path, self.test_size = path, test_size
         self.name, self.root, self.batch_size = name, root, batch_size
         self.val_size, self.split_seed, self.download, self.seed = val_size, split_seed, download, seed
         self._normal_classes, self._holdout_class = normal_classes, holdout_class
@@ -57,7 +65,10 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
             return
-        image_set = load_image_set(self.name, self.root, self.download)
+        if self.name == "npz":
+            image_set = load_npz(self.path, self.test_size, self.split_seed)
+        else:
+            image_set = load_image_set(self.name, self.root, self.download)
         n_train = len(image_set.train_images)
         if not 0 < self.val_size < n_train:
             raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}.")
@@ -83,6 +94,8 @@ class ImageDataModule(L.LightningDataModule):
             return None
         given = self._normal_classes if self._normal_classes is not None else self._holdout_class
         key = "data.normal_classes" if self._normal_classes is not None else "data.holdout_class"
+        if n_classes == 0:
+            raise ConfigError(f"{key} needs class labels, and {self.name} has none (an npz file without 'labels').")
         chosen = [given] if isinstance(given, int) else list(given)
         if not chosen or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_classes for c in chosen):
             raise ConfigError(f"{key}={given!r} is not allowed: it must name classes 0..{n_classes - 1} of {self.name}.")
@@ -98,7 +111,14 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
+        """One name per class; empty for a set without labels (all labels are then -1)."""
         return self.image_set.class_names
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the images have class labels (known after setup). Without them, the views and
+        evaluations that need classes skip themselves, and models that need labels refuse to start."""
+        return bool(self.image_set.class_names)
 
     @property
     def sizes(self) -> dict[str, int]:

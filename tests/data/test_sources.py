@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from autoencoders.data import ImageDataModule
 from autoencoders.data import sources as data
 from autoencoders.data.sources import read_idx, write_idx
 from autoencoders.errors import DataUnavailable
@@ -61,6 +62,26 @@ def test_root_folder_comes_first_and_missing_data_is_one_clear_error(tmp_path, m
     image_set = data.load_image_set("fashionmnist", tmp_path, download=False)
     assert image_set.source == f"idx files in {tmp_path / 'fashionmnist'}"
     assert image_set.train_images.shape == (20, 1, 28, 28) and image_set.test_labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize("name, folder, unzipped", [
+    ("fashionmnist", "FashionMNIST/raw", False),  # torchvision's own layout, beside any other data
+    ("mnist", "MNIST/raw", True),  # torchvision keeps the unzipped files too; some delete the .gz
+    ("mnist", "torchvision/MNIST/raw", False),  # where data.download=true puts it
+])  # fmt: skip
+def test_an_earlier_torchvision_download_under_root_is_used(tmp_path, monkeypatch, name, folder, unzipped):
+    write_idx_set(tmp_path / folder)
+    if unzipped:
+        for path in (tmp_path / folder).glob("*.gz"):
+            path.with_suffix("").write_bytes(gzip.decompress(path.read_bytes()))
+            path.unlink()
+    # Neither fetched again nor passed over: no download, and (FashionMNIST) not Debian's copy,
+    # which this machine has.
+    monkeypatch.setattr(data, "_download", lambda *args: pytest.fail("downloaded although a download was there"))
+    datamodule = ImageDataModule(name=name, root=str(tmp_path), val_size=5, download=True)
+    datamodule.setup()
+    assert datamodule.describe()["source"] == f"torchvision files in {tmp_path / folder}"  # metrics.json's data.source
+    assert datamodule.sizes == {"train": 15, "val": 5, "test": 10}
 
 
 def test_mnist_without_any_source_says_how_to_get_it(tmp_path):

@@ -105,9 +105,12 @@ def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
             assert server.get_json("plugin/scalars/scalars", run=name, tag="train/images_per_s")[0][2] > 0
 
             assert IMAGE_TAGS <= set(server.get_json("plugin/images/tags")[name])
-            (image,) = server.get_json("plugin/images/images", run=name, tag="images/reconstructions")
-            encoded = server.get(f"plugin/images/individualImage?{image['query']}")
-            assert Image.open(io.BytesIO(encoded)).size == grid_size(8, 4)
+            # One epoch (2 steps): the epoch's grid at step 1, the tested checkpoint's at the test step 2.
+            images = server.get_json("plugin/images/images", run=name, tag="images/reconstructions")
+            assert [image["step"] for image in images] == [1, 2]
+            for image in images:
+                encoded = server.get(f"plugin/images/individualImage?{image['query']}")
+                assert Image.open(io.BytesIO(encoded)).size == grid_size(8, 4)
 
         # HParams: one session per run with its hyperparameters and final metrics.
         experiment = server.post_json("plugin/hparams/experiment", {"experimentName": ""})
@@ -125,6 +128,17 @@ def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
             assert values["test/loss"] == pytest.approx(final["test/loss"], rel=1e-6)
             assert sessions[name]["hparams"]["model"] == "mlp" and sessions[name]["hparams"]["data"] == "synthetic"
         assert [sessions[name]["hparams"]["latent_dim"] for name in sweep] == [2, 3]
+
+        # Custom Scalars: every run's layout merged into one chart per term, whose anchored patterns
+        # draw train/loss and val/loss and nothing else (not train/loss_step).
+        (category,) = server.get_json("plugin/custom_scalars/layout")["category"]
+        assert category["title"] == "train and val" and [chart["title"] for chart in category["chart"]] == ["loss"]
+        drawn = set()
+        for pattern in category["chart"][0]["multiline"]["tag"]:
+            answer = server.get_json("plugin/custom_scalars/scalars", run=single, tag=pattern)
+            assert answer["regex_valid"]
+            drawn.update(answer["tag_to_events"])
+        assert drawn == {"train/loss", "val/loss"}
 
         # Projector: the run's test codes with their shape.
         assert single in server.get_json("plugin/projector/runs")

@@ -2,6 +2,7 @@
 
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,11 @@ import torch
 from google.protobuf import json_format, text_format
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+from tensorboard.util import tensor_util
 
 from autoencoders.data import ImageDataModule
 from autoencoders.errors import ConfigError
@@ -41,10 +45,29 @@ def png(encoded: bytes) -> np.ndarray:
 
 
 def steps_and_sizes(events: ea.EventAccumulator, tag: str) -> tuple[list[int], set[tuple[int, int]]]:
-    images = events.Images(tag)
+    # In the order they were written: the accumulator reads event files in name order, and the
+    # test phase's file (Lightning reopens the writer after fit) can sort first when both were
+    # created in the same second and the process's file counter went from .9 to .10.
+    images = sorted(events.Images(tag), key=lambda image: image.wall_time)
     for image in images:  # the stored width and height are the PNG's
         assert Image.open(io.BytesIO(image.encoded_image_string)).size == (image.width, image.height)
     return [image.step for image in images], {(image.width, image.height) for image in images}
+
+
+def layouts(events: ea.EventAccumulator) -> list[layout_pb2.Layout]:
+    """Every Custom Scalars layout in the run's event files, parsed as TensorBoard's plugin does."""
+    found = []
+    for event in events.Tensors(custom_scalars_metadata.CONFIG_SUMMARY_TAG):
+        found.append(layout_pb2.Layout())
+        found[-1].ParseFromString(tensor_util.make_ndarray(event.tensor_proto).item())
+    return found
+
+
+def charted_tags(layout: layout_pb2.Layout, scalar_tags: list[str]) -> dict[str, set[str]]:
+    """{chart title: the run's scalar tags its patterns draw}, matched as the plugin does (re.match)."""
+    (category,) = layout.category
+    return {chart.title: {tag for pattern in chart.multiline.tag for tag in scalar_tags if re.match(pattern, tag)}
+            for chart in category.chart}  # fmt: skip
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -65,13 +88,23 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
         assert all(0 < event.value < math.inf for event in events.Scalars(tag))
     assert "train/images_per_s" not in metrics  # timings are not results: not in metrics.json
 
-    # Images: at each epoch's step (beside train/loss); the latent views also after testing.
+    # Custom Scalars: one chart per term the model trains with, its train and val curves together;
+    # anchored patterns, so the loss chart leaves out train/loss_step. Validation-only values
+    # (val/mse, the VAE's val/kl_dim/*) have no training curve and no chart.
+    (layout,) = layouts(events)
+    terms = ["loss", "recon", "kl", "elbo"] if model == "vae" else ["loss"]
+    assert charted_tags(layout, tags["scalars"]) == {term: {f"train/{term}", f"val/{term}"} for term in terms}
+    assert [chart.title for chart in layout.category[0].chart] == terms
+    assert "train/loss_step" in tags["scalars"]
+
+    # Images: at each epoch's step (beside train/loss), and all of them once more after testing,
+    # with the tested checkpoint at the test step (where test/* are), so picture and number agree.
     (test_step,) = [event.step for event in events.Scalars("test/mse")]
     all_steps = [*epoch_steps, test_step]
     assert IMAGE_TAGS <= set(tags["images"]) and ("images/samples" in tags["images"]) == (model == "vae")
-    assert steps_and_sizes(events, "images/reconstructions") == (epoch_steps, {grid_size(8, 2)})
+    assert steps_and_sizes(events, "images/reconstructions") == (all_steps, {grid_size(8, 2)})
     if model == "vae":
-        assert steps_and_sizes(events, "images/samples") == (epoch_steps, {grid_size(8, 1)})
+        assert steps_and_sizes(events, "images/samples") == (all_steps, {grid_size(8, 1)})
     assert steps_and_sizes(events, "images/interpolation") == (all_steps, {grid_size(8 + 2, 4)})
     assert steps_and_sizes(events, "images/traversal") == (all_steps, {grid_size(7, 4)})  # 4 latent dims, -3..3 sigma
     steps, ((width, height),) = steps_and_sizes(events, "latent/scatter")
@@ -114,15 +147,15 @@ def test_fixed_images_and_noise_give_the_same_grid_when_the_model_stands_still(t
     train(tiny_cfg("trainer.max_epochs=2", "model.lr=1e-12"), run_dir=tmp_path)  # weights stay put
     events = read_events(tmp_path)
     for tag in ("images/reconstructions", "images/samples"):
-        first, second = (png(image.encoded_image_string) for image in events.Images(tag))
-        assert np.array_equal(first, second), tag
-    assert len(events.Images("images/samples")) == 2
+        # Two epochs and the tested checkpoint after testing: three identical grids.
+        first, *others = (png(image.encoded_image_string) for image in events.Images(tag))
+        assert len(others) == 2 and all(np.array_equal(first, other) for other in others), tag
 
 
 def test_defaults_draw_latents_once_after_testing(tiny_cfg, tmp_path):
     train(tiny_cfg("trainer.max_epochs=2"), run_dir=tmp_path)  # 2 steps an epoch
     events = read_events(tmp_path)
-    assert steps_and_sizes(events, "images/reconstructions")[0] == [1, 3]  # every epoch
+    assert steps_and_sizes(events, "images/reconstructions")[0] == [1, 3, 4]  # every epoch, and after testing
     for tag in ("latent/scatter", "images/interpolation", "images/traversal"):
         assert steps_and_sizes(events, tag)[0] == [4], tag  # only the tested checkpoint
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
@@ -147,13 +180,25 @@ def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     epoch_steps = [event.step for event in events.Scalars("train/loss")]
     (test_step,) = [event.step for event in events.Scalars("test/mse")]  # the first test's point is purged
     assert epoch_steps == [1, 3, 5]
-    assert steps_and_sizes(events, "images/reconstructions")[0] == epoch_steps
+    assert steps_and_sizes(events, "images/reconstructions")[0] == [*epoch_steps, test_step]
     assert steps_and_sizes(events, "latent/scatter")[0] == [*epoch_steps, test_step]
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
     assert [embedding.tensor_name for embedding in config.embeddings] == [
         f"latent/test_codes:{step:05d}" for step in [*epoch_steps, test_step]
     ]
     assert all((tmp_path / embedding.sprite.image_path).is_file() for embedding in config.embeddings)
+    assert len(layouts(events)) == 1  # written in the first epochs, kept by the resume
+
+
+def test_a_run_resumed_from_before_its_layout_gets_it_once(tiny_cfg, tmp_path):
+    # A one-epoch run writes its layout after its only checkpoint; resuming from that checkpoint
+    # purges the layout with the later events, and the resumed run writes it again.
+    train(tiny_cfg("model.lr_schedule=constant", "logging.images_every_n_epochs=0", "logging.projector_points=0"),
+          run_dir=tmp_path)  # fmt: skip
+    assert len(layouts(read_events(tmp_path))) == 1
+    resume_training(tmp_path, ["trainer.max_epochs=2"])
+    (layout,) = layouts(read_events(tmp_path))
+    assert [chart.title for chart in layout.category[0].chart] == ["loss"]
 
 
 @pytest.mark.parametrize("key, value", [("n_images", 0), ("latents_every_n_epochs", -1), ("projector_points", 1.5)])

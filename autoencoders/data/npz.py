@@ -1,0 +1,139 @@
+"""Your own images from one NumPy .npz file: `ae-train data=npz data.path=<file>`.
+
+Arrays, by name: `images` (N×H×W, or N×H×W×C with C = 1 or 3 channels last; uint8 0..255, or
+floats in [0, 1]) and optional `labels` (N integers >= 0), `test_images` and `test_labels`.
+Without `test_images`, `test_size` of the images are held out as the test set, chosen by
+`split_seed`. A set without labels gets label -1 everywhere and no class names; the views and
+evaluations that need classes skip themselves. Every problem with the file is one
+DataUnavailable naming the file and the array.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from autoencoders.data.sources import ImageSet
+from autoencoders.errors import DataUnavailable
+
+ARRAYS = ("images", "labels", "test_images", "test_labels")
+NO_LABEL = -1
+HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (README, \"Data\")."
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """The known arrays of the file, refusing unknown names (a typo would silently drop labels)."""
+    if not path.is_file():
+        raise DataUnavailable(f"data.path={path} is not a file. Give the .npz file's path (absolute, or relative "
+                              "to the directory ae-train runs in).")  # fmt: skip
+    try:
+        archive = np.load(path, allow_pickle=False)  # never unpickle objects from a data file
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise DataUnavailable(f"{path} is not a readable .npz file ({error}). {HOW_TO_SAVE}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataUnavailable(f"{path} holds one unnamed array, not an .npz of named arrays. {HOW_TO_SAVE}")
+    with archive:
+        unknown = sorted(set(archive.files) - set(ARRAYS))
+        if "images" not in archive.files or unknown:
+            problems = ["no array named 'images'"] * ("images" not in archive.files)
+            problem = " and ".join(problems + [f"unknown arrays {', '.join(unknown)}"] * bool(unknown))
+            raise DataUnavailable(f"{path} has {problem}; its arrays are {', '.join(archive.files) or '(none)'}, "
+                                  f"and the ones read are {', '.join(ARRAYS)}. {HOW_TO_SAVE}")  # fmt: skip
+        arrays = {}
+        for name in archive.files:
+            try:
+                arrays[name] = archive[name]
+            except (OSError, ValueError, zipfile.BadZipFile) as error:  # object arrays, a damaged member
+                raise DataUnavailable(f"{path}: array '{name}' cannot be read ({error}). {HOW_TO_SAVE}") from None
+    return arrays
+
+
+def _images(path: Path, name: str, array: np.ndarray) -> Tensor:
+    """(N, C, H, W): uint8 as it is, floats as float32; checked for shape, type and range."""
+    where = f"{path}: array '{name}'"
+    if array.ndim == 4 and array.shape[-1] not in (1, 3):
+        hint = " (it looks like N×C×H×W; move the channels last)" if array.shape[1] in (1, 3) else ""
+        raise DataUnavailable(f"{where} has shape {array.shape}: its last axis must be 1 or 3 channels{hint}.")
+    if array.ndim not in (3, 4) or 0 in array.shape:
+        raise DataUnavailable(f"{where} has shape {array.shape}; images are N×H×W (grey) or N×H×W×C (C = 1 or 3).")
+    if array.dtype == np.uint8:
+        pixels = torch.from_numpy(array.copy())
+    elif np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise DataUnavailable(f"{where} has {array.size - int(finite.sum())} values that are NaN or infinite; "
+                                  "every pixel must be a number in [0, 1].")  # fmt: skip
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 1:
+            raise DataUnavailable(f"{where} has floats from {low:g} to {high:g}; float pixels must lie in [0, 1] "
+                                  "(divide 0..255 values by 255, or store them as uint8).")  # fmt: skip
+        pixels = torch.from_numpy(array.astype(np.float32))
+    else:
+        raise DataUnavailable(f"{where} has type {array.dtype}; pixels are uint8 (0..255) or floats in [0, 1] "
+                              f"(np.asarray({name}, dtype=np.uint8) converts 0..255 integers).")  # fmt: skip
+    pixels = pixels.unsqueeze(-1) if array.ndim == 3 else pixels
+    return pixels.permute(0, 3, 1, 2).contiguous()
+
+
+def _labels(path: Path, name: str, array: np.ndarray, count: int) -> Tensor:
+    where = f"{path}: array '{name}'"
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise DataUnavailable(f"{where} has shape {array.shape} and type {array.dtype}; labels are one integer "
+                              "class index per image.")  # fmt: skip
+    if len(array) != count:
+        images = "test_images" if name.startswith("test_") else "images"
+        raise DataUnavailable(f"{where} has {len(array)} labels for {count} images in '{images}'; "
+                              "they must match one to one.")  # fmt: skip
+    if count and array.min() < 0:
+        raise DataUnavailable(f"{where} has negative values (down to {array.min()}); labels are class "
+                              "indices 0, 1, 2 ...")  # fmt: skip
+    return torch.from_numpy(array.astype(np.int64))
+
+
+def _check_pairs(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Labels for both splits or for neither; test labels only beside test images."""
+    if "test_labels" in arrays and "test_images" not in arrays:
+        raise DataUnavailable(f"{path} has 'test_labels' but no 'test_images'.")
+    if "test_images" in arrays and ("labels" in arrays) != ("test_labels" in arrays):
+        given, missing = ("labels", "test_labels") if "labels" in arrays else ("test_labels", "labels")
+        raise DataUnavailable(f"{path} has '{given}' but no '{missing}'; label both splits or neither.")
+
+
+def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
+    """The file's images and labels, with `test_size` images held out when it has no test set."""
+    path = Path(path).expanduser()
+    arrays = _read(path)
+    _check_pairs(path, arrays)
+    images = _images(path, "images", arrays["images"])
+    labels = _labels(path, "labels", arrays["labels"], len(images)) if "labels" in arrays else None
+    if "test_images" in arrays:
+        test_images = _images(path, "test_images", arrays["test_images"])
+        if test_images.shape[1:] != images.shape[1:]:
+            raise DataUnavailable(f"{path}: 'test_images' are {_shape(test_images)} but 'images' are "
+                                  f"{_shape(images)}; both splits need one image shape.")  # fmt: skip
+        test_labels = None if labels is None else _labels(path, "test_labels", arrays["test_labels"], len(test_images))
+    else:
+        if not 0 < test_size < len(images):
+            raise DataUnavailable(f"{path} has {len(images)} images and no 'test_images', so data.test_size of them "
+                                  f"are held out for testing; it must be between 1 and {len(images) - 1}, "
+                                  f"got {test_size}.")  # fmt: skip
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(split_seed))
+        test_index, order = order[:test_size], order[test_size:]
+        test_images, images = images[test_index], images[order]
+        test_labels, labels = (labels[test_index], labels[order]) if labels is not None else (None, None)
+    if labels is None:
+        unlabelled = lambda tensor: torch.full((len(tensor),), NO_LABEL)  # noqa: E731
+        return ImageSet(images, unlabelled(images), test_images, unlabelled(test_images), source=f"npz file {path}",
+                        class_names=[], note="no labels")  # fmt: skip
+    n_classes = int(max(labels.max(), test_labels.max())) + 1
+    return ImageSet(images, labels, test_images, test_labels, source=f"npz file {path}",
+                    class_names=[str(index) for index in range(n_classes)])  # fmt: skip
+
+
+def _shape(images: Tensor) -> str:
+    channels, height, width = images.shape[1:]
+    return f"{height}×{width}×{channels}"
