@@ -248,17 +248,17 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
     return model
 
 
-def _purge_step(run_dir: Path, checkpoint: Path | None) -> int | None:
-    """Where TensorBoard drops earlier events of this run directory.
+def _purge_step(run_dir: Path, checkpoint: Path | None) -> int:
+    """The step from which TensorBoard drops this run directory's earlier events.
 
-    Resuming: events from the checkpoint's step on are dropped from the old event files, so
-    curves continue without duplicate points. A restart over a failed attempt (or a resume with
-    no checkpoint) drops all earlier events; a brand-new run gets no purge marker (TensorBoard
-    reads event files in name order, and a marker in a later-sorting file would drop the test
-    phase's events).
+    Every session of a run writes a restart marker (SessionLog.START) at this step at the head of
+    its first event file: a new run at 0 (nothing is dropped), a resume at its checkpoint's step,
+    so the points it logs again replace the old ones instead of doubling them. The new run's
+    marker matters too: TensorBoard's server takes the first marker it meets as the run's start,
+    not as a restart, so without it a resume's marker would be ignored there.
     """
     if checkpoint is None:
-        return 0 if any(run_dir.glob("events.out.tfevents.*")) else None
+        return 0
     step = load_checkpoint(checkpoint)["global_step"]
     log.info("Resuming %s from %s (step %d)", run_dir, checkpoint.name, step)
     return step

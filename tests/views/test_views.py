@@ -11,6 +11,7 @@ import torch
 from google.protobuf import json_format, text_format
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.backend.event_processing import plugin_event_accumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -188,6 +189,14 @@ def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     ]
     assert all((tmp_path / embedding.sprite.image_path).is_file() for embedding in config.embeddings)
     assert len(layouts(events)) == 1  # written in the first epochs, kept by the resume
+    # TensorBoard's server reads with its own accumulator, which takes the first restart marker
+    # as the run's start: the resume's must still drop the points it repeats.
+    served = plugin_event_accumulator.EventAccumulator(str(tmp_path))
+    served.Reload()
+    for tag in ("train/loss", "test/mse", "val/loss"):
+        steps = [event.step for event in served.Tensors(tag)]
+        assert steps == [event.step for event in events.Scalars(tag)], tag
+    assert [event.step for event in served.Tensors("test/mse")] == [test_step]
 
 
 def test_a_run_resumed_from_before_its_layout_gets_it_once(tiny_cfg, tmp_path):
