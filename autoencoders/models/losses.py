@@ -194,7 +194,9 @@ def minibatch_weighted_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, data
         log q(z_id)   ~ logsumexp_j log q(z_id | n_j)   - log(N M)   for each dimension d.
     The weights sum to 1/N, not 1: the paper's estimator is a lower bound in expectation (the
     paper says it is biased). N enters only as these constants, so it shifts the values of mi, tc
-    and dwkl but not their gradients; tc in particular never falls below (D - 1) log N.
+    and dwkl (by log N, (D - 1) log N and -D log N against weights 1/M) but not their gradients:
+    identical posteriors give tc = (D - 1) log N, and so does a factorised aggregate posterior as
+    the batch grows, where a total correlation is 0.
     """
     log_q = gaussian_log_density_per_dim(z[:, None, :], mu[None], logvar[None])  # (i, j, d)
     normaliser = math.log(dataset_size * len(z))

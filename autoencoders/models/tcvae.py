@@ -25,8 +25,9 @@ class TCVAE(VAE):
     by the training-set size `dataset_size`; `losses.total_correlation_decomposition`), batch
     means. With beta = 1 the loss is the VAE's with a one-sample Monte-Carlo KL in place of the
     closed form. `kl` (closed form) and `elbo` = -(recon + kl) are logged as for the VAE.
-    The paper's weights 1/(NM) sum to 1/N, so tc >= (D - 1) log N and mi, dwkl are shifted by
-    constants of log N too: compare them between runs on the same data, not with 0.
+    The paper's weights 1/(NM) sum to 1/N, which adds constants to the estimates: (D - 1) log N to
+    tc (where a total correlation of 0 would read 0), log N to mi and -D log N to dwkl. Compare
+    them between runs on the same data, not with 0.
     `kl_warmup_epochs` ramps the whole regularizer mi + beta * tc + dwkl; free bits (a floor per
     latent dimension) do not apply to this split, so `free_bits` must stay 0.
     """

@@ -40,7 +40,7 @@ class VQVAE(AutoencoderBase):
     """
 
     def __init__(self, *, embedding_dim: int = 4, codebook_size: int = 512, commitment: float = 0.25,
-                 codebook_update: str = "ema", ema_decay: float = 0.99, restart_dead_codes: bool = False,
+                 codebook_update: str = "ema", ema_decay: float = 0.99, restart_dead_codes: bool = True,
                  **shared: Any) -> None:  # fmt: skip
         super().__init__(**shared)
         latent_dim = self.hparams.latent_dim
