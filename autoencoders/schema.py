@@ -21,12 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 from autoencoders.errors import ConfigError
 
 # Names the code maps to implementations (models/nets.py, models/losses.py, models/base.py,
-# models/dae.py, models/sparse.py).
+# models/dae.py, models/sparse.py, models/quantizer.py).
 NETS = ("mlp", "conv")
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 LR_SCHEDULES = ("constant", "cosine")
 CORRUPTIONS = ("gaussian", "mask")
 SPARSITY_PENALTIES = ("l1", "kl")
+CODEBOOK_UPDATES = ("ema", "loss")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,15 @@ RULES: dict[str, Rule] = {
     "model.decoder_weight_decay": NON_NEGATIVE,
     "model.contractive_weight": NON_NEGATIVE,
     "model.jacobian_projections": NON_NEGATIVE_INT,
+    "model.embedding_dim": POSITIVE_INT,  # must also divide model.latent_dim (checked by the VQ-VAE)
+    "model.codebook_size": POSITIVE_INT,
+    "model.commitment": NON_NEGATIVE,
+    "model.codebook_update": Rule("str", choices=CODEBOOK_UPDATES),
+    "model.ema_decay": Rule("float", low=0, high=1, high_open=True),
+    "model.restart_dead_codes": Rule("bool"),
+    # set by the code from the data, never by a config (runs.checkpoints.FROM_DATA)
+    "model.num_classes": POSITIVE_INT,
+    "model.dataset_size": POSITIVE_INT,
     # data
     "data.batch_size": POSITIVE_INT,
     "data.val_size": POSITIVE_INT,
@@ -134,6 +144,7 @@ RULES: dict[str, Rule] = {
     "eval.anomaly_images": NON_NEGATIVE_INT,
     "eval.nll_samples": NON_NEGATIVE_INT,
     "eval.nll_images": Rule("int", low=1, nullable=True),
+    "eval.class_consistency": Rule("bool"),
 }
 
 
@@ -194,6 +205,7 @@ class EvalSettings(Block):
     anomaly_images: int = 16  # worst-reconstructed test images in the anomaly/worst grid; 0 = none
     nll_samples: int = 100  # VAE: importance samples per image for test/nll; 0 = off
     nll_images: int | None = 1000  # test images (a fixed seeded subset) for test/nll; None = all
+    class_consistency: bool = True  # cvae: a pixel classifier checks the class of samples -> test/class_consistency
 
 
 @dataclass(frozen=True)

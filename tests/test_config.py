@@ -1,9 +1,12 @@
 """Config composition: every group option composes, sweepable keys exist without `+`."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+
+from autoencoders.runs.loading import data_arguments
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -30,12 +33,17 @@ def test_every_group_option_composes(compose_cfg, group):
         assert cfg[group] is not None
 
 
+# What a DataModule gives the models that need it (runs.loading.data_arguments): FashionMNIST's sizes.
+DATA = SimpleNamespace(input_shape=(1, 28, 28), num_classes=10, dataset_size=55_000)
+
+
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_has_a_net_and_instantiates_with_both_nets(compose_cfg, option):
     for net in ("mlp", "conv"):
         cfg = compose_cfg(f"model={option}", f"model.net={net}")
-        model = instantiate(cfg.model, input_shape=[1, 28, 28], _convert_="all")
-        assert model.hparams.net == net
+        sizes = data_arguments(get_class(cfg.model._target_), DATA)
+        model = instantiate(cfg.model, **sizes, _convert_="all")
+        assert model.hparams.net == net and model.hparams.input_shape == [1, 28, 28]
 
 
 def test_sweepable_keys_exist_without_plus(compose_cfg):

@@ -8,9 +8,12 @@ import pytest
 from autoencoders import schema
 from autoencoders.errors import ConfigError
 from autoencoders.models.contractive import ContractiveAutoencoder
+from autoencoders.models.cvae import CVAE
 from autoencoders.models.dae import DenoisingAutoencoder
 from autoencoders.models.sparse import SparseAutoencoder
+from autoencoders.models.tcvae import TCVAE
 from autoencoders.models.vae import VAE
+from autoencoders.models.vqvae import VQVAE
 from autoencoders.schema import RULES, EvalSettings, check_config
 
 SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3}
@@ -24,13 +27,18 @@ BAD_VALUES = [
     (SparseAutoencoder, "sparsity_weight", -1.0), (SparseAutoencoder, "decoder_weight_decay", -1e-4),
     (ContractiveAutoencoder, "contractive_weight", -1e-3), (ContractiveAutoencoder, "jacobian_projections", -1),
     (ContractiveAutoencoder, "jacobian_projections", 1.5),
+    (VQVAE, "embedding_dim", 0), (VQVAE, "codebook_size", 0), (VQVAE, "commitment", -0.25),
+    (VQVAE, "codebook_update", "kmeans"), (VQVAE, "ema_decay", 1.0), (VQVAE, "restart_dead_codes", "yes"),
+    (CVAE, "num_classes", 0), (TCVAE, "dataset_size", -1), (TCVAE, "beta", -1.0),
 ]  # fmt: skip
+# What the data gives the models that need it (runs.loading.data_arguments).
+DATA_SIZES = {CVAE: {"num_classes": 10}, TCVAE: {"dataset_size": 100}}
 
 
 @pytest.mark.parametrize("model_class, key, value", BAD_VALUES)
 def test_bad_values_are_config_errors_naming_the_key(model_class, key, value):
     with pytest.raises(ConfigError, match=rf"model\.{key}.*{value}"):
-        model_class(**SMALL, **{key: value})
+        model_class(**{**SMALL, **DATA_SIZES.get(model_class, {}), key: value})
 
 
 def test_eval_settings_are_checked():
@@ -59,11 +67,13 @@ def test_eval_settings_are_checked():
         ("++model.beta=-1", "model.beta must be a number >= 0"),
         ("++model.noise_std=1.5", "model.noise_std must be a number >= 0 and <= 1"),
         ("++model.sparsity_target=0", "model.sparsity_target must be a number > 0 and < 1"),
+        ("model=vqvae model.codebook_update=kmeans", "model.codebook_update must be one of ema, loss"),
+        ("model=vqvae model.ema_decay=1", "model.ema_decay must be a number >= 0 and < 1"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(compose_cfg, override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_config(compose_cfg(override))
+        check_config(compose_cfg(*override.split()))
 
 
 def test_the_names_in_the_schema_are_the_names_the_code_maps():
@@ -73,6 +83,7 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     from autoencoders.models.dae import CORRUPTIONS
     from autoencoders.models.nets import NETS
     from autoencoders.models.optim import LR_SCHEDULES
+    from autoencoders.models.quantizer import CODEBOOK_UPDATES
     from autoencoders.models.sparse import SPARSITY
 
     assert tuple(NETS) == schema.NETS == RULES["model.net"].choices
@@ -80,6 +91,7 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     assert tuple(LR_SCHEDULES) == schema.LR_SCHEDULES == RULES["model.lr_schedule"].choices
     assert tuple(CORRUPTIONS) == schema.CORRUPTIONS == RULES["model.noise"].choices
     assert tuple(SPARSITY) == schema.SPARSITY_PENALTIES == RULES["model.sparsity"].choices
+    assert tuple(CODEBOOK_UPDATES) == schema.CODEBOOK_UPDATES == RULES["model.codebook_update"].choices
 
 
 def test_the_schema_imports_no_torch():

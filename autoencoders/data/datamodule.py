@@ -121,6 +121,16 @@ class ImageDataModule(L.LightningDataModule):
         return bool(self.image_set.class_names)
 
     @property
+    def num_classes(self) -> int | None:
+        """How many classes the labels index (all of them, also with normal_classes); None without labels."""
+        return len(self.class_names) or None
+
+    @property
+    def dataset_size(self) -> int:
+        """Training images: what is left after the validation split and any class filter."""
+        return len(self.train_set)
+
+    @property
     def sizes(self) -> dict[str, int]:
         return {split: len(getattr(self, f"{split}_set")) for split in ("train", "val", "test")}
 

@@ -12,19 +12,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.models.inference import chunks, condition
+
 PERCENTILES = (95, 99)
 HEATMAP_COLORMAP = "inferno"
 
 
-def reconstruction_errors(module: torch.nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
+def reconstruction_errors(module: torch.nn.Module, images: Tensor, labels: Tensor | None = None,
+                          batch_size: int = 1000) -> Tensor:  # fmt: skip
     """Per-image mean squared error of the deterministic reconstruction, shape (N,), on the CPU.
 
-    The same quantity as `*/mse` but per image: the per-pixel mean of (x - reconstruct(x))^2.
+    The same quantity as `*/mse` but per image: the per-pixel mean of (x - reconstruct(x))^2
+    (conditional models reconstruct each image given its label).
     """
     errors = []
-    for chunk in images.split(batch_size):
+    for chunk, chunk_labels in chunks(images, labels, batch_size):
         chunk = chunk.to(device=module.device, dtype=module.dtype)
-        errors.append((module.reconstruct(chunk) - chunk).pow(2).flatten(1).mean(1).float().cpu())
+        reconstructed = module.reconstruct(chunk, *condition(module, chunk_labels))
+        errors.append((reconstructed - chunk).pow(2).flatten(1).mean(1).float().cpu())
     return torch.cat(errors)
 
 
@@ -83,16 +88,18 @@ def error_heatmaps(images: Tensor, reconstructions: Tensor, scale: float | None 
     return torch.from_numpy(coloured).permute(0, 3, 1, 2).float()
 
 
-def worst_grid(module: torch.nn.Module, images: Tensor, errors: Tensor, n_images: int = 16,
-               per_row: int = 8) -> tuple[Tensor, Tensor]:  # fmt: skip
+def worst_grid(module: torch.nn.Module, images: Tensor, errors: Tensor, n_images: int = 16, per_row: int = 8,
+               labels: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The `n_images` highest-error images: per group of `per_row`, a row of originals, a row of
-    reconstructions and a row of error heatmaps. Returns the (3, H, W) grid and the indices shown."""
+    reconstructions and a row of error heatmaps (`labels`: the images' classes, which conditional
+    models need). Returns the (3, H, W) grid and the indices shown."""
     from autoencoders.models.inference import to_module
     from autoencoders.views.tensorboard import grid
 
     worst = errors.argsort(descending=True)[:n_images]
     originals = images[worst].float()
-    reconstructions = module.reconstruct(to_module(originals, module)).float().cpu().clamp(0, 1)
+    given = condition(module, labels[worst] if labels is not None else None)
+    reconstructions = module.reconstruct(to_module(originals, module), *given).float().cpu().clamp(0, 1)
     heatmaps = error_heatmaps(originals, reconstructions)
     rgb = [tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor for tensor in (originals, reconstructions)]
     rows = [part[start : start + per_row] for start in range(0, len(worst), per_row)

@@ -1,4 +1,5 @@
-"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood.
+"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood, and the
+class consistency of a conditional model's samples.
 
 `evaluate_model(settings, model, datamodule, logger)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
@@ -21,7 +22,8 @@ SUBSET_SEED = 0
 
 
 def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None) -> dict[str, float]:
-    """test/probe_acc, test/anomaly_* and (vae) test/nll of a trained model, as `settings` ask.
+    """test/probe_acc, test/anomaly_*, (vae and kin) test/nll and (cvae) test/class_consistency of a
+    trained model, as `settings` ask.
 
     Scalars and the anomaly/* images go to `logger` (a TensorBoardLogger) at `step`, by default
     the model's global step, where Lightning logged test/*.
@@ -47,21 +49,35 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
         if settings.anomaly and normal_classes is not None:
             metrics.update(_anomaly(model, datamodule, normal_classes, settings.anomaly_images, writer, step))
         if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
-            from autoencoders.evaluation.likelihood import importance_weighted_nll
-            from autoencoders.evaluation.probe import subset
+            metrics["test/nll"] = _nll(model, datamodule, settings)
+        if settings.class_consistency and getattr(model, "conditional", False):  # models that sample by class
+            from autoencoders.evaluation.consistency import class_consistency
 
             started = time.perf_counter()
-            images = datamodule.test_set.tensors[0]
-            images = images[subset(len(images), settings.nll_images, SUBSET_SEED)]
-            metrics["test/nll"] = float(importance_weighted_nll(model, images, settings.nll_samples, seed=SUBSET_SEED).mean())
-            log.info("test/nll %.3f nats (k=%d, %d images, %.1f s)", metrics["test/nll"], settings.nll_samples,
-                     len(images), time.perf_counter() - started)  # fmt: skip
+            metrics["test/class_consistency"] = class_consistency(model, datamodule.train_set.tensors, seed=SUBSET_SEED)
+            log.info("Class consistency of samples: %.4f (%.1f s)", metrics["test/class_consistency"],
+                     time.perf_counter() - started)  # fmt: skip
     if logger is not None and metrics:
         logger.log_metrics(metrics, step=step)
         logger.save()
     if writer is not None:
         writer.flush()
     return dict(sorted(metrics.items()))
+
+
+def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
+    """test/nll: the importance-weighted estimate on a fixed subset of test images (with their labels)."""
+    from autoencoders.evaluation.likelihood import importance_weighted_nll
+    from autoencoders.evaluation.probe import subset
+
+    started = time.perf_counter()
+    images, labels = datamodule.test_set.tensors
+    chosen = subset(len(images), settings.nll_images, SUBSET_SEED)
+    nll = float(importance_weighted_nll(model, images[chosen], settings.nll_samples, seed=SUBSET_SEED,
+                                        labels=labels[chosen]).mean())  # fmt: skip
+    log.info("test/nll %.3f nats (k=%d, %d images, %.1f s)", nll, settings.nll_samples, len(chosen),
+             time.perf_counter() - started)  # fmt: skip
+    return nll
 
 
 def _anomaly(model: Any, datamodule: Any, normal_classes: list[int], n_images: int, writer: Any, step: int) -> dict[str, float]:
@@ -72,14 +88,14 @@ def _anomaly(model: Any, datamodule: Any, normal_classes: list[int], n_images: i
 
     images, labels = datamodule.test_set.tensors
     is_anomaly = ~torch.isin(labels, torch.tensor(normal_classes))
-    test_errors = reconstruction_errors(model, images)
-    val_errors = reconstruction_errors(model, datamodule.val_set.tensors[0])  # val holds normal classes only
+    test_errors = reconstruction_errors(model, images, labels)
+    val_errors = reconstruction_errors(model, *datamodule.val_set.tensors)  # val holds normal classes only
     metrics = anomaly_metrics(test_errors, is_anomaly, val_errors)
     if writer is not None:
         writer.add_histogram("anomaly/errors_normal", test_errors[~is_anomaly], step)
         writer.add_histogram("anomaly/errors_anomalous", test_errors[is_anomaly], step)
         if n_images > 0:
-            grid, worst = worst_grid(model, images, test_errors, n_images)
+            grid, worst = worst_grid(model, images, test_errors, n_images, labels=labels)
             writer.add_image("anomaly/worst", grid, step)
             names = datamodule.class_names
             rows = [f"| {rank + 1} | {names[int(labels[i])]} | {'anomaly' if is_anomaly[i] else 'normal'} | "

@@ -1,7 +1,8 @@
 """Linear probe: how much class information the frozen codes carry, read by a linear classifier.
 
 Logistic regression (scikit-learn, lbfgs, multinomial) on standardized codes from `encode()`
-(the posterior mean for the VAE), fitted on training codes and scored on test codes. With
+(the posterior mean for the VAE; the cvae encodes each image with its own label, so its codes
+hold what the label does not say), fitted on training codes and scored on test codes. With
 `data.normal_classes` set, the training codes hold only the normal classes, so the probe is
 scored on the test images of those classes (a class the probe never saw cannot be predicted).
 """
@@ -49,6 +50,6 @@ def linear_probe(module: torch.nn.Module, train: tuple[Tensor, Tensor], test: tu
     chosen = subset(len(train_images), train_size, seed)
     test_images, test_labels = test
     known = torch.isin(test_labels, train_labels[chosen].unique())
-    train_codes = encode_all(module, train_images[chosen])
-    test_codes = encode_all(module, test_images[known])
+    train_codes = encode_all(module, train_images[chosen], train_labels[chosen])
+    test_codes = encode_all(module, test_images[known], test_labels[known])
     return probe_accuracy(train_codes, train_labels[chosen], test_codes, test_labels[known], seed)

@@ -5,6 +5,10 @@ terms it has (`loss_terms`). Terms are batch means; every term is logged as
 `train/<term>`, `val/<term>` and `test/<term>` once per epoch, and val/test also get `mse`,
 the per-pixel mean squared error of the deterministic reconstruction, so all models compare
 on one number.
+
+Conditional models (`conditional = True`, the cvae) also get the batch's labels: the loop calls
+`loss_terms(x, y)`, `reconstruct(x, y)` and `on_evaluation_batch(..., y)` for them, and
+`loss_terms(x)` etc. for every other model (`inference.condition`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import Tensor
 
 from autoencoders.errors import Diverged
 from autoencoders.models import losses
+from autoencoders.models.inference import condition
 from autoencoders.models.nets import build_nets
 from autoencoders.models.optim import LR_SCHEDULES, CosineDecay, adam
 from autoencoders.models.tally import EpochMeans, LossWatch, Reading
@@ -43,6 +48,8 @@ class AutoencoderBase(L.LightningModule):
     # True when the reconstruction used by the loss is random (the VAE); then val/test mse
     # decodes the deterministic code instead.
     stochastic_reconstruction = False
+    # True when the model takes the images' class labels beside them (encode(x, y), decode(z, y)).
+    conditional = False
 
     def __init__(
         self,
@@ -58,12 +65,18 @@ class AutoencoderBase(L.LightningModule):
         self.save_hyperparameters()  # also the subclass's own arguments, from its frame
         check_section("model", {name: value for name, value in self.hparams.items() if name != "input_shape"})
         self.input_shape = tuple(input_shape)
-        self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim)
+        self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim,
+                                                self.condition_dim())  # fmt: skip
         self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
         self._watch = LossWatch()
         self.running_loss: float | None = None  # the training loss at the last read, for the progress bar
 
     # --- what a model defines -------------------------------------------------------------
+    def condition_dim(self) -> int:
+        """Condition inputs the networks take beside images and codes (0; the cvae: its classes).
+        Called while constructing, after the hyperparameters are saved."""
+        return 0
+
     def encode(self, x: Tensor) -> Tensor:
         """Deterministic code of x (the posterior mean for probabilistic encoders)."""
         return self.encoder(x)
@@ -71,28 +84,29 @@ class AutoencoderBase(L.LightningModule):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Deterministic reconstruction, the one `*/mse` measures."""
-        return self.decode(self.encode(x))
+    def reconstruct(self, x: Tensor, *condition: Tensor) -> Tensor:
+        """Deterministic reconstruction, the one `*/mse` measures (`condition`: conditional models' labels)."""
+        return self.decode(self.encode(x, *condition), *condition)
 
-    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    def loss_terms(self, x: Tensor, *condition: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """Batch-mean loss terms ("loss" is the objective) and the reconstruction they used."""
         raise NotImplementedError
 
-    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int, *condition: Tensor) -> dict[str, Tensor]:
         """Called on every val/test batch: extra batch-mean terms to log as `<stage>/<term>`
         (none by default). Models needing epoch-level statistics may also accumulate them here."""
         return {}
 
     # --- the shared loop -----------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, _ = batch
-        terms, _ = self.loss_terms(x)
+        x, labels = batch
+        terms, _ = self.loss_terms(x, *condition(self, labels))
         self._means["train"].update(terms, len(x))
         # Watched on the device and read back every log_every_n_steps steps: on a GPU a check per
         # step (`if not torch.isfinite(loss)`) would wait for every step's kernels.
         self._watch.update(terms, self.global_step)
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1  # no trainer: a test calls it
+        if self.global_step % every == 0:
             reading = self._read_watch()
             if self.logger is not None:
                 # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
@@ -124,15 +138,16 @@ class AutoencoderBase(L.LightningModule):
         self._evaluation_step("test", batch, batch_idx)
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor], batch_idx: int = 0) -> None:
-        x, _ = batch
+        x, labels = batch
+        given = condition(self, labels)
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the training RNG is restored afterwards
             torch.manual_seed(EVALUATION_NOISE_SEED + batch_idx)
-            terms, x_hat = self.loss_terms(x)
+            terms, x_hat = self.loss_terms(x, *given)
             if self.stochastic_reconstruction:
-                x_hat = self.reconstruct(x)
+                x_hat = self.reconstruct(x, *given)
             terms["mse"] = losses.mean_reconstruction("mse", x_hat, x)
-            terms.update(self.on_evaluation_batch(stage, x, batch_idx))
+            terms.update(self.on_evaluation_batch(stage, x, batch_idx, *given))
         self._means[stage].update(terms, len(x))
 
     def on_train_epoch_start(self) -> None:

@@ -1,12 +1,18 @@
-"""Running a trained model on in-memory tensors: eval mode, its device and dtype, chunks.
+"""Running a trained model on in-memory tensors: eval mode, its device and dtype, chunks, labels.
 
 The TensorBoard views and the evaluations both use these, so they live in the models wing.
+
+Conditional models (`conditional = True`, the cvae) take the images' class labels beside them:
+`encode(x, y)`, `decode(z, y)`, `reconstruct(x, y)`, `loss_terms(x, y)`. Every caller that has
+labels passes `*condition(model, labels)`, which is `(labels,)` for those models and `()` for the
+others, so the other models keep their one-argument methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import repeat
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +35,23 @@ def to_module(tensor: Tensor, module: nn.Module) -> Tensor:
     return tensor.to(device=module.device, dtype=module.dtype)
 
 
-def encode_all(module: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """Deterministic codes of `images` on the CPU, in chunks so a large subset fits on a GPU."""
-    return torch.cat([module.encode(to_module(chunk, module)).float().cpu() for chunk in images.split(batch_size)])
+def condition(module: nn.Module, labels: Tensor | None) -> tuple[Tensor, ...]:
+    """The extra arguments `module` takes beside images or codes: (labels,) on its device for a
+    conditional model, () for any other. Raises ValueError when a conditional model gets no labels."""
+    if not getattr(module, "conditional", False):
+        return ()
+    if labels is None:
+        raise ValueError(f"{type(module).__name__} is conditional: pass the images' class labels too.")
+    return (labels.to(module.device),)
+
+
+def chunks(images: Tensor, labels: Tensor | None, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """(images, labels) in chunks of `batch_size`; the labels are None throughout when there are none."""
+    return zip(images.split(batch_size), labels.split(batch_size) if labels is not None else repeat(None))
+
+
+def encode_all(module: nn.Module, images: Tensor, labels: Tensor | None = None, batch_size: int = 1000) -> Tensor:
+    """Deterministic codes of `images` on the CPU, in chunks so a large subset fits on a GPU
+    (`labels`: their classes, which conditional models need)."""
+    return torch.cat([module.encode(to_module(x, module), *condition(module, y)).float().cpu()
+                      for x, y in chunks(images, labels, batch_size)])  # fmt: skip

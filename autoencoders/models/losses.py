@@ -36,6 +36,19 @@ def binary_cross_entropy(x_hat: Tensor, x: Tensor) -> Tensor:
     return F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1).sum(1)
 
 
+# --- VQ-VAE: the codebook and commitment terms (van den Oord et al. 2017, eq. 3) ---------------
+def codebook_term(z_e: Tensor, z_q: Tensor) -> Tensor:
+    """mean ||sg[z_e] - e||^2 over token elements: moves the chosen codes e = z_q toward the
+    encoder outputs z_e (no gradient reaches the encoder). A scalar."""
+    return F.mse_loss(z_q, z_e.detach())
+
+
+def commitment_term(z_e: Tensor, z_q: Tensor) -> Tensor:
+    """mean ||z_e - sg[e]||^2 over token elements: keeps the encoder outputs near their codes
+    (no gradient reaches the codebook). The same value as `codebook_term`; a scalar."""
+    return F.mse_loss(z_e, z_q.detach())
+
+
 # --- VAE: Gaussian posterior, closed-form KL, likelihoods ----------------------------------
 # The Gaussian likelihood's fixed standard deviation. With sigma = 1/sqrt(2) the per-pixel
 # NLL is (x - x_hat)^2 + log(pi)/2: the squared error of the common "MSE-sum VAE" plus the
@@ -150,9 +163,14 @@ def standard_normal_log_density(z: Tensor) -> Tensor:
     return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
 
 
+def gaussian_log_density_per_dim(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z_d; mu_d, exp(logvar_d)) for each dimension, in nats; broadcasts."""
+    return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi))
+
+
 def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """log N(z; mu, diag(exp(logvar))), summed over the last dimension; broadcasts over leading ones."""
-    return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+    return gaussian_log_density_per_dim(z, mu, logvar).sum(-1)
 
 
 def importance_weighted_bound(log_weights: Tensor) -> Tensor:
@@ -163,3 +181,43 @@ def importance_weighted_bound(log_weights: Tensor) -> Tensor:
     rises towards log p(x) as k grows.
     """
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+
+
+# --- beta-TCVAE: the KL split by minibatch-weighted sampling (Chen et al. 2018) ---------------
+def minibatch_weighted_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int) -> tuple[Tensor, Tensor]:
+    """Estimates of log q(z_i) and of log prod_d q(z_id) for each sample z_i ~ q(z|n_i) of a
+    minibatch of M images drawn from a training set of N = `dataset_size`: (M,) each, in nats.
+
+    Minibatch-weighted sampling, eq. 5 of Chen et al. (2018): q(z) = (1/N) sum_n q(z|n) is
+    estimated from the minibatch's posteriors with weight 1/(NM) each,
+        log q(z_i)    ~ logsumexp_j log q(z_i | n_j)    - log(N M),
+        log q(z_id)   ~ logsumexp_j log q(z_id | n_j)   - log(N M)   for each dimension d.
+    The weights sum to 1/N, not 1: the paper's estimator is a lower bound in expectation (the
+    paper says it is biased). N enters only as these constants, so it shifts the values of mi, tc
+    and dwkl (by log N, (D - 1) log N and -D log N against weights 1/M) but not their gradients:
+    identical posteriors give tc = (D - 1) log N, and so does a factorised aggregate posterior as
+    the batch grows, where a total correlation is 0.
+    """
+    log_q = gaussian_log_density_per_dim(z[:, None, :], mu[None], logvar[None])  # (i, j, d)
+    normaliser = math.log(dataset_size * len(z))
+    log_qz = torch.logsumexp(log_q.sum(2), dim=1) - normaliser
+    log_prod_marginals = (torch.logsumexp(log_q, dim=1) - normaliser).sum(1)
+    return log_qz, log_prod_marginals
+
+
+def total_correlation_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int) -> dict[str, Tensor]:
+    """The KL term of the ELBO split three ways for each sample z_i ~ q(z|n_i): (M,) each, nats.
+
+    mi   = log q(z_i|n_i) - log q(z_i)                 index-code mutual information
+    tc   = log q(z_i) - sum_d log q(z_id)              total correlation
+    dwkl = sum_d log q(z_id) - log p(z_i)              dimension-wise KL, p = N(0, I)
+    with log q(z_i) and log q(z_id) from `minibatch_weighted_log_densities`. The three sum to
+    log q(z_i|n_i) - log p(z_i), the one-sample Monte-Carlo estimate of KL(q(z|n_i) || p(z)).
+    """
+    log_qz_given_x = gaussian_log_density(z, mu, logvar)
+    log_qz, log_prod_marginals = minibatch_weighted_log_densities(z, mu, logvar, dataset_size)
+    return {
+        "mi": log_qz_given_x - log_qz,
+        "tc": log_qz - log_prod_marginals,
+        "dwkl": log_prod_marginals - standard_normal_log_density(z),
+    }

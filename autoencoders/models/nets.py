@@ -3,12 +3,18 @@
 Every encoder maps images (B, C, H, W) to (B, out_dim) and every decoder maps (B, latent_dim)
 to images of the input shape, with a sigmoid output so pixels stay in [0, 1]. Models that need
 two encoder heads (the VAE's mean and log-variance) ask for out_dim = 2 * latent_dim.
+
+Conditional models (the cvae) give the encoders `condition_dim` extra inputs: the mlp encoder
+takes them beside the flattened image, the conv encoder beside its flattened features, just
+before the latent head. Their decoders take [z, condition], so they are built for
+latent_dim + condition_dim inputs (`build_nets`).
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from autoencoders.errors import ConfigError
@@ -20,15 +26,21 @@ InputShape = tuple[int, int, int]
 class MLPEncoder(nn.Sequential):
     """Flatten -> 256 -> 64 -> out_dim, ReLU between layers, linear output."""
 
-    def __init__(self, input_shape: InputShape, out_dim: int) -> None:
+    def __init__(self, input_shape: InputShape, out_dim: int, condition_dim: int = 0) -> None:
         super().__init__(
             nn.Flatten(),
-            nn.Linear(math.prod(input_shape), 256),
+            nn.Linear(math.prod(input_shape) + condition_dim, 256),
             nn.ReLU(),
             nn.Linear(256, 64),
             nn.ReLU(),
             nn.Linear(64, out_dim),
         )
+
+    def forward(self, x: Tensor, *condition: Tensor) -> Tensor:
+        """x (B, C, H, W); condition: (B, condition_dim) joined to the flattened image (none: plain)."""
+        if condition:
+            x = torch.cat([x.flatten(1), *condition], dim=1)  # Flatten then leaves it as it is
+        return super().forward(x)
 
 
 class MLPDecoder(nn.Module):
@@ -61,7 +73,7 @@ def _conv_feature_shape(input_shape: InputShape) -> InputShape:
 class ConvEncoder(nn.Module):
     """Conv(C->16, s2)+BN+ReLU, Conv(16->32, s2)+BN+ReLU, Linear -> out_dim."""
 
-    def __init__(self, input_shape: InputShape, out_dim: int) -> None:
+    def __init__(self, input_shape: InputShape, out_dim: int, condition_dim: int = 0) -> None:
         super().__init__()
         channels = input_shape[0]
         self.features = nn.Sequential(
@@ -73,10 +85,14 @@ class ConvEncoder(nn.Module):
             nn.ReLU(),
             nn.Flatten(),
         )
-        self.head = nn.Linear(math.prod(_conv_feature_shape(input_shape)), out_dim)
+        self.head = nn.Linear(math.prod(_conv_feature_shape(input_shape)) + condition_dim, out_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: Tensor, *condition: Tensor) -> Tensor:
+        """x (B, C, H, W); condition: (B, condition_dim) joined to the flattened features (none: plain)."""
+        features = self.features(x)
+        if condition:
+            features = torch.cat([features, *condition], dim=1)
+        return self.head(features)
 
 
 class ConvDecoder(nn.Module):
@@ -112,8 +128,10 @@ NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 }
 
 
-def build_nets(net: str, input_shape: InputShape, latent_dim: int, encoder_out: int) -> tuple[nn.Module, nn.Module]:
-    """Encoder and decoder of the named network family for images of `input_shape`."""
+def build_nets(net: str, input_shape: InputShape, latent_dim: int, encoder_out: int,
+               condition_dim: int = 0) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+    """Encoder and decoder of the named network family for images of `input_shape`; with
+    `condition_dim` > 0, both also take that many condition inputs (see the module docstring)."""
     check_value("model.net", net)
     encoder, decoder = NETS[net]
-    return encoder(input_shape, encoder_out), decoder(input_shape, latent_dim)
+    return encoder(input_shape, encoder_out, condition_dim), decoder(input_shape, latent_dim + condition_dim)

@@ -74,13 +74,13 @@ class VAE(AutoencoderBase):
         super().__init__(loss=loss, **shared)
         self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}
 
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z|x), each (B, latent_dim)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+    def posterior(self, x: Tensor, *condition: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z|x), each (B, latent_dim) (`condition`: extra encoder inputs)."""
+        mu, logvar = self.encoder(x, *condition).chunk(2, dim=1)
         return mu, logvar
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.posterior(x)[0]
+    def encode(self, x: Tensor, *condition: Tensor) -> Tensor:
+        return self.posterior(x, *condition)[0]
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -88,35 +88,44 @@ class VAE(AutoencoderBase):
         z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
         return self.decode(z)
 
-    def kl_weight(self) -> float:
-        """beta, scaled by the warm-up fraction while training under a Trainer.
+    def warmup_fraction(self) -> float:
+        """How far the KL warm-up is, from 0 to 1 (1 when off, and outside training under a Trainer).
 
         The fraction counts training batches seen, not optimizer steps, so that accumulating
         gradients over several batches (++trainer.accumulate_grad_batches) does not stretch it.
         """
-        beta, warmup_epochs = self.hparams.beta, self.hparams.kl_warmup_epochs
+        warmup_epochs = self.hparams.kl_warmup_epochs
         if not self.training or warmup_epochs == 0 or self._trainer is None:
-            return beta
+            return 1.0
         batches = warmup_epochs * self.trainer.num_training_batches
         if not 0 < batches < math.inf:  # an iterable loader of unknown length: no warm-up
-            return beta
+            return 1.0
         seen = self.trainer.fit_loop.total_batch_idx  # batches trained before this one (restored on resume)
-        return beta * min(1.0, seen / batches)
+        return min(1.0, seen / batches)
 
-    def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        mu, logvar = self.posterior(x)
+    def kl_weight(self) -> float:
+        """beta, scaled by the warm-up fraction while training under a Trainer."""
+        return self.hparams.beta * self.warmup_fraction()
+
+    def loss_terms(self, x: Tensor, *condition: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        mu, logvar = self.posterior(x, *condition)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization: grads reach mu, logvar
-        x_hat = self.decode(z)
+        x_hat = self.decode(z, *condition)
         recon = losses.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)  # batch means from here on
-        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar)
-        kl = kl_per_dim.sum(1).mean()
-        loss = recon + self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits)
-        terms = {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+        kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        penalty, own_terms = self.regularizer(mu, logvar, z)
+        terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), **own_terms}
         return terms, x_hat
 
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """What the objective adds to recon (beta_t * KL_fb) and the terms it logs besides kl (none).
+        Subclasses that split the KL differently (the tcvae) replace this."""
+        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar)
+        return self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits), {}
+
     # --- epoch-level statistics of the posterior (val/test) ---------------------------------
-    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
-        mu, logvar = self.posterior(x)
+    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int, *condition: Tensor) -> dict[str, Tensor]:
+        mu, logvar = self.posterior(x, *condition)
         self._posterior_stats[stage].update(mu)
         if stage != "val":
             return {}

@@ -20,8 +20,9 @@ INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 # (The models kept their modules when the package was split into wings, so none is listed yet.)
 CLASS_ALIASES: dict[str, str] = {}
 
-# Hyperparameters the data decides (the model is built with them), not config.yaml.
-FROM_DATA = frozenset({"input_shape"})
+# Hyperparameters the data decides (the model is built with them), not config.yaml. Each is the
+# DataModule attribute of the same name; a model takes those its constructor names (runs.loading).
+FROM_DATA = frozenset({"input_shape", "num_classes", "dataset_size"})
 
 
 def current_class_path(path: str | None) -> str | None:

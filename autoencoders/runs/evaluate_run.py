@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from autoencoders.errors import CheckpointError
-from autoencoders.runs.loading import instantiate, load_config, load_model, resolve
+from autoencoders.runs.loading import data_arguments, instantiate, load_config, load_model, resolve
 from autoencoders.runs.record import METRICS_FILE, floats, read_record, write_json_atomic
 from autoencoders.runs.torch_setup import resolve_threads, set_up_torch
 from autoencoders.schema import EvalSettings, LoggingSettings
@@ -43,9 +43,10 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
-    if tuple(datamodule.input_shape) != tuple(model.input_shape):
-        raise CheckpointError(f"Checkpoint {path} takes images of shape {list(model.input_shape)}, but the run's "
-                              f"data gives {list(datamodule.input_shape)}.")  # fmt: skip
+    for name, value in data_arguments(type(model), datamodule).items():
+        if model.hparams[name] != value:
+            raise CheckpointError(f"Checkpoint {path} was built for {name}={model.hparams[name]}, but the run's "
+                                  f"data gives {name}={value}.")  # fmt: skip
 
     eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
     _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points

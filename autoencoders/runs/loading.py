@@ -14,10 +14,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, CheckpointError
-from autoencoders.runs.checkpoints import check_belongs, current_class_path, load_checkpoint
+from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
+from autoencoders.runs.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
 
 CHECKPOINT_NAMES = ("best", "last")
+# What each size from the data is, for the error when the data lacks it.
+_DATA_SIZE_MEANING = {"input_shape": "an image shape", "num_classes": "class labels", "dataset_size": "a training set"}
 
 
 def instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -34,6 +36,34 @@ def instantiate(node: DictConfig, **kwargs: Any) -> Any:
         if isinstance(error.__cause__, USER_ERRORS):
             raise error.__cause__ from None
         raise
+
+
+def constructor_arguments(klass: type) -> set[str]:
+    """The keyword arguments the package's constructors along `klass`'s MRO accept (a model's own
+    hyperparameters and the shared ones of its base classes)."""
+    import inspect
+
+    names: set[str] = set()
+    for base in klass.__mro__:
+        if "__init__" in vars(base) and base.__module__.startswith("autoencoders."):
+            names.update(name for name, parameter in inspect.signature(base.__init__).parameters.items()
+                         if name != "self" and parameter.kind is not parameter.VAR_KEYWORD)  # fmt: skip
+    return names
+
+
+def data_arguments(model_class: type, datamodule: Any) -> dict[str, Any]:
+    """The constructor arguments of `model_class` that the data decides (runs.checkpoints.FROM_DATA),
+    from the DataModule's attributes of the same names: input_shape for every model, num_classes
+    (cvae), dataset_size (tcvae). Raises ConfigError when the data has no such value."""
+    values = {}
+    for name in sorted(FROM_DATA & constructor_arguments(model_class)):
+        value = getattr(datamodule, name, None)
+        if value is None:
+            raise ConfigError(f"{model_class.__name__} needs {_DATA_SIZE_MEANING[name]} from the data ({name}), but "
+                              f"data {getattr(datamodule, 'name', type(datamodule).__name__)!r} has none. Choose a "
+                              f"dataset with {_DATA_SIZE_MEANING[name]}, or another model.")  # fmt: skip
+        values[name] = list(value) if isinstance(value, tuple) else value
+    return values
 
 
 def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[Path, Path]:
@@ -74,11 +104,13 @@ def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
     saved = load_checkpoint(path)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_belongs(saved, path, model_cfg)
-    input_shape = saved.get("hyper_parameters", {}).get("input_shape")
-    if input_shape is None:
-        raise CheckpointError(f"Checkpoint {path} records no input_shape; it was not written by autoencoders.")
-    target = current_class_path(model_cfg.pop("_target_"))
-    model = get_class(target)(input_shape=list(input_shape), **model_cfg)
+    model_class = get_class(current_class_path(model_cfg.pop("_target_")))
+    stored = saved.get("hyper_parameters", {})
+    from_data = sorted(FROM_DATA & constructor_arguments(model_class))  # what the data gave when it was trained
+    for name in from_data:
+        if stored.get(name) is None:
+            raise CheckpointError(f"Checkpoint {path} records no {name}; it was not written by autoencoders.")
+    model = model_class(**{name: stored[name] for name in from_data}, **model_cfg)
     try:
         model.load_state_dict(saved["state_dict"])
     except (KeyError, RuntimeError) as error:

@@ -21,8 +21,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import ConfigError, Diverged, RunInterrupted
-from autoencoders.runs.checkpoints import current_class_path, load_checkpoint
-from autoencoders.runs.loading import instantiate
+from autoencoders.runs.checkpoints import FROM_DATA, current_class_path, load_checkpoint
+from autoencoders.runs.loading import constructor_arguments, data_arguments, instantiate
 from autoencoders.runs.logs import route_lightning_logs_through_root
 from autoencoders.runs.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.runs.report import print_metrics
@@ -35,7 +35,7 @@ from autoencoders.schema import check_config, check_known_keys
 log = logging.getLogger("autoencoders")
 
 # Arguments the code passes to the model and DataModule itself; a config may not set them.
-SET_BY_CODE = {"model": {"input_shape"}, "data": {"seed"}}
+SET_BY_CODE = {"model": FROM_DATA, "data": {"seed"}}
 
 
 @dataclass
@@ -152,15 +152,9 @@ def _processes_here(cfg: DictConfig) -> int:
 def check_settings_exist(cfg: DictConfig) -> None:
     """Every model.* and data.* key is an argument of the class it configures (`+model.foo=1`
     would otherwise fail deep inside Hydra's instantiate, after the data had loaded)."""
-    import inspect
-
     for section in ("model", "data"):
         node = cfg[section]
-        known: set[str] = set()
-        for klass in get_class(current_class_path(node._target_)).__mro__:
-            if "__init__" in vars(klass) and klass.__module__.startswith("autoencoders."):
-                known.update(name for name, parameter in inspect.signature(klass.__init__).parameters.items()
-                             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD)  # fmt: skip
+        known = constructor_arguments(get_class(current_class_path(node._target_)))
         given = {key for key in node if not key.startswith("_")}
         check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
 
@@ -240,9 +234,11 @@ def build_data(cfg: DictConfig, record: RunRecord) -> Any:
 
 
 def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
-    """The run's model, sized by the data's input shape; its name and size go into the record.
+    """The run's model, sized by the data (input shape, and the class count or training-set size
+    of models that need them: runs.loading.data_arguments); its name and size go into the record.
     The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
-    model = instantiate(cfg.model, input_shape=list(datamodule.input_shape), _convert_="all")
+    model_class = get_class(current_class_path(cfg.model._target_))
+    model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
     name = record.payload.get("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
     record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
     return model

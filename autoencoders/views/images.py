@@ -6,14 +6,15 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from autoencoders.models.inference import evaluating, to_module
+from autoencoders.models.inference import condition, evaluating, to_module
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 
 
 class ImageGrids(L.Callback):
     """`images/reconstructions`: fixed validation images, each row of originals above the row of
     their reconstructions; `images/samples` (models with `sample`): decodings of one fixed noise
-    batch. Every `every_n_epochs` validation epochs, at the epoch's last step, and with
+    batch, or what the model's own `sample_grid(n_images, columns, generator)` draws with a fixed
+    seed (the vqvae: its code prior; the cvae: one row per class). Every `every_n_epochs` validation epochs, at the epoch's last step, and with
     `after_test` once more after testing, at the test step (ae-eval, which runs no validation)."""
 
     def __init__(self, every_n_epochs: int = 1, n_images: int = 16, seed: int = 0, after_test: bool = False) -> None:
@@ -33,14 +34,20 @@ class ImageGrids(L.Callback):
         writer = tensorboard(trainer)
         if writer is None or getattr(trainer, "datamodule", None) is None:
             return
-        images = trainer.datamodule.val_set.tensors[0][: self.n_images]
+        images, labels = (tensor[: self.n_images] for tensor in trainer.datamodule.val_set.tensors)
         with evaluating(pl_module):
-            reconstructions = pl_module.reconstruct(to_module(images, pl_module)).float().cpu()
+            given = condition(pl_module, labels)
+            reconstructions = pl_module.reconstruct(to_module(images, pl_module), *given).float().cpu()
             # Originals and reconstructions in alternating rows, so each pair is one above the other.
             rows = [part for start in range(0, len(images), self.per_row)
                     for part in (images[start : start + self.per_row], reconstructions[start : start + self.per_row])]  # fmt: skip
             writer.add_image("images/reconstructions", grid(torch.cat(rows), self.per_row), step)
-            if callable(getattr(pl_module, "sample", None)):
+            if callable(getattr(pl_module, "sample_grid", None)):
+                # The same seed every epoch, so epochs compare.
+                generator = torch.Generator().manual_seed(self.seed)
+                samples = pl_module.sample_grid(self.n_images, self.per_row, generator)
+                writer.add_image("images/samples", grid(samples, self.per_row), step)
+            elif callable(getattr(pl_module, "sample", None)):
                 # decode(fixed z), not sample(n): the same noise every epoch, so epochs compare.
                 if self.noise is None:
                     generator = torch.Generator().manual_seed(self.seed)

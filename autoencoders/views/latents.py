@@ -17,9 +17,10 @@ from urllib.parse import quote
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from autoencoders.models.inference import encode_all, evaluating, to_module
+from autoencoders.models.inference import condition, encode_all, evaluating, to_module
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,9 @@ def first_of_class(labels: Tensor, cls: int, fallback: int) -> int:
 class LatentViews(L.Callback):
     """`latent/test_codes` (projector: codes, class names, sprite), `latent/scatter`,
     `images/interpolation` and `images/traversal`, at the epoch's last step every
-    `every_n_epochs` epochs, and after testing at the final step with the tested checkpoint."""
+    `every_n_epochs` epochs, and after testing at the final step with the tested checkpoint.
+    Conditional models (the cvae) encode each image with its label; the interpolation blends the
+    two labels along with the codes, and the traversal keeps the fixed code's label."""
 
     def __init__(self, every_n_epochs: int = 0, points: int = 2000, seed: int = 0) -> None:
         self.every_n_epochs, self.points, self.seed = every_n_epochs, points, seed
@@ -163,7 +166,7 @@ class LatentViews(L.Callback):
                      "without class names, and images/interpolation pairs test images in a fixed order.")  # fmt: skip
             self.said_no_labels = True
         with evaluating(pl_module):
-            codes = encode_all(pl_module, images)
+            codes = encode_all(pl_module, images, labels)
             if self.projector is None or self.projector.log_dir != Path(writer.get_logdir()):
                 self.projector = ProjectorFiles(writer.get_logdir(), PROJECTOR_TAG, purge_from=self.train_start_step)
             names = [class_names[int(label)] for label in labels] if labels is not None else None
@@ -171,13 +174,14 @@ class LatentViews(L.Callback):
             if labels is not None:
                 writer.add_image("latent/scatter", scatter_image(codes, labels, class_names), step, dataformats="HWC")
             writer.add_image("images/interpolation", self.interpolation(pl_module, images, labels, codes), step)
-            writer.add_image("images/traversal", self.traversal(pl_module, codes), step)
+            writer.add_image("images/traversal", self.traversal(pl_module, codes, labels[0] if labels is not None else None), step)
         writer.flush()
 
     def interpolation(self, module: L.LightningModule, images: Tensor, labels: Tensor | None, codes: Tensor) -> Tensor:
         """One row per pair (classes 0->1, 2->3, ...; without labels, the subset's images 0->1,
         2->3, ...): image a, decodings along the straight line from code a to code b, image b."""
         n_classes = int(labels.max()) + 1 if labels is not None else 0  # pairs wrap around on sets with few classes
+        one_hot = F.one_hot(labels, max(n_classes, module.hparams.get("num_classes", 0))).float() if labels is not None else None
         rows = []
         for pair in range(INTERPOLATION_PAIRS):
             a, b = 2 * pair % len(images), (2 * pair + 1) % len(images)
@@ -186,18 +190,21 @@ class LatentViews(L.Callback):
                 b = first_of_class(labels, (2 * pair + 1) % n_classes, b)
             weights = torch.linspace(0, 1, INTERPOLATION_STEPS)[:, None]
             line = (1 - weights) * codes[a] + weights * codes[b]
-            decoded = module.decode(to_module(line, module)).float().cpu()
+            label_line = (1 - weights) * one_hot[a] + weights * one_hot[b] if one_hot is not None else None  # conditional models
+            decoded = module.decode(to_module(line, module), *condition(module, label_line)).float().cpu()
             rows.append(torch.cat([images[a : a + 1], decoded, images[b : b + 1]]))
         return grid(torch.cat(rows), INTERPOLATION_STEPS + 2)
 
-    def traversal(self, module: L.LightningModule, codes: Tensor) -> Tensor:
+    def traversal(self, module: L.LightningModule, codes: Tensor, label: Tensor | None) -> Tensor:
         """One row per latent dimension, highest variance over the test codes first: one fixed
-        test code (the subset's first) with that dimension moved by -3..+3 standard deviations."""
+        test code (the subset's first, with its `label` for conditional models) with that
+        dimension moved by -3..+3 standard deviations."""
         spread = codes.std(0) if len(codes) > 1 else torch.ones(codes.shape[1])
         dims = spread.argsort(descending=True)[:TRAVERSAL_DIMS]
         sigmas = torch.tensor(TRAVERSAL_SIGMAS, dtype=codes.dtype)
         rows = codes[0].repeat(len(dims), len(sigmas), 1)  # (dims, steps, latent_dim)
         for row, dim in enumerate(dims):
             rows[row, :, dim] += sigmas * spread[dim]
-        decoded = module.decode(to_module(rows.flatten(0, 1), module)).float().cpu()
+        labels = label.repeat(len(dims) * len(sigmas)) if label is not None else None
+        decoded = module.decode(to_module(rows.flatten(0, 1), module), *condition(module, labels)).float().cpu()
         return grid(decoded, len(sigmas))

@@ -28,7 +28,7 @@ def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
 def test_help_info_and_cfg_work_from_any_directory(tmp_path):
     done = ae_train("--help", cwd=tmp_path)
     assert done.returncode == 0
-    assert "model: contractive, conv, dae, mlp, sparse, vae" in done.stdout or "model: conv, mlp" in done.stdout
+    assert "model: contractive, conv, cvae, dae, mlp, sparse, tcvae, vae, vqvae" in done.stdout
     assert "data: fashionmnist, mnist, npz, synthetic" in done.stdout
     done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)
     assert done.returncode == 0 and "latent_dim: 7" in done.stdout and "net: conv" in done.stdout

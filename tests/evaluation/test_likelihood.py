@@ -59,3 +59,20 @@ def test_nll_is_seeded_and_tightens_with_more_samples():
         nll_100 = importance_weighted_nll(model, x, samples=100, batch_size=7)
         assert torch.equal(nll_100, importance_weighted_nll(model, x, samples=100, batch_size=7))  # seeded
     assert nll_100.shape == (30,) and nll_100.mean() <= nll_1.mean()
+
+
+def test_a_conditional_models_likelihood_is_given_the_labels():
+    from autoencoders.models.cvae import CVAE
+
+    torch.manual_seed(0)
+    model = CVAE(input_shape=[1, 8, 8], latent_dim=3, num_classes=4).eval()
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0])
+    with torch.no_grad():
+        (log_weights,) = log_importance_weights(model, x, 1, torch.Generator().manual_seed(0), labels=y)
+        mu, logvar = model.posterior(x, y)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))[0]
+        by_hand = (-losses.binary_cross_entropy(model.decode(z, y), x) + losses.standard_normal_log_density(z)
+                   - losses.gaussian_log_density(z, mu, logvar))  # log p(x|z,y) + log p(z) - log q(z|x,y)  # fmt: skip
+        assert torch.allclose(log_weights, by_hand, atol=1e-4)
+        nll = importance_weighted_nll(model, x, samples=10, batch_size=2, labels=y)
+        assert nll.shape == (5,) and not torch.allclose(nll, importance_weighted_nll(model, x, 10, 2, labels=(y + 1) % 4))

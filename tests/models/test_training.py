@@ -14,6 +14,10 @@ OWN_TERMS = {
     "dae": ["test/denoise_mse", "val/denoise_mse"],
     "sparse": ["test/rho_hat", "test/sparsity", "test/recon"],
     "contractive": ["test/contractive", "test/recon"],
+    "vqvae": ["test/recon", "test/commitment", *[f"{stage}/{name}" for stage in ("train", "val", "test")
+                                                  for name in ("perplexity", "codebook_usage")]],  # fmt: skip
+    "cvae": ["test/kl", "test/elbo", "test/recon", "test/active_units", "test/class_consistency", "test/nll"],
+    "tcvae": ["test/mi", "test/tc", "test/dwkl", "test/kl", "test/elbo", "train/tc", "test/nll"],
 }
 
 
@@ -28,7 +32,8 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, net", [("vae", "mlp"), ("dae", "conv"), ("sparse", "mlp"), ("contractive", "conv")])
+@pytest.mark.parametrize("model, net", [("vae", "mlp"), ("dae", "conv"), ("sparse", "mlp"), ("contractive", "conv"),
+                                        ("cvae", "mlp"), ("vqvae", "conv")])  # fmt: skip
 def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, model, net):
     ae_train = Path(sys.executable).parent / "ae-train"
     overrides = [f"model={model}", f"model.net={net}", "trainer=fast", "torch_threads=1", f"output_root={tmp_path}"]

@@ -196,3 +196,25 @@ def test_a_failing_run_records_its_error(tiny_cfg, tmp_path):
         train(tiny_cfg("model.latent_dim=0"), run_dir=tmp_path)
     record = read_record(tmp_path)
     assert record["status"] == "failed" and "latent_dim" in record["error"]["message"]
+
+
+def test_a_model_that_needs_labels_refuses_data_without_them(tiny_cfg, tmp_path, monkeypatch):
+    # A data set without class labels (num_classes None): the cvae stops at start-up with one clear
+    # message, and the record says failed; models that need no labels train on it.
+    monkeypatch.setattr(ImageDataModule, "num_classes", property(lambda self: None))
+    with pytest.raises(ConfigError, match=r"CVAE needs class labels from the data \(num_classes\), but data "
+                                          r"'synthetic' has none"):  # fmt: skip
+        train(tiny_cfg("model=cvae", *QUIET), run_dir=tmp_path / "cvae")
+    record = read_record(tmp_path / "cvae")
+    assert record["status"] == "failed" and "class labels" in record["error"]["message"]
+    assert not (tmp_path / "cvae" / "checkpoints").exists()
+    assert "test/mse" in train(tiny_cfg("model=vae", *QUIET, "eval.probe=false"), run_dir=tmp_path / "vae")
+
+
+def test_data_sizes_reach_the_models_that_need_them(tiny_cfg, tmp_path):
+    from autoencoders.runs.loading import load_run
+
+    for model, size in [("cvae", "num_classes"), ("tcvae", "dataset_size")]:
+        train(tiny_cfg(f"model={model}", *QUIET, "eval.probe=false", "eval.nll_samples=0"), run_dir=tmp_path / model)
+        assert load_run(tmp_path / model).hparams[size] == {"num_classes": 10, "dataset_size": 448}[size]
+        assert size not in (tmp_path / model / "config.yaml").read_text()  # from the data, not the config

@@ -219,3 +219,17 @@ def test_bad_logging_values_name_the_key(key, value):
 def test_hparams_are_flattened_to_scalars_and_strings():
     flat = flatten_hparams({"input_shape": [1, 28, 28], "net": "mlp", "beta": 4.0, "extra": {"free_bits": 0.5}, "x": None})
     assert flat == {"input_shape": "1x28x28", "net": "mlp", "beta": 4.0, "extra.free_bits": 0.5, "x": "None"}
+
+
+@pytest.mark.parametrize("model, rows, own", [("cvae", 10, "num_classes"), ("vqvae", 1, "codebook_size")])
+def test_models_with_their_own_samples_grid(tiny_cfg, tmp_path, model, rows, own):
+    # cvae: one row per class (10 in the generated set), 8 styles; vqvae: 8 draws from its code prior.
+    quiet = ["eval.probe=false", "eval.nll_samples=0", "eval.class_consistency=false"]
+    train(tiny_cfg(f"model={model}", "model.latent_dim=8", "logging.n_images=8", *quiet), run_dir=tmp_path)
+    events = read_events(tmp_path)
+    assert IMAGE_TAGS | {"images/samples"} <= set(events.Tags()["images"])
+    assert steps_and_sizes(events, "images/samples")[1] == {grid_size(8, rows)}
+    assert steps_and_sizes(events, "images/traversal")[1] == {grid_size(7, 8)}  # 8 latent dims
+    content = events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)[hparams_metadata.SESSION_START_INFO_TAG]
+    hparams = json_format.MessageToDict(hparams_metadata.parse_session_start_info_plugin_data(content))["hparams"]
+    assert own in hparams and hparams["model"].endswith(model.upper())

@@ -1,0 +1,46 @@
+"""The beta-TCVAE (Chen et al. 2018; tutorial 003, "Disentanglement"): the VAE whose KL term is
+split into index-code mutual information, total correlation and dimension-wise KL, and whose
+`beta` weighs only the total correlation.
+
+Config `model=tcvae`. The training-set size the estimator needs comes from the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from autoencoders.errors import ConfigError
+from autoencoders.models import losses
+from autoencoders.models.vae import VAE
+
+
+class TCVAE(VAE):
+    """The VAE (same networks, likelihood, posterior and prior) with the objective, per image in nats,
+
+        loss = recon + mi + beta * tc + dwkl       (alpha = gamma = 1 in the paper's notation)
+
+    mi, tc and dwkl are the minibatch-weighted sampling estimates of the paper (eq. 5, normalised
+    by the training-set size `dataset_size`; `losses.total_correlation_decomposition`), batch
+    means. With beta = 1 the loss is the VAE's with a one-sample Monte-Carlo KL in place of the
+    closed form. `kl` (closed form) and `elbo` = -(recon + kl) are logged as for the VAE.
+    The paper's weights 1/(NM) sum to 1/N, which adds constants to the estimates: (D - 1) log N to
+    tc (where a total correlation of 0 would read 0), log N to mi and -D log N to dwkl. Compare
+    them between runs on the same data, not with 0.
+    `kl_warmup_epochs` ramps the whole regularizer mi + beta * tc + dwkl; free bits (a floor per
+    latent dimension) do not apply to this split, so `free_bits` must stay 0.
+    """
+
+    def __init__(self, *, dataset_size: int, **settings: Any) -> None:
+        super().__init__(**settings)
+        if self.hparams.free_bits != 0:
+            raise ConfigError(f"model.free_bits={self.hparams.free_bits!r} is not allowed for the tcvae: free bits "
+                              "floor each latent dimension's KL, which the tcvae splits into mi, tc and dwkl "
+                              "instead. Use model.free_bits=0, or model=vae for free bits.")  # fmt: skip
+
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        parts = losses.total_correlation_decomposition(z, mu, logvar, self.hparams.dataset_size)
+        terms = {name: value.mean() for name, value in parts.items()}
+        penalty = terms["mi"] + self.hparams.beta * terms["tc"] + terms["dwkl"]
+        return self.warmup_fraction() * penalty, terms
