@@ -28,6 +28,7 @@ LR_SCHEDULES = ("constant", "cosine")
 CORRUPTIONS = ("gaussian", "mask")
 SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
+TC_ESTIMATORS = ("mws", "mss")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ RULES: dict[str, Rule] = {
     "model.codebook_size": POSITIVE_INT,
     "model.commitment": NON_NEGATIVE,
     "model.codebook_update": Rule("str", choices=CODEBOOK_UPDATES),
+    "model.tc_estimator": Rule("str", choices=TC_ESTIMATORS),
     "model.ema_decay": Rule("float", low=0, high=1, high_open=True),
     "model.restart_dead_codes": Rule("bool"),
     # set by the code from the data, never by a config (runs.checkpoints.FROM_DATA)

@@ -91,6 +91,8 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     assert tuple(LR_SCHEDULES) == schema.LR_SCHEDULES == RULES["model.lr_schedule"].choices
     assert tuple(CORRUPTIONS) == schema.CORRUPTIONS == RULES["model.noise"].choices
     assert tuple(SPARSITY) == schema.SPARSITY_PENALTIES == RULES["model.sparsity"].choices
+    for estimator in schema.TC_ESTIMATORS:  # each name is a weighting losses.py knows
+        assert losses.minibatch_log_weights(4, 10, estimator).shape == (4, 4)
     assert tuple(CODEBOOK_UPDATES) == schema.CODEBOOK_UPDATES == RULES["model.codebook_update"].choices
 
 

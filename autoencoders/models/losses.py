@@ -183,39 +183,61 @@ def importance_weighted_bound(log_weights: Tensor) -> Tensor:
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
 
 
-# --- beta-TCVAE: the KL split by minibatch-weighted sampling (Chen et al. 2018) ---------------
-def minibatch_weighted_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int) -> tuple[Tensor, Tensor]:
-    """Estimates of log q(z_i) and of log prod_d q(z_id) for each sample z_i ~ q(z|n_i) of a
-    minibatch of M images drawn from a training set of N = `dataset_size`: (M,) each, in nats.
+# --- beta-TCVAE: the KL split by minibatch sampling (Chen et al. 2018) ------------------------
+def minibatch_log_weights(batch: int, dataset_size: int, estimator: str) -> Tensor:
+    """(batch, batch) log weights w_ij of sample j's posterior in the estimate of q(z_i), where
+    q(z) = (1/N) sum_n q(z|n) over a training set of N = `dataset_size` images (Chen et al. 2018):
 
-    Minibatch-weighted sampling, eq. 5 of Chen et al. (2018): q(z) = (1/N) sum_n q(z|n) is
-    estimated from the minibatch's posteriors with weight 1/(NM) each,
-        log q(z_i)    ~ logsumexp_j log q(z_i | n_j)    - log(N M),
-        log q(z_id)   ~ logsumexp_j log q(z_id | n_j)   - log(N M)   for each dimension d.
-    The weights sum to 1/N, not 1: the paper's estimator is a lower bound in expectation (the
-    paper says it is biased). N enters only as these constants, so it shifts the values of mi, tc
-    and dwkl (by log N, (D - 1) log N and -D log N against weights 1/M) but not their gradients:
-    identical posteriors give tc = (D - 1) log N, and so does a factorised aggregate posterior as
-    the batch grows, where a total correlation is 0.
+    mws, minibatch-weighted sampling (eq. 5): w_ij = 1/(N M), M = batch. The weights sum to 1/N,
+      not 1 (the paper calls the estimator biased): N enters only as constants, so it shifts the
+      values of mi, tc and dwkl (by log N, (D - 1) log N and -D log N) but not their gradients.
+      Identical posteriors give tc = (D - 1) log N, where a total correlation is 0.
+    mss, minibatch stratified sampling (appendix C.2): w_ii = 1/N for the sample's own image,
+      (N - M')/(N M') for one other (M' = batch - 1) and 1/M' for the rest: each row sums to 1,
+      so the estimates have no such constant, and tc of a factorised q(z) goes to 0 as the batch grows.
     """
+    check_value("model.tc_estimator", estimator)
+    if estimator == "mws":
+        return torch.full((batch, batch), -math.log(dataset_size * batch), dtype=torch.float64)
+    if batch == 1:
+        return torch.zeros(1, 1, dtype=torch.float64)
+    others = batch - 1
+    if dataset_size < batch:
+        raise ValueError(f"stratified sampling draws a batch from the data set: a batch of {batch} from {dataset_size} images")
+    weights = torch.full((batch, batch), 1 / others, dtype=torch.float64)  # float64: 1/N and 1/M' differ by ~1e5
+    index = torch.arange(batch)
+    weights[index, (index + 1) % batch] = (dataset_size - others) / (dataset_size * others)
+    weights[index, index] = 1 / dataset_size
+    return weights.log()
+
+
+def minibatch_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int,
+                            estimator: str = "mws") -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Estimates of log q(z_i) and of log prod_d q(z_id) for each sample z_i ~ q(z|n_i) of a
+    minibatch of M images from a training set of N = `dataset_size`: (M,) each, in nats,
+        log q(z_i)  ~ logsumexp_j [log q(z_i | n_j)  + log w_ij],
+        log q(z_id) ~ logsumexp_j [log q(z_id | n_j) + log w_ij]   for each dimension d,
+    with the weights of `estimator` (`minibatch_log_weights`).
+    """
+    log_w = minibatch_log_weights(len(z), dataset_size, estimator).to(device=z.device, dtype=z.dtype)
     log_q = gaussian_log_density_per_dim(z[:, None, :], mu[None], logvar[None])  # (i, j, d)
-    normaliser = math.log(dataset_size * len(z))
-    log_qz = torch.logsumexp(log_q.sum(2), dim=1) - normaliser
-    log_prod_marginals = (torch.logsumexp(log_q, dim=1) - normaliser).sum(1)
+    log_qz = torch.logsumexp(log_q.sum(2) + log_w, dim=1)
+    log_prod_marginals = torch.logsumexp(log_q + log_w[:, :, None], dim=1).sum(1)
     return log_qz, log_prod_marginals
 
 
-def total_correlation_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int) -> dict[str, Tensor]:
+def total_correlation_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int,
+                                    estimator: str = "mws") -> dict[str, Tensor]:  # fmt: skip
     """The KL term of the ELBO split three ways for each sample z_i ~ q(z|n_i): (M,) each, nats.
 
     mi   = log q(z_i|n_i) - log q(z_i)                 index-code mutual information
     tc   = log q(z_i) - sum_d log q(z_id)              total correlation
     dwkl = sum_d log q(z_id) - log p(z_i)              dimension-wise KL, p = N(0, I)
-    with log q(z_i) and log q(z_id) from `minibatch_weighted_log_densities`. The three sum to
+    with log q(z_i) and log q(z_id) from `minibatch_log_densities`. The three sum to
     log q(z_i|n_i) - log p(z_i), the one-sample Monte-Carlo estimate of KL(q(z|n_i) || p(z)).
     """
     log_qz_given_x = gaussian_log_density(z, mu, logvar)
-    log_qz, log_prod_marginals = minibatch_weighted_log_densities(z, mu, logvar, dataset_size)
+    log_qz, log_prod_marginals = minibatch_log_densities(z, mu, logvar, dataset_size, estimator)
     return {
         "mi": log_qz_given_x - log_qz,
         "tc": log_qz - log_prod_marginals,

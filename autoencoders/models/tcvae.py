@@ -21,18 +21,21 @@ class TCVAE(VAE):
 
         loss = recon + mi + beta * tc + dwkl       (alpha = gamma = 1 in the paper's notation)
 
-    mi, tc and dwkl are the minibatch-weighted sampling estimates of the paper (eq. 5, normalised
-    by the training-set size `dataset_size`; `losses.total_correlation_decomposition`), batch
-    means. With beta = 1 the loss is the VAE's with a one-sample Monte-Carlo KL in place of the
-    closed form. `kl` (closed form) and `elbo` = -(recon + kl) are logged as for the VAE.
-    The paper's weights 1/(NM) sum to 1/N, which adds constants to the estimates: (D - 1) log N to
-    tc (where a total correlation of 0 would read 0), log N to mi and -D log N to dwkl. Compare
-    them between runs on the same data, not with 0.
+    mi, tc and dwkl are estimated from the minibatch, normalised by the training-set size
+    `dataset_size` (`losses.total_correlation_decomposition`), batch means; `tc_estimator` picks
+    the paper's minibatch-weighted sampling (mws, eq. 5, the default) or its stratified sampling
+    (mss, appendix C.2). Both give the same gradients up to their sampling; their values differ:
+    mws's weights 1/(NM) sum to 1/N, which adds constants to the estimates, (D - 1) log N to tc
+    (where a total correlation of 0 would read 0), log N to mi and -D log N to dwkl, so compare
+    mws values between runs on the same data, not with 0; mss's weights sum to 1, and its tc
+    reads near 0 when the aggregate posterior factorises. With beta = 1 the loss is the VAE's with
+    a one-sample Monte-Carlo KL in place of the closed form. `kl` (closed form) and
+    `elbo` = -(recon + kl) are logged as for the VAE.
     `kl_warmup_epochs` ramps the whole regularizer mi + beta * tc + dwkl; free bits (a floor per
     latent dimension) do not apply to this split, so `free_bits` must stay 0.
     """
 
-    def __init__(self, *, dataset_size: int, **settings: Any) -> None:
+    def __init__(self, *, dataset_size: int, tc_estimator: str = "mws", **settings: Any) -> None:
         super().__init__(**settings)
         if self.hparams.free_bits != 0:
             raise ConfigError(f"model.free_bits={self.hparams.free_bits!r} is not allowed for the tcvae: free bits "
@@ -40,7 +43,8 @@ class TCVAE(VAE):
                               "instead. Use model.free_bits=0, or model=vae for free bits.")  # fmt: skip
 
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = losses.total_correlation_decomposition(z, mu, logvar, self.hparams.dataset_size)
+        parts = losses.total_correlation_decomposition(z, mu, logvar, self.hparams.dataset_size,
+                                                       self.hparams.tc_estimator)  # fmt: skip
         terms = {name: value.mean() for name, value in parts.items()}
         penalty = terms["mi"] + self.hparams.beta * terms["tc"] + terms["dwkl"]
         return self.warmup_fraction() * penalty, terms

@@ -24,19 +24,29 @@ def log_sum_exp(values: list[float]) -> float:
     return top + math.log(sum(math.exp(value - top) for value in values))
 
 
-def decomposition_by_brute_force(z, mu, logvar, dataset_size):
+def weight(i: int, j: int, images: int, dataset_size: int, estimator: str) -> float:
+    """Sample j's weight in the estimate of q(z_i), as Chen et al. (2018) define them."""
+    if estimator == "mws":
+        return 1 / (dataset_size * images)
+    others = images - 1
+    if j == i:
+        return 1 / dataset_size
+    return (dataset_size - others) / (dataset_size * others) if j == (i + 1) % images else 1 / others
+
+
+def decomposition_by_brute_force(z, mu, logvar, dataset_size, estimator="mws"):
     """mi, tc, dwkl per image with explicit loops over images i, batch members j and dimensions d:
-    log q(z_i) ~ log sum_j prod_d q(z_id | n_j) - log(N M), log q(z_id) ~ log sum_j q(z_id | n_j) - log(N M)."""
+    log q(z_i) ~ log sum_j w_ij prod_d q(z_id | n_j), log q(z_id) ~ log sum_j w_ij q(z_id | n_j)."""
     images, dims = len(z), len(z[0])
-    normaliser = math.log(dataset_size * images)
     terms = {"mi": [], "tc": [], "dwkl": []}
     for i in range(images):
         own = sum(log_normal(z[i][d], mu[i][d], logvar[i][d]) for d in range(dims))
-        joint = [sum(log_normal(z[i][d], mu[j][d], logvar[j][d]) for d in range(dims)) for j in range(images)]
-        log_qz = log_sum_exp(joint) - normaliser
+        log_w = [math.log(weight(i, j, images, dataset_size, estimator)) for j in range(images)]
+        joint = [sum(log_normal(z[i][d], mu[j][d], logvar[j][d]) for d in range(dims)) + log_w[j] for j in range(images)]
+        log_qz = log_sum_exp(joint)
         log_marginals = 0.0
         for d in range(dims):
-            log_marginals += log_sum_exp([log_normal(z[i][d], mu[j][d], logvar[j][d]) for j in range(images)]) - normaliser
+            log_marginals += log_sum_exp([log_normal(z[i][d], mu[j][d], logvar[j][d]) + log_w[j] for j in range(images)])
         log_prior = sum(log_normal(z[i][d], 0.0, 0.0) for d in range(dims))
         terms["mi"].append(own - log_qz)
         terms["tc"].append(log_qz - log_marginals)
@@ -53,10 +63,11 @@ def posterior_batch(images: int, dims: int, seed: int = 0) -> tuple[torch.Tensor
     return z, mu, logvar
 
 
-def test_the_vectorised_estimator_equals_brute_force():
+@pytest.mark.parametrize("estimator", ["mws", "mss"])
+def test_the_vectorised_estimator_equals_brute_force(estimator):
     z, mu, logvar = posterior_batch(images=4, dims=3)
-    vectorised = losses.total_correlation_decomposition(z, mu, logvar, dataset_size=50)
-    by_hand = decomposition_by_brute_force(z.tolist(), mu.tolist(), logvar.tolist(), dataset_size=50)
+    vectorised = losses.total_correlation_decomposition(z, mu, logvar, dataset_size=50, estimator=estimator)
+    by_hand = decomposition_by_brute_force(z.tolist(), mu.tolist(), logvar.tolist(), dataset_size=50, estimator=estimator)
     for name in ("mi", "tc", "dwkl"):
         assert vectorised[name].tolist() == pytest.approx(by_hand[name], abs=1e-9), name
 
@@ -79,17 +90,17 @@ def test_the_three_terms_add_up_to_the_closed_form_kl_within_monte_carlo_error(m
     assert kl_gap_in_standard_errors() > 4
 
 
-def mean_excess_tc(data: torch.Tensor, batch: int, dataset_size: int, repeats: int = 20) -> float:
+def mean_excess_tc(data: torch.Tensor, batch: int, dataset_size: int, repeats: int = 20, estimator: str = "mws") -> float:
     """Mean over minibatches (drawn with replacement from `data`, the posterior means; sd 0.6) of
-    tc - (D - 1) log N, the estimate without the paper's offset."""
+    tc, less the constant (D - 1) log N that mws's normalisation adds."""
     generator = torch.Generator().manual_seed(batch)
     excess = []
     for _ in range(repeats):
         mu = data[torch.randint(len(data), (batch,), generator=generator)]
         logvar = torch.full_like(mu, 2 * math.log(0.6))
         z = mu + 0.6 * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        tc = losses.total_correlation_decomposition(z, mu, logvar, dataset_size)["tc"].mean().item()
-        excess.append(tc - (mu.shape[1] - 1) * math.log(dataset_size))
+        tc = losses.total_correlation_decomposition(z, mu, logvar, dataset_size, estimator)["tc"].mean().item()
+        excess.append(tc - ((mu.shape[1] - 1) * math.log(dataset_size) if estimator == "mws" else 0.0))
     return sum(excess) / repeats
 
 
@@ -107,6 +118,27 @@ def test_tc_shrinks_toward_its_offset_as_the_batch_grows_when_the_aggregate_post
     assert mean_excess_tc(diagonal, 1024, dataset_size=16) > 0.3
 
 
+def test_stratified_sampling_reads_tc_near_0_as_the_batch_grows_when_the_aggregate_factorises():
+    # The same data with the paper's stratified sampling, whose weights sum to 1: tc itself (no
+    # constant to take off) goes to 0 for the factorised aggregate, and stays above it for the dependent one.
+    values = torch.linspace(-1.5, 1.5, 4, dtype=torch.float64)
+    grid = torch.cartesian_prod(values, values)
+    # (A data set of 100,000 images whose posteriors are these 16, each a 16th of them.)
+    tcs = [mean_excess_tc(grid, batch, dataset_size=100_000, estimator="mss") for batch in (16, 256, 1024)]
+    assert abs(tcs[2]) < abs(tcs[0]) and abs(tcs[2]) < 0.01, tcs
+    diagonal = torch.stack([values.repeat(4), values.repeat(4)], 1)
+    assert mean_excess_tc(diagonal, 1024, dataset_size=100_000, estimator="mss") > 0.3
+
+
+def test_the_weights_sum_to_1_over_n_for_mws_and_to_1_for_mss():
+    mws = losses.minibatch_log_weights(8, 100, "mws").exp().sum(1)
+    mss = losses.minibatch_log_weights(8, 100, "mss").exp().sum(1)
+    assert torch.allclose(mws, torch.full((8,), 1 / 100, dtype=torch.float64))
+    assert torch.allclose(mss, torch.ones(8, dtype=torch.float64))
+    with pytest.raises(ConfigError, match="model.tc_estimator='mcs' is not allowed"):
+        losses.minibatch_log_weights(8, 100, "mcs")
+
+
 def test_with_identical_posteriors_the_terms_are_the_paper_normalisations_offsets():
     # Every image has the same posterior: no information about the image (true mi = 0) and no
     # dependence (true tc = 0). The paper's estimates are the constants its weights 1/(NM) add.
@@ -114,6 +146,9 @@ def test_with_identical_posteriors_the_terms_are_the_paper_normalisations_offset
     same = losses.total_correlation_decomposition(z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000)
     assert same["mi"].tolist() == pytest.approx([math.log(1000)] * 64)
     assert same["tc"].tolist() == pytest.approx([4 * math.log(1000)] * 64)
+    stratified = losses.total_correlation_decomposition(z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000, "mss")
+    assert stratified["mi"].tolist() == pytest.approx([0.0] * 64, abs=1e-9)  # its weights sum to 1: no constant
+    assert stratified["tc"].tolist() == pytest.approx([0.0] * 64, abs=1e-9)
 
 
 # --- the model ----------------------------------------------------------------------------------
