@@ -31,6 +31,8 @@ UNACTIONABLE_WARNINGS = (
     # under DDP our epoch values are exact already: sums and counts are added over the processes
     r"It is recommended to use `self\.log\('[^']+', \.\.\., sync_dist=True\)` when logging on epoch level in "
     r"distributed setting to accumulate the metric across devices\.",
+    # a resumed run writes into its own checkpoints/ folder on purpose
+    r"Checkpoint directory .* exists and is not empty\.",
     # batches are slices of in-memory tensors (data/datamodule.py): worker processes would only copy them
     r"The '(train|val|test)_dataloader' does not have many workers which may be a bottleneck\. Consider increasing "
     r"the value of the `num_workers` argument` to `num_workers=\d+` in the `DataLoader` to improve performance\.",
