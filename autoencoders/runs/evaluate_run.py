@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from omegaconf import OmegaConf
 
 from autoencoders.errors import CheckpointError
 from autoencoders.runs.loading import data_arguments, instantiate, load_config, load_model, resolve
-from autoencoders.runs.record import METRICS_FILE, floats, read_record, write_json_atomic
+from autoencoders.runs.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
 from autoencoders.runs.torch_setup import resolve_threads, set_up_torch
 from autoencoders.schema import EvalSettings, LoggingSettings
 
@@ -76,7 +75,7 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
         "settings": asdict(settings),
         "tensorboard": str(eval_dir),
         "metrics": metrics,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "at": timestamp(),
     }
     record = read_record(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
     record["eval"] = entry  # the rest of the record (status, training metrics, provenance) is kept

@@ -12,12 +12,12 @@ import fcntl
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from autoencoders.errors import RunDirectoryBusy
+from autoencoders.runs.record import command_line, timestamp
 
 LOCK_FILE = ".lock"
 PROCESS_STARTED = time.time()  # about when this process started: the module is imported early
@@ -43,8 +43,7 @@ class RunLock:
             handle.close()
             raise RunDirectoryBusy(self.path.parent, holder)
         self._handle = handle
-        self._info = {"pid": os.getpid(), "host": platform.node(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        self._info = {"pid": os.getpid(), "host": platform.node(), "command": command_line(), "since": timestamp()}
         self._write(self._info)
 
     def announce(self, decision: dict[str, Any]) -> None:

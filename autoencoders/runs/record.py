@@ -85,12 +85,13 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def _command() -> str:
+def command_line() -> str:
     """The command line that started this process, e.g. `ae-train model=vae`."""
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, as the record (and the lock file, and ae-eval's entry) write times."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
@@ -108,9 +109,9 @@ class RunRecord:
             "resumes": [],
             "error": None,
             "provenance": {
-                "command": _command(),
+                "command": command_line(),
                 "run_dir": str(Path(run_dir).resolve()),
-                "started": _now(),
+                "started": timestamp(),
                 "finished": None,
                 "hostname": platform.node(),
                 "pid": os.getpid(),
@@ -129,8 +130,8 @@ class RunRecord:
         record = cls.__new__(cls)
         record.path = Path(run_dir) / METRICS_FILE
         record.payload = read_record(run_dir)
-        record.payload.setdefault("resumes", []).append({"at": _now(), "overrides": list(overrides), "checkpoint": checkpoint,
-                                                         "command": _command(), "torch_threads": torch_threads})  # fmt: skip
+        record.payload.setdefault("resumes", []).append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
+                                                         "command": command_line(), "torch_threads": torch_threads})  # fmt: skip
         record.payload.update(status="running", error=None)
         record.save()
         return record
@@ -150,7 +151,7 @@ class RunRecord:
         self.payload["error"] = None
         if error is not None:
             self.payload["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
-        self.payload["provenance"]["finished"] = _now()
+        self.payload["provenance"]["finished"] = timestamp()
         self.save()
 
     def save(self) -> None:
