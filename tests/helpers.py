@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,4 +66,17 @@ def signal_when(process: subprocess.Popen, ready: Callable[[], bool], signal_num
         time.sleep(0.05)
     process.send_signal(signal_number)
     return process.communicate(timeout=timeout)
+
+
+def sigterm_after_epoch(monkeypatch, model_class: type, epoch: int) -> None:
+    """SIGTERM to this process at the end of training epoch `epoch` (after the model's own epoch
+    end): Lightning finishes that epoch, then stops, an end-of-epoch stop."""
+    original = model_class.on_train_epoch_end
+
+    def terminate(self) -> None:
+        original(self)
+        if self.current_epoch == epoch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(model_class, "on_train_epoch_end", terminate)
 

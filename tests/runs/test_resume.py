@@ -2,8 +2,6 @@
 refused or failed resume leaves the finished run as it was."""
 
 import math
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
 from autoencoders.runs.resume import plan_resume
 from autoencoders.runs.train import resume_training, train
-from tests.helpers import ae_train, digest
+from tests.helpers import ae_train, digest, sigterm_after_epoch
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false"]
 CONSTANT = "model.lr_schedule=constant"
@@ -114,13 +112,7 @@ def lrs_of_every_step(monkeypatch) -> list[float]:
 def test_an_extended_cosine_run_decays_from_where_it_was_to_zero(tiny_cfg, tmp_path, monkeypatch):
     lrs = lrs_of_every_step(monkeypatch)
     original = Autoencoder.on_train_epoch_end
-
-    def stop_after_epoch_1(self):
-        original(self)
-        if self.current_epoch == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(Autoencoder, "on_train_epoch_end", stop_after_epoch_1)
+    sigterm_after_epoch(monkeypatch, Autoencoder, 1)
     with pytest.raises(RunInterrupted):
         train(tiny_cfg(*QUIET, "trainer.max_epochs=4", "model.lr=0.01"), run_dir=tmp_path)  # cosine, 8 steps
     before = list(lrs)

@@ -12,7 +12,7 @@ from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import resume_training, train
-from tests.helpers import only_run, signal_when, start_ae_train
+from tests.helpers import only_run, signal_when, sigterm_after_epoch, start_ae_train
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
@@ -63,14 +63,7 @@ def test_resume_from_end_of_epoch_matches_an_uninterrupted_run(tiny_cfg, tmp_pat
     uninterrupted = train(tiny_cfg(*base), run_dir=tmp_path / "a")
     # SIGTERM during epoch 1: Lightning finishes that epoch, then stops (an end-of-epoch stop).
     model_class = type(instantiate(tiny_cfg(*base).model, input_shape=[1, 28, 28]))
-    original = model_class.on_train_epoch_end
-
-    def terminate_after_epoch_1(self):
-        original(self)
-        if self.current_epoch == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(model_class, "on_train_epoch_end", terminate_after_epoch_1)
+    sigterm_after_epoch(monkeypatch, model_class, 1)
     with pytest.raises(RunInterrupted):
         train(tiny_cfg(*base), run_dir=tmp_path / "b")
     monkeypatch.undo()
