@@ -132,6 +132,7 @@ def test_the_console_says_each_thing_once(tmp_path):
     for noise in ("litlogger", "litmodels", "LeafSpec", "does not have many workers"):
         assert noise not in done.stdout + done.stderr, noise
     assert "loss=" in done.stdout  # the progress bar (Lightning draws it on stdout): the running training loss
+    assert "v_num" not in done.stdout  # the logger's version, always empty here
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):

@@ -88,3 +88,16 @@ def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tiny_cfg, tmp_path, 
     assert names == ["best.ckpt", "last.ckpt"]  # no best-v1.ckpt
     assert load_checkpoint(tmp_path / "b" / "checkpoints" / "best.ckpt")["epoch"] == 0  # epoch 2 did not count as best
     assert read_record(tmp_path / "b")["tested"]["epoch"] == 0
+
+
+def test_the_best_checkpoint_callback_keeps_lightnings_state_key():
+    # Checkpoints written before RunCheckpoint keep ModelCheckpoint's state under this key; a key
+    # of its own would leave the best score of every such run behind on resume.
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from autoencoders.runs.checkpointing import RunCheckpoint
+
+    for settings in ({"monitor": "val/loss"}, {}):
+        ours = RunCheckpoint(dirpath="checkpoints", filename="best", **settings)
+        theirs = ModelCheckpoint(dirpath="checkpoints", filename="best", **settings)
+        assert ours.state_key == theirs.state_key

@@ -216,6 +216,12 @@ def test_bad_logging_values_name_the_key(key, value):
         build_callbacks({key: value})
 
 
+def test_an_unknown_logging_key_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="logging.image_every_n_epochs is not a logging setting; the settings are "
+                                          "images_every_n_epochs, latents_every_n_epochs, n_images, projector_points."):
+        build_callbacks({"image_every_n_epochs": 2})
+
+
 def test_hparams_are_flattened_to_scalars_and_strings():
     flat = flatten_hparams({"input_shape": [1, 28, 28], "net": "mlp", "beta": 4.0, "extra": {"free_bits": 0.5}, "x": None})
     assert flat == {"input_shape": "1x28x28", "net": "mlp", "beta": 4.0, "extra.free_bits": 0.5, "x": "None"}
