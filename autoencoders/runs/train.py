@@ -102,6 +102,8 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         raise
     finally:
         state.signals.restore()
+        if state.trainer is not None and state.trainer.logger is not None:
+            state.trainer.logger.close()  # the session's event file (views/tensorboard.SessionLogger)
     state.record.finish("completed", state.metrics)
 
 

@@ -23,11 +23,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     """
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from autoencoders.runs.checkpointing import AtomicCheckpointIO, RunCheckpoint
     from autoencoders.runs.progress import RunProgressBar
     from autoencoders.views import build_callbacks
+    from autoencoders.views.tensorboard import SessionLogger
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
@@ -57,7 +57,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
         # Our batch sampler shards the data itself (data/batches.py): Lightning must not wrap it.
         use_distributed_sampler=False,
         default_root_dir=run_dir,
-        logger=TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
+        logger=SessionLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
         callbacks=callbacks,
     )
     return trainer, checkpoint

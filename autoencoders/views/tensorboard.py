@@ -1,11 +1,36 @@
-"""Where the views write: the run's SummaryWriter, the step an epoch's views go to, image grids."""
+"""Where the views write: the run's logger and SummaryWriter, the step an epoch's views go to, image grids."""
 
 from __future__ import annotations
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
+
+
+class SessionLogger(TensorBoardLogger):
+    """A TensorBoardLogger that writes one event file per session: fit, test and evaluation share
+    it, and `close()` ends it when the session does.
+
+    Lightning finalizes its loggers after fit and again after test, and the stock logger closes
+    its SummaryWriter there, so the next write opens another event file. TensorBoard reads a run's
+    files in name order, and files one process opens within a second are told apart by an
+    unpadded counter that sorts `.10` before `.9`: the later file would be read first, and the
+    restart marker at the head of the session's first file would then drop everything it held
+    (the test scores, the last images)."""
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if self._experiment is not None:
+            self._experiment.flush()
+        if status == "success":
+            self.save()  # hparams.yaml
+
+    @rank_zero_only
+    def close(self) -> None:
+        if self._experiment is not None:
+            self._experiment.close()
 
 
 def tensorboard(trainer: L.Trainer) -> SummaryWriter | None:

@@ -76,6 +76,9 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
     cfg = tiny_cfg(f"model={model}", "model.latent_dim=4", "trainer.max_epochs=2",
                    "logging.latents_every_n_epochs=1", "logging.n_images=8")  # fmt: skip
     metrics = train(cfg, run_dir=tmp_path)
+    # Fit, test and evaluation write one event file: a second one could sort before the first
+    # (views/tensorboard.SessionLogger), and the first's restart marker would drop what it held.
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
     events = read_events(tmp_path)
     tags = events.Tags()
 
@@ -177,6 +180,7 @@ def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     train(tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1", "model.lr_schedule=constant"),
           run_dir=tmp_path)  # fmt: skip
     resume_training(tmp_path, ["trainer.max_epochs=3"])
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2  # one per session
     events = read_events(tmp_path)
     epoch_steps = [event.step for event in events.Scalars("train/loss")]
     (test_step,) = [event.step for event in events.Scalars("test/mse")]  # the first test's point is purged
