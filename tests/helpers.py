@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tensorboard.backend.event_processing import event_accumulator as ea
+
 BIN = Path(sys.executable).parent
 AE_TRAIN = str(BIN / "ae-train")
 AE_EVAL = str(BIN / "ae-eval")
@@ -80,3 +82,9 @@ def sigterm_after_epoch(monkeypatch, model_class: type, epoch: int) -> None:
 
     monkeypatch.setattr(model_class, "on_train_epoch_end", terminate)
 
+
+def read_events(log_dir: Path) -> ea.EventAccumulator:
+    """A log directory's events as TensorBoard reads them, with no point sampled away."""
+    events = ea.EventAccumulator(str(log_dir), size_guidance={ea.IMAGES: 0, ea.SCALARS: 0, ea.TENSORS: 0})
+    events.Reload()
+    return events

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tensorboard.backend.event_processing import event_accumulator as ea
 
 from autoencoders.data import ImageDataModule
 from autoencoders.data.npz import load_npz
@@ -19,6 +18,7 @@ from autoencoders.errors import ConfigError, DataUnavailable
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import train
 from tests.conftest import FAST
+from tests.helpers import read_events
 
 SIDE, CLASSES = 32, 4
 
@@ -122,12 +122,6 @@ def test_config_errors_name_the_key(tmp_path):
     datamodule = ImageDataModule(name="npz", path=str(path), val_size=2, test_size=2, holdout_class=1)
     with pytest.raises(ConfigError, match="data.holdout_class needs class labels, and npz has none"):
         datamodule.setup()
-
-
-def read_events(run: Path) -> ea.EventAccumulator:
-    events = ea.EventAccumulator(str(run), size_guidance={ea.IMAGES: 0, ea.SCALARS: 0})
-    events.Reload()
-    return events
 
 
 @pytest.mark.parametrize("net", ["mlp", "conv"])

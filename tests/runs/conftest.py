@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing import event_accumulator as ea
 
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import train
+from tests.helpers import read_events
 
 
 @pytest.fixture
@@ -17,7 +17,6 @@ def finished_run(tiny_cfg, tmp_path) -> Path:
     expected = {"test/probe_acc", "test/nll", "test/anomaly_auroc", "test/anomaly_f1_p99", "test/anomaly_recall_p95"}
     assert expected <= set(metrics) and read_record(run)["metrics"] == metrics
     assert read_record(run)["data"]["normal_classes"] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
-    events = ea.EventAccumulator(str(run), size_guidance={ea.IMAGES: 0})
-    events.Reload()
+    events = read_events(run)
     assert "anomaly/worst" in events.Tags()["images"] and "test/probe_acc" in events.Tags()["scalars"]
     return run

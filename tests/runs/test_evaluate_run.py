@@ -5,12 +5,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing import event_accumulator as ea
 
 from autoencoders.cli.evaluate import main as ae_eval_main
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import train
-from tests.helpers import AE_EVAL
+from tests.helpers import AE_EVAL, read_events
 
 QUIET = ["logging.projector_points=0", "logging.images_every_n_epochs=0"]
 
@@ -34,8 +33,7 @@ def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_ru
     assert entry["checkpoint"] == "checkpoints/best.ckpt" and entry["settings"]["nll_samples"] == 10
     for name in ("test/mse", "test/probe_acc", "test/anomaly_auroc", "test/anomaly_precision_p95", "test/nll"):
         assert entry["metrics"][name] == pytest.approx(record["metrics"][name], rel=1e-6), name
-    events = ea.EventAccumulator(str(finished_run / "eval" / "best"), size_guidance={ea.IMAGES: 0})
-    events.Reload()
+    events = read_events(finished_run / "eval" / "best")
     assert {"anomaly/worst", "images/reconstructions", "images/samples", "latent/scatter"} <= set(events.Tags()["images"])
     assert {"test/mse", "test/probe_acc", "test/nll"} <= set(events.Tags()["scalars"])
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from autoencoders.errors import ConfigError, RunInterrupted
 from autoencoders.models.autoencoder import Autoencoder
@@ -15,7 +14,7 @@ from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
 from autoencoders.runs.resume import plan_resume
 from autoencoders.runs.train import resume_training, train
-from tests.helpers import ae_train, digest, sigterm_after_epoch
+from tests.helpers import ae_train, digest, read_events, sigterm_after_epoch
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false"]
 CONSTANT = "model.lr_schedule=constant"
@@ -89,8 +88,7 @@ def test_resuming_from_a_chosen_checkpoint_purges_the_points_after_it(tiny_cfg, 
     done = ae_train(f"resume={epoch_0}", cwd=tmp_path)  # back to the end of epoch 0
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_record(run)["resumes"][-1]["checkpoint"] == "checkpoints/epoch0.ckpt"
-    events = EventAccumulator(str(run))
-    events.Reload()
+    events = read_events(run)
     assert [event.step for event in events.Scalars("train/loss")] == [1, 3, 5]  # epochs 1, 2 once: the old ones purged
     again = load_checkpoint(run / "checkpoints" / "last.ckpt")  # overwritten as training went on
     assert again["global_step"] == final["global_step"] == 6

@@ -5,14 +5,13 @@ import signal
 
 import pytest
 from hydra.utils import instantiate
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from autoencoders.errors import RunInterrupted
 from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.runs.checkpoints import load_checkpoint
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import resume_training, train
-from tests.helpers import only_run, signal_when, sigterm_after_epoch, start_ae_train
+from tests.helpers import only_run, read_events, signal_when, sigterm_after_epoch, start_ae_train
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
@@ -48,8 +47,7 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number)
     assert record["status"] == "completed" and "test/mse" in record["metrics"]
     assert len(record["resumes"]) == 1 and record["resumes"][0]["checkpoint"] == "checkpoints/interrupted.ckpt"
     assert (run / "config.yaml").read_text() == config_before
-    events = EventAccumulator(str(run))
-    events.Reload()
+    events = read_events(run)
     steps = [event.step for event in events.Scalars("train/loss_step")]
     assert steps == sorted(set(steps)), "duplicate or out-of-order points after resume"
     assert max(steps) > interrupted_step  # the global step continued
@@ -110,8 +108,7 @@ def test_a_signal_in_any_phase_ends_interrupted_and_the_run_resumes(tiny_cfg, tm
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     if trained is not None:  # training had finished: the resume only tested and evaluated
         assert last["global_step"] == trained
-        events = EventAccumulator(str(tmp_path))
-        events.Reload()
+        events = read_events(tmp_path)
         assert [event.step for event in events.Scalars("train/loss")] == [1, 3]  # no epoch trained twice
     else:
         assert last["epoch"] == 1  # stopped before training: the resume trained both epochs

@@ -6,13 +6,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from autoencoders.data import ImageDataModule
 from autoencoders.errors import USER_ERRORS, ConfigError
 from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.runs.record import read_record
 from autoencoders.runs.train import train
+from tests.helpers import read_events
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
 
@@ -160,8 +160,7 @@ def test_an_unknown_key_is_named_with_the_known_ones_before_the_data_loads(tiny_
 
 def test_tensorboard_events_hold_the_epoch_scalars(tiny_cfg, tmp_path):
     train(tiny_cfg("trainer.max_epochs=2"), run_dir=tmp_path)
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = read_events(tmp_path)
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "val/loss", "val/mse", "test/mse", "train/loss_step"} <= scalars
     # One point per epoch, none from the sanity check; then, at the test step, the tested
@@ -178,8 +177,7 @@ def test_tensorboard_events_hold_the_epoch_scalars(tiny_cfg, tmp_path):
 def test_training_lowers_the_loss(tiny_cfg, tmp_path):
     cfg = tiny_cfg("trainer.max_epochs=8", "trainer.limit_train_batches=1.0", "model.lr=0.003")
     train(cfg, run_dir=tmp_path)
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = read_events(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
     assert losses[-1] < 0.8 * losses[0]
 

@@ -3,7 +3,6 @@
 import io
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,16 +24,11 @@ from autoencoders.runs.record import read_record
 from autoencoders.runs.train import resume_training, train
 from autoencoders.views import build_callbacks
 from autoencoders.views.hparams import flatten_hparams
+from tests.helpers import read_events
 
 MODELS = ["mlp", "vae"]
 IMAGE_TAGS = {"images/reconstructions", "images/interpolation", "images/traversal", "latent/scatter"}
 TILE = 28 + 2  # a 28-pixel image plus make_grid's 2-pixel padding
-
-
-def read_events(run: Path) -> ea.EventAccumulator:
-    events = ea.EventAccumulator(str(run), size_guidance={ea.IMAGES: 0, ea.SCALARS: 0, ea.TENSORS: 0})
-    events.Reload()
-    return events
 
 
 def grid_size(columns: int, rows: int) -> tuple[int, int]:
