@@ -76,4 +76,5 @@ def test_samples_by_class():
     styles = torch.randn(5, 3, generator=torch.Generator().manual_seed(2))
     assert grid.shape == (4 * 5, 1, 8, 8)
     for row in range(4):
-        assert torch.equal(grid[5 * row : 5 * row + 5], model.decode(styles, torch.full((5,), row)))
+        # One batch of 20 against four of 5: the same maths, summed in another order by the kernels.
+        torch.testing.assert_close(grid[5 * row : 5 * row + 5], model.decode(styles, torch.full((5,), row)))
