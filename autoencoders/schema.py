@@ -116,7 +116,7 @@ RULES: dict[str, Rule] = {
     "model.tc_estimator": Rule("str", choices=TC_ESTIMATORS),
     "model.ema_decay": Rule("float", low=0, high=1, high_open=True),
     "model.restart_dead_codes": Rule("bool"),
-    # set by the code from the data, never by a config (runs.checkpoints.FROM_DATA)
+    # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
     "model.num_classes": POSITIVE_INT,
     "model.dataset_size": POSITIVE_INT,
     # data

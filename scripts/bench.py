@@ -1,7 +1,7 @@
 """Training speed of `ae-train` beside a minimal PyTorch loop and tutorial 000 (`make bench`).
 
 Four paths train the same network (autoencoders.models.nets.build_nets, latent 32) with Adam, MSE,
-batch 256, the same torch thread count and flushed denormals (autoencoders.runs.torch_setup.set_up_torch,
+batch 256, the same torch thread count and flushed denormals (autoencoders.distributed.torch_setup.set_up_torch,
 set before any thread starts) on FashionMNIST:
 
   (a) minimal: the train split as one float tensor in memory; per epoch one randperm, then
@@ -11,7 +11,7 @@ set before any thread starts) on FashionMNIST:
       as a loop written by hand usually has it: what users compare ae-train with.
   (b) tutorial 000: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the
       tutorial's loop (with its loss.item() per step and its plain torch.optim.Adam).
-  (c) ours as users run it: autoencoders.runs.train.train() on the default config (overrides: only
+  (c) ours as users run it: autoencoders.training.pipeline.train() on the default config (overrides: only
       the model, trainer.max_epochs, torch_threads, output_root), so validation, checkpoints,
       TensorBoard scalars and images and the progress bar are all on, as `ae-train` has them.
       Its optimizer settings are the config's (lr, schedule): the same work per step.
@@ -62,7 +62,7 @@ import lightning
 import torch
 from torch import Tensor
 
-from autoencoders.runs.torch_setup import set_up_torch
+from autoencoders.distributed.torch_setup import set_up_torch
 from bench_paths import Interleave, MinimalLoop, TutorialLoop, compose_config, run_ours, tutorial_images, tutorial_root
 from bench_profile import profile
 

@@ -1,5 +1,5 @@
 """The paths scripts/bench.py times: (a) and (a') the minimal loop, (b) tutorial 000's pipeline,
-and (c) autoencoders.runs.train.train() with the Interleave clock that lets the others take turns.
+and (c) autoencoders.training.pipeline.train() with the Interleave clock that lets the others take turns.
 How they are interleaved and timed: the docstring of scripts/bench.py.
 """
 
@@ -209,7 +209,7 @@ def compose_config(model: str, epochs: int, threads: int, output_root: Path):
 
 def run_ours(cfg, run_dir: Path, clock: Interleave, **trainer_args) -> tuple[dict[str, float], float]:
     """(c): train() as users get it, plus the clock; returns its metrics and its own wall time."""
-    from autoencoders.runs.train import train
+    from autoencoders.training.pipeline import train
 
     start = time.perf_counter()
     with trainer_with([clock], **trainer_args):

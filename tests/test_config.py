@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from hydra.utils import get_class, instantiate
 
-from autoencoders.runs.loading import data_arguments
+from autoencoders.rundir.loading import data_arguments
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -33,7 +33,7 @@ def test_every_group_option_composes(compose_cfg, group):
         assert cfg[group] is not None
 
 
-# What a DataModule gives the models that need it (runs.loading.data_arguments): FashionMNIST's sizes.
+# What a DataModule gives the models that need it (rundir.loading.data_arguments): FashionMNIST's sizes.
 DATA = SimpleNamespace(input_shape=(1, 28, 28), num_classes=10, dataset_size=55_000)
 
 

@@ -31,7 +31,7 @@ BAD_VALUES = [
     (VQVAE, "codebook_update", "kmeans"), (VQVAE, "ema_decay", 1.0), (VQVAE, "restart_dead_codes", "yes"),
     (CVAE, "num_classes", 0), (TCVAE, "dataset_size", -1), (TCVAE, "beta", -1.0),
 ]  # fmt: skip
-# What the data gives the models that need it (runs.loading.data_arguments).
+# What the data gives the models that need it (rundir.loading.data_arguments).
 DATA_SIZES = {CVAE: {"num_classes": 10}, TCVAE: {"dataset_size": 100}}
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autoencoders.compare.runs import CompareError
+from autoencoders.compare.collect import CompareError
 from autoencoders.compare.table import compare
 
 

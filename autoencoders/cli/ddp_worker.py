@@ -1,5 +1,5 @@
 """One worker process of a run that several processes train (DDP), started by the run's main
-process on the same machine (autoencoders/runs/ddp.py), not by users:
+process on the same machine (autoencoders/distributed/ddp.py), not by users:
 
     python -m autoencoders.cli.ddp_worker <run-dir> --threads N [--checkpoint <file>]
 
@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--checkpoint", type=Path)
     args = parser.parse_args(argv)
-    from autoencoders.runs.logs import log_to_console
-    from autoencoders.runs.resume import effective_config
-    from autoencoders.runs.train import train_worker
+    from autoencoders.console import log_to_console
+    from autoencoders.rundir.resume import effective_config
+    from autoencoders.training.pipeline import train_worker
 
     log_to_console()
     try:

@@ -1,4 +1,4 @@
-"""`ae-eval`: re-test a trained run's checkpoint and evaluate it (autoencoders.runs.evaluate_run).
+"""`ae-eval`: re-test a trained run's checkpoint and evaluate it (autoencoders.evaluation.finished_run).
 
     ae-eval <run-dir> [--checkpoint best|last|<path>] [eval.<key>=<value> ...]
     ae-eval <run-dir>/checkpoints/last.ckpt
@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
-    from autoencoders.runs.evaluate_run import evaluate_run
-    from autoencoders.runs.logs import log_to_console
-    from autoencoders.runs.report import print_metrics
+    from autoencoders.evaluation.finished_run import evaluate_run
+    from autoencoders.console import log_to_console
+    from autoencoders.console import print_metrics
 
     log_to_console()
     try:

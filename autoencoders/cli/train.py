@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import RunInterrupted
-from autoencoders.runs.sweep import FAILURES, SWEEP_SUMMARY
+from autoencoders.training.sweep import FAILURES, SWEEP_SUMMARY
 
 # A per-process token in run directory names (conf/train.yaml): two runs started in the same
 # second differ. use_cache keeps one value per composed config, so every reference agrees.
@@ -28,9 +28,9 @@ OmegaConf.register_new_resolver("run_token", lambda: f"{os.getpid()}{secrets.tok
 
 
 @hydra.main(config_path="pkg://autoencoders.conf", config_name="train", version_base="1.3")
-def run_job(cfg: DictConfig) -> dict[str, float] | float | None:
-    """One Hydra job (autoencoders.runs.job.run_job; imported here, so that --help stays light)."""
-    from autoencoders.runs import job
+def hydra_main(cfg: DictConfig) -> dict[str, float] | float | None:
+    """One Hydra job (autoencoders.training.job.run_job; imported here, so that --help stays light)."""
+    from autoencoders.training import job
 
     return job.run_job(cfg)
 
@@ -42,7 +42,7 @@ def main() -> None:
     resume = [arg for arg in sys.argv[1:] if arg.startswith("resume=")]
     try:
         if resume:
-            from autoencoders.runs import job
+            from autoencoders.training import job
 
             target = Path(resume[0].split("=", 1)[1]).expanduser()
             others = [arg for arg in sys.argv[1:] if not arg.startswith("resume=")]
@@ -51,7 +51,7 @@ def main() -> None:
             else:
                 job.resume_run(target, others)
         else:
-            run_job()
+            hydra_main()
     except RunInterrupted as stopped:
         print(f"ae-train: {stopped}", file=sys.stderr)
         sys.exit(128 + stopped.signal_number)

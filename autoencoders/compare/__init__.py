@@ -1,2 +1,2 @@
-"""The compare wing, behind `ae-compare`: the runs below a directory (runs.py), their table
+"""The compare wing, behind `ae-compare`: the runs below a directory (collect.py), their table
 (table.py) and plots (plot.py). It reads metrics.json files only and never imports torch."""

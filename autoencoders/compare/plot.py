@@ -10,7 +10,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from autoencoders.compare.runs import SEED_KEY, CompareError, Run, check_key, number, value_order, varying_keys
+from autoencoders.compare.collect import SEED_KEY, CompareError, Run, check_key, number, value_order, varying_keys
 
 
 def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> dict[str, dict[str, list[float]]]:

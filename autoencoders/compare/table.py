@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoencoders.compare.runs import SEED_KEY, Run, available_metrics, check_metric, load_runs, varying_keys
+from autoencoders.compare.collect import SEED_KEY, Run, available_metrics, check_metric, load_runs, varying_keys
 
 
 @dataclass

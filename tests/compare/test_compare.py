@@ -16,8 +16,8 @@ import pytest
 
 from autoencoders.cli.compare import main
 from autoencoders.compare.plot import collect
-from autoencoders.compare.runs import load_runs
-from autoencoders.runs.record import read_record, write_json_atomic
+from autoencoders.compare.collect import load_runs
+from autoencoders.rundir.record import read_record, write_json_atomic
 
 BIN = Path(sys.executable).parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

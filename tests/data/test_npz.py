@@ -15,8 +15,8 @@ from PIL import Image
 from autoencoders.data import ImageDataModule
 from autoencoders.data.npz import load_npz
 from autoencoders.errors import ConfigError, DataUnavailable
-from autoencoders.runs.record import read_record
-from autoencoders.runs.train import train
+from autoencoders.rundir.record import read_record
+from autoencoders.training.pipeline import train
 from tests.conftest import FAST
 from tests.helpers import read_events
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from autoencoders.evaluation.probe import probe_accuracy
-from autoencoders.runs.train import train
+from autoencoders.training.pipeline import train
 
 QUIET = ["logging.projector_points=0", "logging.images_every_n_epochs=0"]
 

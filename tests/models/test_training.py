@@ -24,7 +24,7 @@ OWN_TERMS = {
 @pytest.mark.parametrize("net", ["mlp", "conv"])
 @pytest.mark.parametrize("model", sorted(OWN_TERMS))
 def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
-    from autoencoders.runs.train import train
+    from autoencoders.training.pipeline import train
 
     metrics = train(tiny_cfg(f"model={model}", f"model.net={net}"), run_dir=tmp_path)
     for name in [*OWN_TERMS[model], "test/loss", "test/mse", "val/loss", "train/loss"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autoencoders.runs.record import read_record
+from autoencoders.rundir.record import read_record
 from tests.helpers import BIN, free_port
 
 IMAGE_TAGS = {"images/reconstructions", "images/interpolation", "images/traversal", "latent/scatter"}

@@ -20,8 +20,8 @@ from tensorboard.util import tensor_util
 from autoencoders.data import ImageDataModule
 from autoencoders.errors import ConfigError
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.runs.record import read_record
-from autoencoders.runs.train import resume_training, train
+from autoencoders.rundir.record import read_record
+from autoencoders.training.pipeline import resume_training, train
 from autoencoders.views import build_callbacks
 from autoencoders.views.hparams import flatten_hparams
 from tests.helpers import read_events

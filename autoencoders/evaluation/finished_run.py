@@ -1,0 +1,98 @@
+"""`ae-eval` without the command line: re-test a finished run's checkpoint and evaluate it.
+
+    ae-eval <run-dir> [--checkpoint best|last|<path>] [eval.<key>=<value> ...]
+
+It writes its own TensorBoard run in <run>/eval/<checkpoint name>/ and adds an "eval" entry to
+the run's metrics.json; the run's event files and checkpoints are left as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from autoencoders.errors import CheckpointError
+from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
+from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
+from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
+from autoencoders.schema import EvalSettings, LoggingSettings
+
+
+def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """ae-eval without the command line: re-test a run's checkpoint and evaluate it; returns
+    the "eval" entry it adds to the run's metrics.json."""
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.views.images import ImageGrids
+    from autoencoders.views.latents import LatentViews
+
+    run_dir, path = resolve(target, checkpoint)
+    cfg = load_config(run_dir)
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item.lstrip("+") for item in overrides or []]))
+    settings = EvalSettings.from_config(cfg.get("eval"))  # before anything slow: a typo fails at once
+    set_up_torch(resolve_threads(cfg.get("torch_threads")))
+    model, saved = load_model(cfg, path)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, seed=cfg.seed)
+    datamodule.setup("test")
+    for name, value in data_arguments(type(model), datamodule).items():
+        if model.hparams[name] != value:
+            raise CheckpointError(f"Checkpoint {path} was built for {name}={model.hparams[name]}, but the run's "
+                                  f"data gives {name}={value}.")  # fmt: skip
+
+    eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
+    _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points
+    logger = TensorBoardLogger(save_dir=eval_dir.parent, name=eval_dir.name, version="", default_hp_metric=False)
+    views = LoggingSettings.from_config(cfg.get("logging"))
+    # The grids of every epoch, drawn once after testing (there is no validation here).
+    callbacks: list[L.Callback] = [ImageGrids(0, views.n_images, after_test=True)]
+    if views.projector_points > 0:
+        callbacks.append(LatentViews(0, views.projector_points))
+    # One process, whatever the run trained with (a DDP run's checkpoint is evaluated the same way),
+    # and the run's own test batches (its limit_test_batches), so test/mse equals the run's.
+    trainer_args = {**OmegaConf.to_container(cfg.trainer, resolve=True), "strategy": "auto", "devices": 1,
+                    "num_nodes": 1, "use_distributed_sampler": False, "enable_progress_bar": False,
+                    "enable_model_summary": False, "enable_checkpointing": False}  # fmt: skip
+    trainer = L.Trainer(**trainer_args, default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = floats(trainer.callback_metrics)
+    metrics.update(evaluate_model(asdict(settings), model, datamodule, logger))
+
+    checkpoint_path = path.resolve()
+    entry = {
+        # Relative to the run when inside it, so the record survives moving the run directory.
+        "checkpoint": str(checkpoint_path.relative_to(run_dir.resolve()) if checkpoint_path.is_relative_to(run_dir.resolve())
+                          else checkpoint_path),  # fmt: skip
+        "epoch": saved.get("epoch"),
+        "global_step": saved.get("global_step"),
+        "settings": asdict(settings),
+        "tensorboard": str(eval_dir),
+        "metrics": metrics,
+        "at": timestamp(),
+    }
+    record = read_record(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
+    record["eval"] = entry  # the rest of the record (status, training metrics, provenance) is kept
+    write_json_atomic(run_dir / METRICS_FILE, record)
+    return entry
+
+
+def evaluation_name(run_dir: Path, checkpoint: Path) -> str:
+    """The folder under <run>/eval/ for a checkpoint: its name for the run's own checkpoints
+    (eval/best/), and one that cannot collide with them for a checkpoint from elsewhere."""
+    resolved = checkpoint.resolve()
+    if resolved.parent == (run_dir / "checkpoints").resolve():
+        return checkpoint.stem
+    return f"external-{checkpoint.stem}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+
+
+def _clear_previous_eval(eval_dir: Path) -> None:
+    """Remove an earlier ae-eval of the same checkpoint (only files ae-eval writes there)."""
+    if eval_dir.is_dir():
+        shutil.rmtree(eval_dir)

@@ -1,0 +1,135 @@
+"""Checkpoints: read safely, the newest usable one to resume from, and the one rule for whether
+a checkpoint belongs to a run; and how training writes them: whole or not at all, under fixed
+names, surviving a moved run.
+
+That rule serves resume, `ae-eval` and `load_run` alike: a checkpoint belongs to a run when its
+model class and every model hyperparameter equal the run's config.yaml. Checkpoints are read
+with weights_only=True, so nothing in them is executed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from autoencoders.errors import CheckpointError
+
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
+
+# Class paths that moved: the name a checkpoint or an old config.yaml may hold -> today's name.
+# (The models kept their modules when the package was split into wings, so none is listed yet.)
+CLASS_ALIASES: dict[str, str] = {}
+
+# Hyperparameters the data decides (the model is built with them), not config.yaml. Each is the
+# DataModule attribute of the same name; a model takes those its constructor names (rundir.loading).
+FROM_DATA = frozenset({"input_shape", "num_classes", "dataset_size"})
+
+
+def current_class_path(path: str | None) -> str | None:
+    """Today's import path of a class recorded under `path` (itself when it did not move)."""
+    return CLASS_ALIASES.get(path, path) if path is not None else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True (nothing from the file is executed), with clear errors."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, wrong format, unsafe pickle: all mean "unusable"
+        raise CheckpointError(
+            f"Checkpoint {path} cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            "It is corrupt or not an autoencoders checkpoint; use another checkpoint of the run "
+            "(checkpoints/last.ckpt or best.ckpt) or start a new run."
+        ) from None
+
+
+def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[str, Any]) -> None:
+    """Raise CheckpointError unless the checkpoint holds the model `model_cfg` describes (the
+    run's `model:` block with its `_target_`): the same class and every hyperparameter equal."""
+    wanted = current_class_path(model_cfg["_target_"])
+    saved_class = current_class_path(checkpoint.get("model_class"))
+    if saved_class != wanted:
+        raise CheckpointError(
+            f"Checkpoint {path} holds a {saved_class or 'non-autoencoders'} model, not {wanted}. Use a checkpoint "
+            "of this run, or the run directory the checkpoint came from."
+        )
+    stored = checkpoint.get("hyper_parameters", {})
+    configured = {key: value for key, value in model_cfg.items() if key != "_target_"}
+    keys = sorted((set(stored) | set(configured)) - FROM_DATA)
+    differing = [f"{key}={stored.get(key)!r} in the checkpoint, {configured.get(key)!r} in the config"
+                 for key in keys if stored.get(key) != configured.get(key)]  # fmt: skip
+    if differing:
+        raise CheckpointError(
+            f"Checkpoint {path} was saved by a different model ({'; '.join(differing)}). A checkpoint belongs to the "
+            "run whose config.yaml has its class and every model setting; use a checkpoint of this run, or start "
+            "a new run for other model settings."
+        )
+
+
+def usable_checkpoint(run_dir: Path, model_cfg: Mapping[str, Any]) -> tuple[Path | None, dict[str, Any], list[str]]:
+    """The newest checkpoint of the run that loads and belongs to it, that checkpoint, and one line
+    per newer checkpoint passed over, saying why. (None, {}, lines) when none is usable."""
+    folder = Path(run_dir) / "checkpoints"
+    candidates = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    skipped = []
+    for path in candidates:
+        try:
+            saved = load_checkpoint(path)
+            check_belongs(saved, path, model_cfg)
+        except CheckpointError as error:
+            skipped.append(f"skipped {path.name}: {error}")
+            continue
+        return path, saved, skipped
+    return None, {}, skipped
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoint files written whole or not at all: a temporary file beside the target, flushed
+    to disk, then renamed over it. A full disk (ENOSPC) leaves the previous checkpoint intact
+    instead of a truncated one that no resume can load."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with temporary.open("wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that never versions its file name (best.ckpt stays best.ckpt) and keeps its
+    best score when the run directory was moved or copied before a resume (Lightning's own forgets
+    it then, and the next epoch would count as a new best whatever its loss)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(enable_version_counter=False, **kwargs)
+
+    @property
+    def state_key(self) -> str:
+        # The key Lightning's own class uses, so checkpoints written before this class still restore it.
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if saved_dir is not None and self.dirpath is not None and Path(saved_dir) != Path(self.dirpath):
+            moved = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          "best_model_path": moved(state_dict.get("best_model_path")),
+                          "kth_best_model_path": moved(state_dict.get("kth_best_model_path")),
+                          "last_model_path": moved(state_dict.get("last_model_path")),
+                          "best_k_models": {moved(path): score for path, score in (state_dict.get("best_k_models") or {}).items()}}  # fmt: skip
+        super().load_state_dict(state_dict)

@@ -1,0 +1,112 @@
+"""What a resume may do, decided before any file of the run is touched.
+
+`ae-train resume=<run> [key=value ...]` continues the same experiment: the run's config.yaml and
+its record's `overrides` stay its identity; the resume may change only what schema.RESUME_MAY_CHANGE
+lists (how long it trains, threads, logging, evaluation), written in Hydra's override grammar.
+Each resume's overrides are kept in metrics.json's `resumes`, and a later resume replays them,
+so an extended run stays extended. Everything is checked first (the overrides, the values, a
+checkpoint that loads and belongs to the run, the learning-rate schedule), so a refused resume
+changes nothing and a failed one leaves the finished run as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from autoencoders.errors import CheckpointError, ConfigError
+from autoencoders.rundir.checkpoints import check_belongs, load_checkpoint, usable_checkpoint
+from autoencoders.rundir.record import METRICS_FILE, read_record
+from autoencoders.schema import RESUME_MAY_CHANGE, check_config
+
+log = logging.getLogger("autoencoders")
+
+
+@dataclass
+class ResumePlan:
+    """A checked resume: the config to continue with and the checkpoint to continue from."""
+
+    run_dir: Path
+    cfg: DictConfig  # config.yaml with the earlier resumes' overrides and this one's applied
+    overrides: list[str]  # this resume's own overrides, as typed
+    checkpoint: Path | None  # None: the run stopped before its first checkpoint; training starts over
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, and why
+
+    @property
+    def checkpoint_name(self) -> str | None:
+        if self.checkpoint is None:
+            return None
+        try:
+            return str(self.checkpoint.resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(self.checkpoint)
+
+
+def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = None) -> ResumePlan:
+    """Check a resume of `run_dir` (from `checkpoint`, or its newest usable one) without writing."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / METRICS_FILE).is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
+                              "pass the directory of a run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
+    cfg = effective_config(run_dir)
+    before = cfg.copy()  # the run as the earlier sessions left it
+    apply_overrides(cfg, overrides)
+    check_config(cfg)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if checkpoint is not None:
+        saved = load_checkpoint(checkpoint)
+        check_belongs(saved, checkpoint, model_cfg)
+        skipped: list[str] = []
+    else:
+        checkpoint, saved, skipped = usable_checkpoint(run_dir, model_cfg)
+        if checkpoint is None and skipped:
+            raise CheckpointError(f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). "
+                                  "Start a new run.")  # fmt: skip
+    if checkpoint is not None:
+        _check_schedule_can_continue(before, cfg, saved, checkpoint)
+    return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped)
+
+
+def effective_config(run_dir: Path) -> DictConfig:
+    """The run's config.yaml with the overrides of every resume so far applied, in order."""
+    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+    for entry in read_record(run_dir).get("resumes", []):
+        apply_overrides(cfg, list(entry.get("overrides", [])))
+    return cfg
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Apply a resume's overrides (Hydra's grammar) to `cfg`, refusing keys a resume may not change."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+    except HydraException as error:
+        raise ConfigError(f"Cannot read the resume's overrides {overrides}: {str(error).splitlines()[0]}") from None
+    for override in parsed:
+        key = override.key_or_group
+        if not key.startswith(RESUME_MAY_CHANGE) or override.is_delete() or override.is_sweep_override():
+            allowed = ", ".join(f"{name}*" if name.endswith(".") else name for name in RESUME_MAY_CHANGE)
+            raise ConfigError(f"{override.input_line} cannot be changed on resume: a resume continues the same "
+                              f"experiment and may change only {allowed}. Start a new run for other settings.")  # fmt: skip
+        OmegaConf.update(cfg, key, override.value(), force_add=True)
+
+
+def _check_schedule_can_continue(before: DictConfig, after: DictConfig, saved: dict[str, Any], path: Path) -> None:
+    """A cosine schedule that already reached 0 cannot usefully be extended: more epochs at lr 0."""
+    if after.model.get("lr_schedule") != "cosine" or after.trainer.max_epochs <= before.trainer.max_epochs:
+        return
+    states = [state for scheduler in saved.get("lr_schedulers", []) for state in scheduler.get("lr_lambdas", [])]
+    finished = any(isinstance(state, dict) and saved.get("global_step", 0) >= state.get("total_steps", float("inf"))
+                   for state in states)  # fmt: skip
+    if finished:
+        raise ConfigError(
+            f"{path} ends a run whose cosine learning-rate schedule already decayed to 0, so "
+            f"trainer.max_epochs={after.trainer.max_epochs} would train more epochs at lr 0. Start a new run with "
+            "more epochs instead (or resume an interrupted run, whose schedule has steps left)."
+        )

@@ -1,0 +1,269 @@
+"""train(cfg): build the data, model and trainer from a composed config, train, test, evaluate,
+and write the run directory (TensorBoard events, checkpoints, config.yaml, metrics.json).
+
+It reads as its steps: open the run's record, build data and model, build the trainer, fit,
+test the tested checkpoint, evaluate it, finish. Heavy libraries (torch, lightning) are imported
+inside the steps, so `ae-train --help` and shell completion stay fast. The Hydra job around it
+(run-directory lock, log file, sweep re-runs) is training/job.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from autoencoders.errors import ConfigError, Diverged, RunInterrupted
+from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
+from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
+from autoencoders.console import route_lightning_logs_through_root
+from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
+from autoencoders.console import print_metrics
+from autoencoders.rundir.resume import ResumePlan, plan_resume
+from autoencoders.training.signals import GracefulStop, StopSignals
+from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
+from autoencoders.training.trainer import build_trainer
+from autoencoders.schema import check_config, check_known_keys
+
+log = logging.getLogger("autoencoders")
+
+# Arguments the code passes to the model and DataModule itself; a config may not set them.
+SET_BY_CODE = {"model": FROM_DATA, "data": {"seed"}}
+
+
+@dataclass
+class RunState:
+    """What a run has so far: its record, and the trainer and metrics for a record of a stop."""
+
+    record: RunRecord
+    signals: StopSignals = field(default_factory=StopSignals)
+    trainer: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def metrics_so_far(self) -> dict[str, float]:
+        if self.metrics or self.trainer is None:
+            return self.metrics
+        return floats(self.trainer.callback_metrics)
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None,
+          resume: ResumePlan | None = None) -> dict[str, float]:  # fmt: skip
+    """Train, test and evaluate the configured model; return the final metrics (also in metrics.json).
+
+    `run_dir` and `overrides` default to Hydra's job output directory and command-line
+    overrides, so tests can call this with a composed config and a temporary directory.
+    `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
+    """
+    if run_dir is None:
+        run_dir = HydraConfig.get().runtime.output_dir
+        overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
+    run_dir = Path(run_dir)
+    route_lightning_logs_through_root()
+    state = RunState(_open_record(cfg, run_dir, overrides or [], resume))
+    _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
+    print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
+    return state.metrics
+
+
+def train_worker(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, threads: int) -> None:
+    """One worker process of a run trained by several processes (DDP; distributed/processes.py): it
+    trains and tests its shard beside the main process and writes nothing of its own."""
+    route_lightning_logs_through_root()
+    set_up_torch(threads)
+    _run(cfg, Path(run_dir), checkpoint, RunState(WorkerRecord()))
+
+
+def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
+    """Fit, test and evaluate under the run's signal handlers; the record's end, whatever happens."""
+    from autoencoders.distributed.ddp import own_process_group
+
+    state.signals.install()
+    try:
+        with own_process_group():
+            _fit_test_evaluate(cfg, run_dir, checkpoint, state)
+    except (KeyboardInterrupt, SystemExit) as error:
+        # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
+        signal_number = state.signals.signal_number or signal.SIGINT
+        state.record.finish("interrupted", state.metrics_so_far(), error, traceback.format_exc())
+        raise RunInterrupted(
+            f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its checkpoints in "
+            f"{run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number
+        ) from None
+    except BaseException as error:
+        status = "diverged" if isinstance(error, Diverged) else "failed"
+        state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())
+        raise
+    finally:
+        state.signals.restore()
+        if state.trainer is not None and state.trainer.logger is not None:
+            state.trainer.logger.close()  # the session's event file (views/tensorboard.SessionLogger)
+    state.record.finish("completed", state.metrics)
+
+
+def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    checkpoint: str | Path | None = None) -> dict[str, float]:  # fmt: skip
+    """Continue the run in `run_dir` (its newest usable checkpoint, or `checkpoint`) with the
+    overrides a resume may have (rundir/resume.py); everything is checked before anything is written."""
+    run_dir = Path(run_dir)
+    plan = plan_resume(run_dir, list(overrides), Path(checkpoint) if checkpoint is not None else None)
+    return train(plan.cfg, run_dir, read_record(run_dir).get("overrides", []), resume=plan)
+
+
+def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: ResumePlan | None) -> RunRecord:
+    """The run's metrics.json (new, or reopened to resume) and config.yaml. A new run's config that
+    breaks the schema is recorded as failed and raised before anything is built or trained; a
+    resume was checked in full before (rundir.resume), so a refused one changes no file."""
+    if resume is not None:
+        threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
+        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads)
+        for line in resume.skipped:
+            log.warning("Resuming %s: %s", run_dir, line)
+        set_up_torch(threads)
+        return record
+    try:
+        check_config(cfg)
+        check_settings_exist(cfg)
+        error = None
+    except ConfigError as caught:
+        error = caught
+    threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
+    record = RunRecord(run_dir, overrides, threads)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if error is not None:
+        record.finish("failed", error=error)
+        raise error
+    set_up_torch(threads)
+    return record
+
+
+def _processes_here(cfg: DictConfig) -> int:
+    """How many processes of the run share this machine's cores (DDP on CPUs starts `devices`)."""
+    from autoencoders.training.trainer import DDP_STRATEGIES
+
+    devices = cfg.trainer.get("devices")
+    return devices if cfg.trainer.get("strategy") in DDP_STRATEGIES and isinstance(devices, int) else 1
+
+
+def check_settings_exist(cfg: DictConfig) -> None:
+    """Every model.* and data.* key is an argument of the class it configures (`+model.foo=1`
+    would otherwise fail deep inside Hydra's instantiate, after the data had loaded)."""
+    for section in ("model", "data"):
+        node = cfg[section]
+        known = constructor_arguments(get_class(current_class_path(node._target_)))
+        given = {key for key in node if not key.startswith("_")}
+        check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
+
+
+def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
+    """Build data, model and trainer; fit; test the tested checkpoint; evaluate it; metrics into `state`.
+    Under DDP every process fits and tests its shard; the main one alone evaluates, the others wait."""
+    import lightning as L
+    import torch
+
+    from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.distributed.ddp import worker_command
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_data(cfg, state.record)
+    model = build_model(cfg, datamodule, state.record)
+    stop = GracefulStop(state.signals, run_dir / "checkpoints")
+    workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"].get("name", ""),
+                                        _purge_step(run_dir, checkpoint), stop, workers)  # fmt: skip
+    trainer = state.trainer
+    state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
+                                   "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip
+    with cuda_check_without_nvml():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        last = _epoch_metrics(trainer.callback_metrics)
+        state.signals.check()
+        tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+        trainer.test(model, datamodule=datamodule, ckpt_path=tested if tested.is_file() else None,
+                     verbose=False, weights_only=True)  # fmt: skip
+        state.metrics = {**last, **floats(trainer.callback_metrics)}
+        if trainer.is_global_zero:
+            state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
+            # Probe, anomaly scores and NLL on the tested weights, over the full splits.
+            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
+        trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
+
+
+def _epoch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The per-epoch values training logged (train/*, val/*, the learning rate); not test/*."""
+    return {name: value for name, value in floats(metrics).items() if not name.startswith("test/")}
+
+
+def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last: dict[str, float]) -> dict[str, float]:
+    """Which checkpoint was tested and the epoch values it was saved with, and the last epoch's
+    values apart (`last`); returns the tested checkpoint's epoch values for `metrics`.
+
+    The tested checkpoint's val/* also go to TensorBoard at the test step, beside test/*, so the
+    HParams session (each tag's last value) shows the same numbers as metrics.json."""
+    trainer = state.trainer
+    if last:  # a resume whose training had finished trained no epoch: the record keeps its last one
+        state.record.update(last={"epoch": trainer.current_epoch - 1, "step": trainer.global_step, "metrics": last})
+    if not tested.is_file():  # no checkpoint was written (checkpointing off): the last weights were tested
+        state.record.update(tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step})
+        return last
+    saved = load_checkpoint(tested)
+    values = saved.get("epoch_metrics")
+    state.record.update(tested={
+        "checkpoint": str(tested.relative_to(run_dir)), "epoch": saved.get("epoch"), "step": saved.get("global_step"),
+        # Checkpoints written before the values were saved with them: the last epoch's stand in.
+        **({} if values is not None else {"note": "the checkpoint predates saved epoch values; these are the last epoch's"}),
+    })  # fmt: skip
+    if values is None:
+        return last
+    if trainer.logger is not None:
+        trainer.logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
+                                   step=trainer.global_step)  # fmt: skip
+    return dict(values)
+
+
+def build_data(cfg: DictConfig, record: RunRecord) -> Any:
+    """The run's DataModule, set up for fitting; its description goes into the record."""
+    datamodule = instantiate(cfg.data, seed=cfg.seed)
+    datamodule.setup("fit")
+    record.update(data=datamodule.describe())
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
+    """The run's model, sized by the data (input shape, and the class count or training-set size
+    of models that need them: rundir.loading.data_arguments); its name and size go into the record.
+    The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
+    model_class = get_class(current_class_path(cfg.model._target_))
+    model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
+    name = record.payload.get("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
+    record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
+    return model
+
+
+def _purge_step(run_dir: Path, checkpoint: Path | None) -> int:
+    """The step from which TensorBoard drops this run directory's earlier events.
+
+    Every session of a run writes a restart marker (SessionLog.START) at this step at the head of
+    its first event file: a new run at 0 (nothing is dropped), a resume at its checkpoint's step,
+    so the points it logs again replace the old ones instead of doubling them. The new run's
+    marker matters too: TensorBoard's server takes the first marker it meets as the run's start,
+    not as a restart, so without it a resume's marker would be ignored there.
+    """
+    if checkpoint is None:
+        return 0
+    step = load_checkpoint(checkpoint)["global_step"]
+    log.info("Resuming %s from %s (step %d)", run_dir, checkpoint.name, step)
+    return step
+
+
+def _chosen_option(group: str, fallback: str) -> str:
+    """The option chosen for a config group (e.g. model=vae), when running under Hydra."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group, fallback))
+    return fallback

@@ -1,0 +1,81 @@
+"""What a job does when its directory already holds a run, and the end-of-sweep summary.
+
+Re-running a command into the same directory is safe and idempotent: a completed job is
+skipped, an interrupted (or killed) one continues from its checkpoint, a failed one starts
+over, and a directory that holds a run with other overrides is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict
+
+from autoencoders.errors import ConfigError
+from autoencoders.rundir.record import METRICS_FILE, read_record
+
+log = logging.getLogger("autoencoders")
+
+# Failures seen by this process, and the jobs of a finished sweep that did not complete (found
+# on disk, whichever launcher ran them); ae-train's main() exits 1 when either is non-empty.
+FAILURES: list[str] = []
+SWEEP_SUMMARY: list[str] = []
+
+
+def plan_for_existing_dir(run_dir: Path, overrides: list[str]) -> str:
+    """'new', 'skip' (completed), 'resume' (interrupted or killed) or 'restart' (failed or diverged)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return "new"
+    try:
+        previous = read_record(run_dir)
+    except ValueError:  # a half-written file from a killed process: nothing to keep
+        return "restart"
+    if sorted(previous.get("overrides", [])) != sorted(overrides):
+        raise ConfigError(
+            f"{run_dir} already holds another run (overrides {previous.get('overrides')}, now {overrides}). "
+            "Choose another hydra.run.dir / hydra.sweep.dir, or continue that run with ae-train resume=<dir>."
+        )
+    status = previous.get("status")
+    if status == "completed":
+        return "skip"
+    if status in ("interrupted", "running") and (Path(run_dir) / "checkpoints").is_dir():
+        return "resume"
+    return "restart"
+
+
+def summarize_sweep(sweep_dir: Path) -> list[str]:
+    """One line per job of the sweep that did not complete."""
+    lines = []
+    for path in sorted(Path(sweep_dir).rglob(METRICS_FILE)):
+        try:
+            record = read_record(path.parent)
+        except ValueError:
+            lines.append(f"{path.parent}: unreadable {METRICS_FILE}")
+            continue
+        if record.get("status") != "completed":
+            error = record.get("error") or {}
+            reason = f"{error.get('type')}: {error.get('message')}" if error else "no error recorded"
+            lines.append(f"{path.parent.name}: {record.get('status')} ({reason})")
+    return lines
+
+
+class SweepSummary(Callback):
+    """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them).
+
+    Before it, on Hydra's Ray launcher: that launcher always asks Ray for a small object store,
+    which Ray refuses when it joins an existing cluster (`hydra.launcher.ray.init.address`); the
+    cluster's own setting then stands."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = config.hydra.get("launcher") or {}
+        init = (launcher.get("ray") or {}).get("init") if "RayLauncher" in str(launcher.get("_target_", "")) else None
+        if init is not None and init.get("address") and "object_store_memory" not in init:
+            with open_dict(init):
+                init.object_store_memory = None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        SWEEP_SUMMARY[:] = summarize_sweep(Path(config.hydra.sweep.dir))

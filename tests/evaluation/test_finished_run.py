@@ -1,0 +1,85 @@
+"""ae-eval: re-testing reproduces test/mse, leaves training files alone, and refuses other runs' checkpoints."""
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autoencoders.cli.evaluate import main as ae_eval_main
+from autoencoders.rundir.record import read_record
+from autoencoders.training.pipeline import train
+from tests.helpers import AE_EVAL, read_events
+
+QUIET = ["logging.projector_points=0", "logging.images_every_n_epochs=0"]
+
+
+# --- train() and ae-eval -----------------------------------------------------------------------
+def training_files(run: Path) -> dict[str, str]:
+    """Hashes of everything training wrote besides metrics.json (events, checkpoints, config)."""
+    files = [path for path in run.rglob("*") if path.is_file() and "eval" not in path.relative_to(run).parts]
+    return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in files if path.name != "metrics.json"}  # fmt: skip
+
+
+def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_run):
+    before, record = training_files(finished_run), read_record(finished_run)
+    done = subprocess.run([AE_EVAL, str(finished_run), "eval.nll_samples=10"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = read_record(finished_run)
+    assert training_files(finished_run) == before
+    assert {key: value for key, value in after.items() if key != "eval"} == record
+    entry = after["eval"]
+    assert entry["checkpoint"] == "checkpoints/best.ckpt" and entry["settings"]["nll_samples"] == 10
+    for name in ("test/mse", "test/probe_acc", "test/anomaly_auroc", "test/anomaly_precision_p95", "test/nll"):
+        assert entry["metrics"][name] == pytest.approx(record["metrics"][name], rel=1e-6), name
+    events = read_events(finished_run / "eval" / "best")
+    assert {"anomaly/worst", "images/reconstructions", "images/samples", "latent/scatter"} <= set(events.Tags()["images"])
+    assert {"test/mse", "test/probe_acc", "test/nll"} <= set(events.Tags()["scalars"])
+
+
+def test_ae_eval_errors_are_one_paragraph_and_exit_1(finished_run, tiny_cfg, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    other = tmp_path / "other"
+    train(tiny_cfg("model=mlp", "model.latent_dim=4", *QUIET, "eval.probe=false"), run_dir=other)
+    corrupt = finished_run / "checkpoints" / "corrupt.ckpt"
+    corrupt.write_bytes((finished_run / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    capsys.readouterr()  # training's own output
+    cases = [
+        ([str(corrupt)], "cannot be loaded"),
+        ([str(finished_run), "--checkpoint", str(other / "checkpoints" / "best.ckpt")], "holds a"),
+        ([str(tmp_path / "nowhere")], "not a run directory"),
+        ([str(finished_run), "eval.nll_sample=3"], "not an eval setting"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as stopped:
+            ae_eval_main(argv)
+        stderr = capsys.readouterr().err
+        assert stopped.value.code == 1 and message in stderr and "Traceback" not in stderr, (argv, stderr)
+        assert stderr.strip().startswith("ae-eval:") and stderr.strip().count("\n") == 0  # one paragraph
+
+
+def test_a_checkpoint_from_elsewhere_never_replaces_the_runs_own_evaluation(tiny_cfg, tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    train(tiny_cfg(*QUIET, "eval.probe=false"), run_dir=run)
+    (elsewhere / "checkpoints").mkdir(parents=True)
+    copy = elsewhere / "checkpoints" / "best.ckpt"  # the same model's weights, kept elsewhere
+    copy.write_bytes((run / "checkpoints" / "best.ckpt").read_bytes())
+    assert subprocess.run([AE_EVAL, str(run)], capture_output=True, timeout=300).returncode == 0
+    own = sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*"))
+    own_events = {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")}
+    done = subprocess.run([AE_EVAL, str(run), "--checkpoint", str(copy)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*")) == own
+    assert {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")} == own_events
+    (external,) = [path for path in (run / "eval").iterdir() if path.name != "best"]
+    assert external.name.startswith("external-best-") and read_record(run)["eval"]["checkpoint"] == str(copy)
+
+
+def test_other_model_with_same_class_is_refused(tiny_cfg, tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for run, latent in ((first, 4), (second, 6)):
+        train(tiny_cfg(f"model.latent_dim={latent}", *QUIET, "eval.probe=false"), run_dir=run)
+    with pytest.raises(SystemExit) as stopped:
+        ae_eval_main([str(first), "--checkpoint", str(second / "checkpoints" / "last.ckpt")])
+    assert stopped.value.code == 1 and "latent_dim" in capsys.readouterr().err

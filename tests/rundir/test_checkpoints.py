@@ -1,0 +1,58 @@
+"""One rule for whether a checkpoint belongs to a run, the same for resume, ae-eval and load_run."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from autoencoders import load_run
+from autoencoders.errors import CheckpointError, ConfigError
+from autoencoders.rundir import checkpoints
+from autoencoders.rundir.checkpoints import check_belongs, load_checkpoint
+from autoencoders.training.pipeline import resume_training, train
+
+QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false", "eval.nll_samples=0"]
+VAE_CFG = {"_target_": "autoencoders.models.vae.VAE", "net": "mlp", "latent_dim": 4, "lr": 1e-3, "weight_decay": 0.0,
+           "loss": "bce", "lr_schedule": "constant", "beta": 1.0, "kl_warmup_epochs": 0.0, "free_bits": 0.0}  # fmt: skip
+
+
+def saved(**changes) -> dict:
+    hparams = {key: value for key, value in VAE_CFG.items() if key != "_target_"}
+    return {"model_class": "autoencoders.models.vae.VAE", "hyper_parameters": {**hparams, "input_shape": [1, 28, 28], **changes}}
+
+
+def test_a_checkpoint_belongs_when_class_and_every_hyperparameter_agree():
+    check_belongs(saved(), "x.ckpt", VAE_CFG)  # input_shape comes from the data, not the config
+    for key, value in (("beta", 2.0), ("lr", 3e-3), ("kl_warmup_epochs", 1.0), ("latent_dim", 8)):
+        with pytest.raises(CheckpointError, match=f"{key}={value!r} in the checkpoint"):
+            check_belongs(saved(**{key: value}), "x.ckpt", VAE_CFG)
+    with pytest.raises(CheckpointError, match="holds a autoencoders.models.vae.VAE model, not .*Autoencoder"):
+        check_belongs(saved(), "x.ckpt", {**VAE_CFG, "_target_": "autoencoders.models.autoencoder.Autoencoder"})
+    with pytest.raises(CheckpointError, match="extra=1 in the checkpoint, None in the config"):
+        check_belongs(saved(extra=1), "x.ckpt", VAE_CFG)
+
+
+def test_a_moved_class_still_matches_through_its_alias(monkeypatch):
+    monkeypatch.setitem(checkpoints.CLASS_ALIASES, "autoencoders.old_place.VAE", "autoencoders.models.vae.VAE")
+    old = {**saved(), "model_class": "autoencoders.old_place.VAE"}
+    check_belongs(old, "x.ckpt", VAE_CFG)
+    check_belongs(saved(), "x.ckpt", {**VAE_CFG, "_target_": "autoencoders.old_place.VAE"})
+
+
+def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_path):
+    # Before the one rule, resume accepted model.beta=2 and ae-eval then refused the run.
+    run = tmp_path / "run"
+    train(tiny_cfg("model=vae", "model.latent_dim=4", *QUIET), run_dir=run)
+    with pytest.raises(ConfigError, match="model.beta=2.0 cannot be changed on resume"):
+        resume_training(run, ["model.beta=2.0", "trainer.max_epochs=2"])
+    model = load_run(run)  # the run's own config and checkpoint agree
+    assert model.hparams.beta == 1.0
+    changed = OmegaConf.load(run / "config.yaml")
+    changed.model.beta = 2.0
+    with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
+        check_belongs(load_checkpoint(run / "checkpoints" / "best.ckpt"), "best.ckpt",
+                      OmegaConf.to_container(changed.model))  # fmt: skip
+    # A config.yaml edited by hand: no checkpoint of the run belongs to it any more.
+    OmegaConf.save(changed, run / "config.yaml")
+    with pytest.raises(CheckpointError, match="No checkpoint of .* can be resumed from .*beta=1.0 in the checkpoint"):
+        resume_training(run)
+    with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
+        load_run(run)

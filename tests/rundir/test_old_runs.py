@@ -1,0 +1,60 @@
+"""Run directories made before the package was split into wings still load, evaluate and resume.
+
+tests/fixtures/run_before_wings is a real run of that layout, written by ae-train at commit
+a32ba71 (`ae-train data=synthetic trainer=fast model=vae model.net=conv model.latent_dim=2
+torch_threads=1 logging.images_every_n_epochs=0 logging.projector_points=0 eval.probe=false
+eval.nll_samples=0`): its config.yaml names `autoencoders.data.ImageDataModule`, and its
+checkpoints record their class as that code wrote it.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from autoencoders import load_run
+from autoencoders.models.vae import VAE
+from autoencoders.rundir.checkpoints import load_checkpoint
+from autoencoders.rundir.record import read_record
+from autoencoders.training.pipeline import resume_training
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "run_before_wings"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def old_run(tmp_path) -> Path:
+    run = tmp_path / "old-run"
+    shutil.copytree(FIXTURE, run)
+    return run
+
+
+def test_the_fixture_is_of_the_old_layout():
+    assert OmegaConf.load(FIXTURE / "config.yaml").data._target_ == "autoencoders.data.ImageDataModule"
+    assert load_checkpoint(FIXTURE / "checkpoints" / "best.ckpt")["model_class"] == "autoencoders.models.vae.VAE"
+    assert read_record(FIXTURE)["provenance"]["git_commit"].startswith("a32ba71")
+
+
+def test_load_run_gives_the_old_runs_model(old_run):
+    model = load_run(old_run)
+    assert isinstance(model, VAE) and model.hparams.net == "conv" and model.hparams.latent_dim == 2
+    saved = load_checkpoint(old_run / "checkpoints" / "best.ckpt")["state_dict"]
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in saved.items())
+
+
+def test_ae_eval_reproduces_the_old_runs_test_mse(old_run):
+    done = subprocess.run([BIN / "ae-eval", old_run], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = read_record(old_run)
+    assert record["eval"]["metrics"]["test/mse"] == pytest.approx(record["metrics"]["test/mse"], rel=1e-6)
+
+
+def test_an_old_run_resumes(old_run):
+    metrics = resume_training(old_run, ["trainer.max_epochs=2"])
+    record = read_record(old_run)
+    assert record["status"] == "completed" and record["metrics"]["test/mse"] == metrics["test/mse"]
+    assert load_checkpoint(old_run / "checkpoints" / "last.ckpt")["epoch"] == 1  # epoch 0 was the old run's

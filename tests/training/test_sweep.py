@@ -1,0 +1,119 @@
+"""Multiruns: named job directories, parallel launchers, failures, re-runs, search configs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from autoencoders.rundir.record import read_record, write_json_atomic
+from tests.helpers import ae_train
+
+TINY = ["data=synthetic", "trainer=fast", "logging.images_every_n_epochs=0", "logging.projector_points=0"]
+
+
+def jobs(sweep_dir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text()) for path in sorted(sweep_dir.rglob("metrics.json"))}
+
+
+def hydra_cfg(*overrides: str):
+    with initialize_config_module("autoencoders.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = ae_train("-m", *TINY, "torch_threads=1", "model.latent_dim=2,3", "model.loss=mse,bce",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = jobs(sweep)
+    assert len(found) == 4 and all(job["status"] == "completed" for job in found.values())
+    assert "3_data=synthetic,logging.images_every_n_epochs=0,logging.projector_points=0,model.latent_dim=3,model.loss=bce,trainer=fast" in found
+    assert {tuple(sorted(o for o in job["overrides"] if o.startswith("model."))) for job in found.values()} == {
+        ("model.latent_dim=2", "model.loss=mse"), ("model.latent_dim=2", "model.loss=bce"),
+        ("model.latent_dim=3", "model.loss=mse"), ("model.latent_dim=3", "model.loss=bce"),
+    }  # fmt: skip
+
+
+def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = ae_train("-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.latent_dim=2,3",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = jobs(sweep).values()
+    assert [job["status"] for job in found] == ["completed", "completed"]
+    # torch_threads is automatic: the cores but one, shared by the 2 jobs (here: 1 each).
+    assert {job["provenance"]["torch_threads"] for job in found} == {max(1, min(4, ((os.cpu_count() or 1) - 1) // 2))}
+    # Each job ran in a worker process of its own, not in ae-train's process one after the other.
+    pids = [job["provenance"]["pid"] for job in found]
+    assert len(set(pids)) == 2 and all(isinstance(pid, int) for pid in pids)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    done = ae_train("-m", *TINY, "torch_threads=1", f"hydra/launcher={launcher}", "model.latent_dim=2,-1,3",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    assert done.returncode == 1
+    statuses = {name.split("_")[0]: job["status"] for name, job in jobs(sweep).items()}
+    assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
+    failed = next(job for job in jobs(sweep).values() if job["status"] == "failed")
+    assert "model.latent_dim=-1 is not allowed" in failed["error"]["message"]
+    summary = done.stderr[done.stderr.index("did not complete"):]
+    assert summary.count("\n  ") == 1 and "model.latent_dim=-1" in summary and "failed" in summary
+
+
+def test_rerunning_a_sweep_skips_completed_jobs_and_resumes_interrupted_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, "torch_threads=1", "trainer.max_epochs=2", "model.latent_dim=2,3", f"hydra.sweep.dir={sweep}"]
+    assert ae_train(*args, cwd=tmp_path, timeout=600).returncode == 0
+    first, second = sorted(sweep.rglob("metrics.json"))
+    # Pretend the second job was interrupted after its first epoch.
+    record = json.loads(second.read_text())
+    record["status"] = "interrupted"
+    write_json_atomic(second, record)
+    before = first.stat().st_mtime_ns
+    done = ae_train(*args, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Skipping" in done.stdout + done.stderr and first.stat().st_mtime_ns == before
+    resumed = read_record(second.parent)
+    assert resumed["status"] == "completed" and len(resumed["resumes"]) == 1
+
+
+def test_experiment_bundle_is_the_latent_beta_grid():
+    cfg = hydra_cfg("experiment=latent_beta")
+    assert cfg.model._target_ == "autoencoders.models.vae.VAE"
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert dict(cfg.hydra.sweeper.params) == {"model.latent_dim": "2,8,32", "model.beta": "0.5,1,4"}
+
+
+def test_slurm_and_optuna_configs_compose():
+    slurm = hydra_cfg("hydra/launcher=submitit_slurm")
+    assert "SlurmLauncher" in slurm.hydra.launcher._target_
+    optuna = hydra_cfg("hparams_search=optuna")
+    assert "OptunaSweeper" in optuna.hydra.sweeper._target_
+    assert optuna.optimized_metric == "val/mse" and optuna.hydra.sweeper.direction == "minimize"
+
+
+@pytest.mark.slow
+def test_optuna_study_survives_a_failing_trial(tmp_path):
+    sweep = tmp_path / "study"
+    done = ae_train("hparams_search=optuna", *TINY, "torch_threads=1", "hydra.sweeper.n_trials=4",
+                    "model.latent_dim=choice(-1,2)", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path, timeout=600)  # fmt: skip
+    found = list(jobs(sweep).values())
+    assert len(found) == 4, done.stderr[-2000:]  # every trial ran
+    statuses = {job["status"] for job in found}
+    assert "completed" in statuses
+    assert (done.returncode == 1) == ("failed" in statuses)
+    assert "Best parameters" in done.stdout + done.stderr or (sweep / "optimization_results.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = ae_train("-m", *TINY, "torch_threads=1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                    "model.latent_dim=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [job["status"] for job in jobs(sweep).values()] == ["completed"]
