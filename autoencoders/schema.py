@@ -1,16 +1,13 @@
 """Every config key once: its type, range and choices, and the checks built on them.
 
-The start-up check (`check_config`, inside each job) and direct construction (a model or
+The declarations (kind, default, range, doc) are in config_keys.py. The start-up check (`check_config`, inside each job) and direct construction (a model or
 DataModule built in a notebook or by `load_run`, which call `check_section`) apply the same
 rules, so they cannot disagree. A bad value becomes one ConfigError naming the key, the value
-and what is allowed. The names the code maps to implementations (nets, losses, schedules,
-corruptions, sparsity penalties) live here as plain tuples; tests hold them equal to the code's
-own tables. This module imports no torch, so `ae-train --help` stays fast.
+and what is allowed. This module imports no torch, so `ae-train --help` stays fast.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
@@ -18,136 +15,21 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' old home)
+    CODEBOOK_UPDATES,
+    CORRUPTIONS,
+    DATASETS,
+    DECLARED_SECTIONS,
+    LR_SCHEDULES,
+    NETS,
+    RECONSTRUCTION_LOSSES,
+    RULES,
+    SPARSITY_PENALTIES,
+    TC_ESTIMATORS,
+    Rule,
+    default_of,
+)
 from autoencoders.errors import ConfigError
-
-# Names the code maps to implementations (models/nets.py, models/losses.py, models/base.py,
-# models/dae.py, models/sparse.py, models/quantizer.py).
-NETS = ("mlp", "conv")
-RECONSTRUCTION_LOSSES = ("mse", "bce")
-LR_SCHEDULES = ("constant", "cosine")
-CORRUPTIONS = ("gaussian", "mask")
-SPARSITY_PENALTIES = ("l1", "kl")
-CODEBOOK_UPDATES = ("ema", "loss")
-TC_ESTIMATORS = ("mws", "mss")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one key accepts. kind: "int", "float", "str", "bool", or "batches" (Lightning's
-    limit_*_batches: a fraction <= 1.0 or a whole number of batches)."""
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be strictly above `low`
-    high_open: bool = False
-    choices: tuple[Any, ...] = ()
-    nullable: bool = False
-
-    def allowed(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(_plain(choice) for choice in self.choices)
-        if self.kind == "batches":
-            low, fraction = ("1", "(0, 1]") if self.low_open else ("0", "[0, 1]")
-            return f"a fraction in {fraction} (0.25 = a quarter of the batches) or a whole number of batches >= {low}"
-        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.kind]
-        bounds = []
-        if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-        text = noun + (" " + " and ".join(bounds) if bounds else "")
-        return text + (" (or null)" if self.nullable else "")
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.nullable
-        if self.choices:  # by type too: 1 == True in Python, but model.probe=1 is not `true`
-            return any(type(value) is type(choice) and value == choice for choice in self.choices)
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "str":
-            return isinstance(value, str)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False
-        if self.kind == "batches":  # Lightning reads an int as batches and a float as a fraction
-            return (value > 0 if self.low_open else value >= 0) and (isinstance(value, int) or value <= 1)
-        if self.kind == "int" and not isinstance(value, int):  # 2.0 would reach torch as a float
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
-
-
-def _plain(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-POSITIVE_INT = Rule("int", low=1)
-NON_NEGATIVE_INT = Rule("int", low=0)
-NON_NEGATIVE = Rule("float", low=0)
-FRACTION = Rule("float", low=0, high=1)
-RULES: dict[str, Rule] = {
-    "seed": NON_NEGATIVE_INT,
-    "torch_threads": Rule("int", low=1, nullable=True),
-    # model: the keys every model shares, then each model's own
-    "model.net": Rule("str", choices=NETS),
-    "model.latent_dim": POSITIVE_INT,
-    "model.lr": Rule("float", low=0, low_open=True),
-    "model.weight_decay": NON_NEGATIVE,
-    "model.loss": Rule("str", choices=RECONSTRUCTION_LOSSES),
-    "model.lr_schedule": Rule("str", choices=LR_SCHEDULES),
-    "model.beta": NON_NEGATIVE,
-    "model.kl_warmup_epochs": NON_NEGATIVE,
-    "model.free_bits": NON_NEGATIVE,
-    "model.noise": Rule("str", choices=CORRUPTIONS),
-    "model.noise_std": FRACTION,
-    "model.mask_prob": FRACTION,
-    "model.sparsity": Rule("str", choices=SPARSITY_PENALTIES),
-    "model.sparsity_target": Rule("float", low=0, high=1, low_open=True, high_open=True),
-    "model.sparsity_weight": NON_NEGATIVE,
-    "model.decoder_weight_decay": NON_NEGATIVE,
-    "model.contractive_weight": NON_NEGATIVE,
-    "model.jacobian_projections": NON_NEGATIVE_INT,
-    "model.embedding_dim": POSITIVE_INT,  # must also divide model.latent_dim (checked by the VQ-VAE)
-    "model.codebook_size": POSITIVE_INT,
-    "model.commitment": NON_NEGATIVE,
-    "model.codebook_update": Rule("str", choices=CODEBOOK_UPDATES),
-    "model.tc_estimator": Rule("str", choices=TC_ESTIMATORS),
-    "model.ema_decay": Rule("float", low=0, high=1, high_open=True),
-    "model.restart_dead_codes": Rule("bool"),
-    # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
-    "model.num_classes": POSITIVE_INT,
-    "model.dataset_size": POSITIVE_INT,
-    # data
-    "data.batch_size": POSITIVE_INT,
-    "data.val_size": POSITIVE_INT,
-    "data.split_seed": NON_NEGATIVE_INT,
-    "data.download": Rule("bool"),
-    "data.path": Rule("str", nullable=True),  # data=npz: the .npz file
-    "data.test_size": POSITIVE_INT,  # data=npz without test_images: images held out for testing
-    # trainer: a free mapping of lightning.Trainer arguments; these are the ones we know
-    "trainer.max_epochs": POSITIVE_INT,
-    "trainer.log_every_n_steps": POSITIVE_INT,
-    "trainer.check_val_every_n_epoch": POSITIVE_INT,
-    "trainer.limit_train_batches": Rule("batches", low_open=True),  # 0 would train no step
-    "trainer.max_steps": Rule("int", low=-1),  # -1: no limit; 0 is refused below (it trains no step)
-    "trainer.limit_val_batches": Rule("batches"),
-    "trainer.limit_test_batches": Rule("batches"),
-    # logging: what goes to TensorBoard (README, "In TensorBoard")
-    "logging.images_every_n_epochs": NON_NEGATIVE_INT,
-    "logging.n_images": POSITIVE_INT,
-    "logging.latents_every_n_epochs": NON_NEGATIVE_INT,
-    "logging.projector_points": NON_NEGATIVE_INT,
-    # eval: evaluation after testing and in ae-eval (README, "Evaluation")
-    "eval.probe": Rule("bool"),
-    "eval.probe_train_size": Rule("int", low=1, nullable=True),
-    "eval.anomaly": Rule("str", choices=("auto", True, False)),
-    "eval.anomaly_images": NON_NEGATIVE_INT,
-    "eval.nll_samples": NON_NEGATIVE_INT,
-    "eval.nll_images": Rule("int", low=1, nullable=True),
-    "eval.class_consistency": Rule("bool"),
-}
 
 
 # What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
@@ -156,8 +38,14 @@ RESUME_MAY_CHANGE = ("trainer.max_epochs", "torch_threads", "logging.", "eval.")
 
 
 def check_value(key: str, value: Any) -> None:
-    """Raise ConfigError when `value` breaks the rule of `key` (keys without a rule pass)."""
+    """Raise ConfigError when `value` breaks the rule of `key`, or when `key` is in a declared
+    section (model, data, eval, logging) and has no declaration. Other keys (trainer.*) pass."""
     rule = RULES.get(key)
+    if rule is None and key.split(".", 1)[0] in DECLARED_SECTIONS:
+        section = key.split(".", 1)[0]
+        known = ", ".join(sorted(name.split(".", 1)[1] for name in RULES if name.startswith(section + ".")))
+        raise ConfigError(f"{key} is not a {section} setting of any model or dataset here; the {section} settings "
+                          f"are {known}. Check the spelling (a new setting is declared in autoencoders/schema.py).")
     if rule is not None and not rule.accepts(value):
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed()}.")
     if key == "trainer.max_steps" and value == 0:
@@ -195,31 +83,22 @@ class Block:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class EvalSettings(Block):
-    """The `eval:` block of conf/train.yaml (README, "Evaluation"); its rules are RULES["eval.*"]."""
+def settings_block(section: str) -> type[Block]:
+    """The frozen dataclass of one fixed block (eval, logging): a field per declared key of the
+    section, with its declared default, so the defaults live in RULES only."""
+    from dataclasses import field, make_dataclass
 
-    section: ClassVar[str] = "eval"
-
-    probe: bool = True  # logistic regression on frozen codes -> test/probe_acc
-    probe_train_size: int | None = 10_000  # training codes the probe is fitted on; None = all
-    anomaly: bool | str = "auto"  # auto: when data.normal_classes or data.holdout_class is set
-    anomaly_images: int = 16  # worst-reconstructed test images in the anomaly/worst grid; 0 = none
-    nll_samples: int = 100  # VAE: importance samples per image for test/nll; 0 = off
-    nll_images: int | None = 1000  # test images (a fixed seeded subset) for test/nll; None = all
-    class_consistency: bool = True  # cvae: a pixel classifier checks the class of samples -> test/class_consistency
+    names = [name for name in RULES if name.startswith(section + ".")]
+    columns = [(name.split(".", 1)[1], Any, field(default=RULES[name].default)) for name in names]
+    cls = make_dataclass(f"{section.title()}Settings", columns, bases=(Block,), frozen=True,
+                         namespace={"section": section, "__doc__": f"The `{section}:` block of conf/train.yaml "
+                                    f"(docs/config.md); its keys and defaults are RULES['{section}.*']."})  # fmt: skip
+    cls.__module__ = __name__
+    return cls
 
 
-@dataclass(frozen=True)
-class LoggingSettings(Block):
-    """The `logging:` block of conf/train.yaml (README, "In TensorBoard"); its rules are RULES["logging.*"]."""
-
-    section: ClassVar[str] = "logging"
-
-    images_every_n_epochs: int = 1  # reconstructions (and prior samples); 0 = none
-    n_images: int = 16
-    latents_every_n_epochs: int = 0  # 0 = only after testing, with the tested checkpoint
-    projector_points: int = 2000  # test codes in the projector and scatter plot; 0 = no latent views
+EvalSettings = settings_block("eval")
+LoggingSettings = settings_block("logging")
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "autoencoders"
 RANKS = {
     "autoencoders.errors": 0,
     "autoencoders.schema": 0,
+    "autoencoders.config_keys": 0,
     "autoencoders.models": 1,
     "autoencoders.data": 1,
     "autoencoders.views": 2,

@@ -1,0 +1,206 @@
+"""Every config key, declared once: its kind, default, range or choices, and one line of doc.
+
+The checks built on these declarations are in schema.py; the YAML files under conf/ hold the
+same defaults, and tests/test_declarations.py holds them, the constructors' defaults and
+docs/config.md (rendered by `reference_table`) equal to RULES. The names the code maps to
+implementations (nets, losses, schedules, corruptions, penalties) live here as plain tuples.
+This module imports nothing heavy, so `ae-train --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+# Names the code maps to implementations (models/nets.py, models/losses.py, models/base.py,
+# models/dae.py, models/sparse.py, models/quantizer.py).
+NETS = ("mlp", "conv")
+RECONSTRUCTION_LOSSES = ("mse", "bce")
+LR_SCHEDULES = ("constant", "cosine")
+CORRUPTIONS = ("gaussian", "mask")
+SPARSITY_PENALTIES = ("l1", "kl")
+CODEBOOK_UPDATES = ("ema", "loss")
+TC_ESTIMATORS = ("mws", "mss")
+DATASETS = ("fashionmnist", "mnist", "synthetic", "npz")  # data/sources.py
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one key accepts, its default and one line of doc. kind: "int", "float", "str", "bool",
+    "batches" (Lightning's limit_*_batches: a fraction <= 1.0 or a whole number of batches), or
+    "classes" (a class index >= 0 or a list of them)."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: the value must be strictly above `low`
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    nullable: bool = False
+    default: Any = None
+    doc: str = ""
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(_plain(choice) for choice in self.choices)
+        if self.kind == "batches":
+            low, fraction = ("1", "(0, 1]") if self.low_open else ("0", "[0, 1]")
+            return f"a fraction in {fraction} (0.25 = a quarter of the batches) or a whole number of batches >= {low}"
+        if self.kind == "classes":
+            return "a class index >= 0 or a list of class indices" + (" (or null)" if self.nullable else "")
+        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.kind]
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        text = noun + (" " + " and ".join(bounds) if bounds else "")
+        return text + (" (or null)" if self.nullable else "")
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.choices:  # by type too: 1 == True in Python, but model.probe=1 is not `true`
+            return any(type(value) is type(choice) and value == choice for choice in self.choices)
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str)
+        if self.kind == "classes":
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            return all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in items)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.kind == "batches":  # Lightning reads an int as batches and a float as a fraction
+            return (value > 0 if self.low_open else value >= 0) and (isinstance(value, int) or value <= 1)
+        if self.kind == "int" and not isinstance(value, int):  # 2.0 would reach torch as a float
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+
+def _plain(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def key(kind: str, default: Any, doc: str, **bounds: Any) -> Rule:
+    """One key's declaration: its kind, default, range or choices, and one line of doc."""
+    return Rule(kind, default=default, doc=doc, **bounds)
+
+
+def positive_int(default: Any, doc: str, **more: Any) -> Rule:
+    return key("int", default, doc, low=1, **more)
+
+
+def count(default: Any, doc: str) -> Rule:
+    return key("int", default, doc, low=0)
+
+
+def non_negative(default: Any, doc: str) -> Rule:
+    return key("float", default, doc, low=0)
+
+
+def fraction(default: Any, doc: str) -> Rule:
+    return key("float", default, doc, low=0, high=1)
+
+
+def choice(default: Any, doc: str, choices: tuple[Any, ...]) -> Rule:
+    return key("str", default, doc, choices=choices)
+
+
+# Every config key, once. The YAML files under conf/ hold the same defaults (a test compares
+# them, and the constructors' defaults); docs/config.md is this table (a test renders it).
+RULES: dict[str, Rule] = {
+    "seed": count(42, "seeds weights, data order and noise (the validation split has data.split_seed)"),
+    "torch_threads": key("int", None, "torch's intra-op threads; null: the cores but one, per parallel job, at most 4",
+                         low=1, nullable=True),  # fmt: skip
+    "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
+    "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
+    # model: the keys every model shares (conf/model/base.yaml), then each model's own
+    "model.net": choice("mlp", "the encoder/decoder network of tutorial 000", NETS),
+    "model.latent_dim": positive_int(32, "size of the code (the VQ-VAE: numbers per image before quantizing)"),
+    "model.lr": key("float", 1e-3, "Adam's peak learning rate", low=0, low_open=True),
+    "model.weight_decay": non_negative(0.0, "Adam's L2 weight decay"),
+    "model.loss": choice("mse", "reconstruction loss: per-pixel mse, or bce (Bernoulli for the VAEs)",
+                         RECONSTRUCTION_LOSSES),  # fmt: skip
+    "model.lr_schedule": choice("constant", "constant, or cosine decay to 0 over all training steps", LR_SCHEDULES),
+    "model.beta": non_negative(1.0, "vae: weight of the KL term; tcvae: of the total correlation"),
+    "model.kl_warmup_epochs": non_negative(0.0, "vae: beta ramps from 0 over this many epochs; 0 = off"),
+    "model.free_bits": non_negative(0.0, "vae: floor in nats on each dimension's batch-mean KL; 0 = off"),
+    "model.noise": choice("gaussian", "dae: gaussian noise or a pixel mask", CORRUPTIONS),
+    "model.noise_std": fraction(0.3, "dae: std of the gaussian noise"),
+    "model.mask_prob": fraction(0.3, "dae: probability that a pixel is zeroed"),
+    "model.sparsity": choice("kl", "sparse: kl (sigmoid code) or l1 (ReLU code) penalty", SPARSITY_PENALTIES),
+    "model.sparsity_target": key("float", 0.05, "sparse: target mean activation of the kl penalty",
+                                 low=0, high=1, low_open=True, high_open=True),  # fmt: skip
+    "model.sparsity_weight": non_negative(1e-2, "sparse: weight of the sparsity penalty"),
+    "model.decoder_weight_decay": non_negative(1e-4, "sparse: extra L2 on the decoder's weight matrices"),
+    "model.contractive_weight": non_negative(1e-3, "contractive: weight of ||J_f(x)||_F^2"),
+    "model.jacobian_projections": count(0, "contractive: 0 = exact Jacobian norm; k = k random projections"),
+    "model.embedding_dim": positive_int(4, "vqvae: numbers per token; must divide model.latent_dim"),
+    "model.codebook_size": positive_int(512, "vqvae: codebook vectors"),
+    "model.commitment": non_negative(0.25, "vqvae: weight of the commitment term (the paper's beta)"),
+    "model.codebook_update": choice("ema", "vqvae: ema moving averages, or loss (a trained codebook)", CODEBOOK_UPDATES),
+    "model.tc_estimator": choice("mws", "tcvae: minibatch-weighted (mws) or stratified (mss) sampling", TC_ESTIMATORS),
+    "model.ema_decay": key("float", 0.99, "vqvae: decay of the codebook's moving averages", low=0, high=1,
+                           high_open=True),  # fmt: skip
+    "model.restart_dead_codes": key("bool", True, "vqvae: restart unused codes at encoder outputs each epoch"),
+    # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
+    "model.num_classes": positive_int(None, "cvae: classes of the data (set from the data)"),
+    "model.dataset_size": positive_int(None, "tcvae: training-set size (set from the data)"),
+    # data
+    "data.name": choice("fashionmnist", "the dataset", DATASETS),
+    "data.root": key("str", "~/.cache/autoencoders", "where datasets are looked for and downloaded to"),
+    "data.batch_size": positive_int(256, "images per batch (per process under DDP)"),
+    "data.val_size": positive_int(5000, "training images held out for validation, chosen by data.split_seed"),
+    "data.split_seed": count(0, "seed of the validation split, independent of `seed`"),
+    "data.download": key("bool", True, "let torchvision download a dataset that is not on disk"),
+    "data.normal_classes": key("classes", None, "anomaly detection: the classes train and val keep", nullable=True),
+    "data.holdout_class": key("classes", None, "anomaly detection: the class(es) left out of train and val",
+                              nullable=True),  # fmt: skip
+    "data.path": key("str", None, "data=npz: the .npz file", nullable=True),
+    "data.test_size": positive_int(1000, "data=npz without test_images: images held out for testing"),
+    # trainer: a free mapping of lightning.Trainer arguments; these are the ones we check
+    "trainer.max_epochs": positive_int(20, "epochs to train"),
+    "trainer.log_every_n_steps": positive_int(50, "steps between logged training losses"),
+    "trainer.check_val_every_n_epoch": positive_int(1, "epochs between validations"),
+    "trainer.limit_train_batches": key("batches", 1.0, "training batches per epoch", low_open=True),
+    "trainer.max_steps": key("int", -1, "stop after this many steps; -1: no limit", low=-1),
+    "trainer.limit_val_batches": key("batches", 1.0, "validation batches per epoch"),
+    "trainer.limit_test_batches": key("batches", 1.0, "test batches"),
+    # logging: what goes to TensorBoard (docs/tensorboard.md)
+    "logging.images_every_n_epochs": count(1, "reconstructions (and prior samples) every this many epochs; 0 = none"),
+    "logging.n_images": positive_int(16, "images in each grid"),
+    "logging.latents_every_n_epochs": count(0, "latent views every this many epochs; 0 = only after testing"),
+    "logging.projector_points": count(2000, "test codes in the projector and scatter plot; 0 = no latent views"),
+    # eval: evaluation after testing and in ae-eval (docs/evaluation.md)
+    "eval.probe": key("bool", True, "logistic regression on frozen codes -> test/probe_acc"),
+    "eval.probe_train_size": key("int", 10_000, "training codes the probe is fitted on; null = all", low=1,
+                                 nullable=True),  # fmt: skip
+    "eval.anomaly": key("str", "auto", "auto: when data.normal_classes or data.holdout_class is set",
+                        choices=("auto", True, False)),  # fmt: skip
+    "eval.anomaly_images": count(16, "worst-reconstructed test images in anomaly/worst; 0 = none"),
+    "eval.nll_samples": count(100, "vae: importance samples per image for test/nll; 0 = off"),
+    "eval.nll_images": key("int", 1000, "test images (a fixed subset) for test/nll; null = all", low=1, nullable=True),
+    "eval.class_consistency": key("bool", True, "cvae: a pixel classifier checks the class of samples"),
+}
+
+# Sections whose every key must be declared above; `trainer` is a free mapping of Trainer arguments.
+DECLARED_SECTIONS = ("model", "data", "eval", "logging")
+
+
+def default_of(name: str) -> Any:
+    """The declared default of a key, e.g. default_of("eval.probe")."""
+    return RULES[name].default
+
+
+def reference_table(section: str) -> str:
+    """The Markdown table of one section's keys, as docs/config.md shows it."""
+    rows = ["| key | default | allowed | what it does |", "|---|---|---|---|"]
+    for name, rule in RULES.items():
+        if name.split(".", 1)[0] == section or (section == "" and "." not in name):
+            default = "null" if rule.default is None else _plain(rule.default)
+            rows.append(f"| `{name}` | `{default}` | {rule.allowed()} | {rule.doc} |")
+    return "\n".join(rows)
