@@ -37,6 +37,10 @@ class RunDirectoryBusy(RuntimeError):
         )
 
 
+class UnsupportedVersion(RuntimeError):
+    """An installed library is at a version the package was not tested with (internals.py)."""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the run after it saved a resumable checkpoint.
 
@@ -48,7 +52,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy)
+USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy, UnsupportedVersion)
 
 
 def describe(error: BaseException) -> str:

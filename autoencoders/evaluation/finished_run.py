@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from autoencoders.errors import CheckpointError
+from autoencoders.internals import check_versions
 from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
 from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
@@ -33,6 +34,7 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 
+    check_versions()
     run_dir, path = resolve(target, checkpoint)
     cfg = load_config(run_dir)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item.lstrip("+") for item in overrides or []]))

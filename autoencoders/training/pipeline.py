@@ -21,6 +21,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import ConfigError, Diverged, RunInterrupted
+from autoencoders.internals import check_versions
 from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
 from autoencoders.console import route_lightning_logs_through_root
@@ -61,6 +62,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     overrides, so tests can call this with a composed config and a temporary directory.
     `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
     """
+    check_versions()
     if run_dir is None:
         run_dir = HydraConfig.get().runtime.output_dir
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
