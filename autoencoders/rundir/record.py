@@ -21,35 +21,23 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from autoencoders.rundir.atomic import atomic_write
+
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read without changing it: os.umask only reads by setting
 METRICS_FILE = "metrics.json"
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, flushed to disk, then rename over `path`:
-    readers see the old file or the new one, never half of one (a full disk included)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; the record is as readable as the run's other files
-        with os.fdopen(handle, "w") as temp_file:
-            json.dump(payload, temp_file, indent=2, sort_keys=False, default=str)
-            temp_file.write("\n")
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    """Write JSON whole or not at all (rundir/atomic.py): readers never see half a file."""
+    with atomic_write(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
