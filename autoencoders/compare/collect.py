@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoencoders.rundir.record import METRICS_FILE
+from autoencoders.errors import UnsupportedVersion
+from autoencoders.rundir.record import METRICS_FILE, check_schema_version
 from autoencoders.schema import run_name_excluded_keys
 
 SEED_KEY = "seed"
@@ -64,8 +65,8 @@ def _short_error(error: Any) -> str:
 def _read_run(path: Path, root: Path) -> Run:
     """Parse one metrics.json; raise ValueError saying what is wrong with it."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        record = check_schema_version(json.loads(path.read_text()), path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, UnsupportedVersion) as error:
         raise ValueError(f"cannot read it ({error})") from error
     if not isinstance(record, dict) or not isinstance(record.get("status"), str):
         raise ValueError("not a run record (no 'status')")

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
 from autoencoders.rundir.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
+from autoencoders.rundir.record import METRICS_FILE, read_record
 
 CHECKPOINT_NAMES = ("best", "last")
 # What each size from the data is, for the error when the data lacks it.
@@ -127,5 +128,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> torch
     and, for the vae, sample(n). Gradients stay on; wrap calls in torch.no_grad() for speed.
     """
     run_dir, path = resolve(run_dir, checkpoint)
+    if (run_dir / METRICS_FILE).is_file():
+        read_record(run_dir)  # a record of a newer layout is refused before anything loads
     model, _ = load_model(load_config(run_dir), path)
     return model

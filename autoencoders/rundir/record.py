@@ -1,6 +1,7 @@
 """metrics.json: one schema for every run, written atomically so readers never see half a file.
 
 {
+  "schema_version": 2,                                   # absent in records before it: read as 1
   "status": "running" | "completed" | "failed" | "diverged" | "interrupted",
   "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values of the tested checkpoint
   "tested": {"checkpoint", "epoch", "step"},             # which checkpoint `metrics` describe
@@ -26,10 +27,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from autoencoders.errors import UnsupportedVersion
 from autoencoders.rundir.atomic import atomic_write
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 METRICS_FILE = "metrics.json"
+# The record's layout. 1: records written before the field existed (the layout above, without
+# it); 2: with it. Readers accept every version up to this one; a newer record is refused.
+SCHEMA_VERSION = 2
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
 
 
@@ -41,7 +46,21 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    """A run's metrics.json, checked to be a layout this version reads (see SCHEMA_VERSION).
+    A file that is not JSON raises ValueError (a half-written record of a killed process)."""
+    path = Path(run_dir) / METRICS_FILE
+    return check_schema_version(json.loads(path.read_text()), path)
+
+
+def check_schema_version(payload: Any, path: Path) -> Any:
+    """`payload` when its schema_version is one this version reads (absent: 1), else
+    UnsupportedVersion: a newer autoencoders wrote it, and rewriting it would lose what it holds."""
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UnsupportedVersion(f"{path} has record schema_version {version!r}, newer than this autoencoders reads "
+                                 f"(up to {SCHEMA_VERSION}). Upgrade autoencoders to read, resume or compare this run; "
+                                 "nothing was changed.")  # fmt: skip
+    return payload
 
 
 def floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -89,6 +108,7 @@ class RunRecord:
     def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.payload: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "status": "running",
             "metrics": {},
             "data": {},
@@ -120,7 +140,7 @@ class RunRecord:
         record.payload = read_record(run_dir)
         record.payload.setdefault("resumes", []).append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
                                                          "command": command_line(), "torch_threads": torch_threads})  # fmt: skip
-        record.payload.update(status="running", error=None)
+        record.payload.update(schema_version=SCHEMA_VERSION, status="running", error=None)  # 2 adds to 1
         record.save()
         return record
 

@@ -213,6 +213,7 @@ def test_corrupt_metrics_are_skipped_with_a_warning(sweep, capsys):
         "list": "[1, 2]",
         "text_metric": json.dumps({"status": "completed", "metrics": {"test/mse": "low"}, "overrides": []}),
         "binary": "\udcff",
+        "newer": json.dumps({"schema_version": 99, "status": "completed", "metrics": {"test/mse": 0.1}, "overrides": []}),
     }
     for name, text in broken.items():
         (sweep / name).mkdir()
