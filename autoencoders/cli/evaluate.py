@@ -27,9 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
+    from autoencoders.console import log_to_console, print_metrics
     from autoencoders.evaluation.finished_run import evaluate_run
-    from autoencoders.console import log_to_console
-    from autoencoders.console import print_metrics
 
     log_to_console()
     try:

@@ -16,11 +16,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.errors import CheckpointError
 from autoencoders.internals import check_versions
 from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
 from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
-from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.schema import EvalSettings, LoggingSettings
 
 

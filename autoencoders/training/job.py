@@ -18,10 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
-from autoencoders.rundir.lock import RunLock, wait_for_decision
 from autoencoders.console import log_to_console, log_to_file
 from autoencoders.distributed.processes import cluster_job, is_main_process
+from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
+from autoencoders.rundir.lock import RunLock, wait_for_decision
 from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume
 from autoencoders.training.sweep import FAILURES, plan_for_existing_dir

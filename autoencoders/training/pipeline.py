@@ -20,18 +20,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from autoencoders.console import print_metrics, route_lightning_logs_through_root
+from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
 from autoencoders.errors import ConfigError, Diverged, RunInterrupted
 from autoencoders.internals import check_versions
 from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
-from autoencoders.console import route_lightning_logs_through_root
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
-from autoencoders.console import print_metrics
 from autoencoders.rundir.resume import ResumePlan, plan_resume
-from autoencoders.training.signals import GracefulStop, StopSignals
-from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
-from autoencoders.training.trainer import build_trainer
 from autoencoders.schema import check_config, check_known_keys
+from autoencoders.training.signals import GracefulStop, StopSignals
+from autoencoders.training.trainer import build_trainer
 
 log = logging.getLogger("autoencoders")
 
@@ -169,8 +168,8 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     import lightning as L
     import torch
 
-    from autoencoders.evaluation.suite import evaluate_model
     from autoencoders.distributed.ddp import worker_command
+    from autoencoders.evaluation.suite import evaluate_model
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from autoencoders.cli.compare import main
-from autoencoders.compare.plot import collect
 from autoencoders.compare.collect import load_runs
+from autoencoders.compare.plot import collect
 from autoencoders.rundir.record import read_record, write_json_atomic
 
 BIN = Path(sys.executable).parent
