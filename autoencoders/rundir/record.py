@@ -134,7 +134,8 @@ class RunRecord:
         self.save()
 
     @classmethod
-    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None) -> RunRecord:
+    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None,
+               config_changes: dict[str, Any] | None = None) -> RunRecord:  # fmt: skip
         """The record of a run that continues (resume). The record of its last finished state
         (status, metrics, tested, last, data, model, error) stays as it is until this attempt
         completes: what the attempt learns is staged, and a failed or stopped attempt leaves
@@ -145,7 +146,8 @@ class RunRecord:
         record.staged = {}
         resumes = record.payload.setdefault("resumes", [])
         resumes.append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
-                        "command": command_line(), "torch_threads": torch_threads, "status": "running"})  # fmt: skip
+                        "command": command_line(), "torch_threads": torch_threads, "status": "running",
+                        **({"config_changes": config_changes} if config_changes else {})})  # fmt: skip
         record.payload.update(schema_version=SCHEMA_VERSION, attempt=_attempt(len(resumes) - 1))  # 2 adds to 1
         record.save()
         return record

@@ -27,7 +27,7 @@ from autoencoders.internals import check_versions
 from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
-from autoencoders.rundir.resume import ResumePlan, plan_resume
+from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
 from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.trainer import build_trainer
@@ -123,7 +123,7 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
     resume was checked in full before (rundir.resume), so a refused one changes no file."""
     if resume is not None:
         threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
-        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads)
+        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads, resume.config_changes)
         for line in resume.skipped:
             log.warning("Resuming %s: %s", run_dir, line)
         set_up_torch(threads)
@@ -136,9 +136,9 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
         error = caught
     threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
     record = RunRecord(run_dir, overrides, threads)
-    resolved = resolve_paths(cfg)
-    if resolved:
-        record.update(resolved_paths=resolved)  # beside the verbatim overrides, which a sweep re-run compares
+    resolved = resolve_paths(cfg)  # beside the verbatim overrides, which a sweep re-run compares
+    # What config.yaml says now, whole and hashed: a resume compares them (an edit obeys its rules).
+    record.update(config=config_fingerprint(cfg), **({"resolved_paths": resolved} if resolved else {}))
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if error is not None:
         record.finish("failed", error=error)

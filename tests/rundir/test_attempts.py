@@ -97,3 +97,41 @@ def test_a_live_attempt_has_its_own_field(npz_run, monkeypatch):
     assert seen["status"] == "completed"  # the last finished state, while the attempt runs
     assert seen["attempt"]["status"] == "running" and seen["attempt"]["pid"] == os.getpid()
     assert seen["attempt"]["resume"] == 0 and seen["resumes"][0]["status"] == "running"
+
+
+def edit_config(run, key: str, value) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run / "config.yaml")
+    OmegaConf.update(cfg, key, value)
+    OmegaConf.save(cfg, run / "config.yaml")
+
+
+@pytest.mark.parametrize("key, value", [("seed", 7), ("data.batch_size", 8), ("model.latent_dim", 3)])
+def test_an_edit_of_config_yaml_that_an_override_could_not_make_is_refused(npz_run, key, value):
+    from autoencoders.errors import ConfigError
+
+    before = read_record(npz_run)
+    assert before["config"]["sha256"] and before["config"]["resolved"]["seed"] == 42
+    edit_config(npz_run, key, value)
+    with pytest.raises(ConfigError, match=rf"config.yaml was edited since the run started \({key}: .* -> {value}\)"):
+        resume_training(npz_run)
+    assert read_record(npz_run) == before  # refused before anything was written
+
+
+def test_an_allowed_edit_of_config_yaml_is_recorded_in_resumes(npz_run):
+    edit_config(npz_run, "trainer.max_epochs", 2)
+    resume_training(npz_run)
+    record = read_record(npz_run)
+    assert record["status"] == "completed" and record["last"]["epoch"] == 1  # it trained the second epoch
+    assert record["resumes"][0]["config_changes"] == {"trainer.max_epochs": [1, 2]}
+
+
+def test_extending_a_finished_cosine_run_through_config_yaml_is_refused_like_the_override(tiny_cfg, tmp_path):
+    from autoencoders.errors import ConfigError
+
+    run = tmp_path / "cosine"
+    train(tiny_cfg(*QUIET), run_dir=run)  # model=mlp: the cosine schedule decays to 0 by the last step
+    edit_config(run, "trainer.max_epochs", 3)
+    with pytest.raises(ConfigError, match="already decayed to 0"):
+        resume_training(run)
