@@ -24,8 +24,9 @@ import sys
 import tempfile
 import time
 from importlib import metadata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 _UMASK = os.umask(0o022)
@@ -34,22 +35,33 @@ METRICS_FILE = "metrics.json"
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, flushed to disk, then rename over `path`:
-    readers see the old file or the new one, never half of one (a full disk included)."""
+def write_atomic(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Call `write` on a temp file in the same folder, flush it to disk, then rename it over
+    `path`: readers see the old file or the new one, never half of one (a full disk included),
+    and a failure leaves nothing behind. The one temp-file-and-rename helper of the package."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; the record is as readable as the run's other files
-        with os.fdopen(handle, "w") as temp_file:
-            json.dump(payload, temp_file, indent=2, sort_keys=False, default=str)
-            temp_file.write("\n")
+        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file is as readable as the run's other files
+        with os.fdopen(handle, "wb" if binary else "w") as temp_file:
+            write(temp_file)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """`payload` as indented JSON, written atomically (write_atomic)."""
+
+    def dump(handle: IO[str]) -> None:
+        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
+
+    write_atomic(path, dump)
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
