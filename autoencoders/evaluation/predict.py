@@ -162,9 +162,12 @@ def recorded_thresholds(run_dir: Path, checkpoint: Path, saved: dict[str, Any]) 
         values = {p: metrics.get(f"test/anomaly_threshold_p{p}") for p in PERCENTILES}
         if all(value is not None for value in values.values()):
             return {p: float(value) for p, value in values.items()}, None
+    if "normal_classes" not in record.get("data", {}):
+        return {}, (f"No flags: the run was trained without data.normal_classes or data.holdout_class, so it has no "
+                    "anomaly thresholds (tutorial 001's detector trains on normal classes only).")  # fmt: skip
     return {}, (f"No flags: {run_dir / METRICS_FILE} records no anomaly thresholds for {checkpoint.name} at epoch "
-                f"{saved.get('epoch')}. They are recorded when the run trains with data.normal_classes or "
-                f"data.holdout_class, for its tested checkpoint, and by `ae-eval {run_dir} --checkpoint ...`.")  # fmt: skip
+                f"{saved.get('epoch')} (training records them for its tested checkpoint); `ae-eval {run_dir} "
+                f"--checkpoint {checkpoint}` records them for this one.")  # fmt: skip
 
 
 def write_outputs(out: Path, arrays: dict[str, np.ndarray], sidecar: dict[str, Any]) -> None:

@@ -222,7 +222,7 @@ def test_a_failed_write_leaves_no_file(run, tmp_path, monkeypatch):
 
 def test_no_flags_without_thresholds_for_that_checkpoint(run, tmp_path):
     sidecar = predict(run, split="val", out=tmp_path / "last.npz", checkpoint="last", what="errors,flags")
-    assert sidecar["note"].startswith("No flags:") and "last.ckpt" in sidecar["note"] and sidecar["thresholds"] is None
+    assert sidecar["note"].startswith("No flags:") and "--checkpoint" in sidecar["note"] and sidecar["thresholds"] is None
     assert sorted(np.load(tmp_path / "last.npz").files) == ["errors", "labels", "names"]
     assert sidecar_path(tmp_path / "last.npz").is_file()
     best = run / "checkpoints" / "best.ckpt"
@@ -231,3 +231,10 @@ def test_no_flags_without_thresholds_for_that_checkpoint(run, tmp_path):
     # best.ckpt overwritten by later weights (another epoch): the recorded thresholds are not theirs.
     thresholds, note = recorded_thresholds(run, best, {**saved, "epoch": saved["epoch"] + 1})
     assert thresholds == {} and note.startswith("No flags:")
+
+
+def test_a_run_without_anomaly_evaluation_says_why_it_has_no_flags(tmp_path):
+    run = train_run(tmp_path, "model.latent_dim=2", "eval.probe=false")
+    sidecar = predict(run, split="test", out=tmp_path / "p.npz")
+    assert sidecar["note"].startswith("No flags: the run was trained without data.normal_classes")
+    assert sorted(np.load(tmp_path / "p.npz").files) == ["codes", "errors", "labels", "names"]
