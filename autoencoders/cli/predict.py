@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from autoencoders.errors import describe, full_error_requested
@@ -81,26 +83,16 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                        progress=progress)  # fmt: skip
 
 
-class _progress_bar:  # noqa: N801 - used as a context manager, like a function
-    """A rich progress bar on stderr when it is a terminal; a callback that does nothing otherwise."""
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal; a callback that shows nothing otherwise."""
+    from rich.console import Console
+    from rich.progress import Progress
 
-    def __enter__(self) -> Any:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        console = Console(stderr=True)
-        self.bar = Progress(console=console, transient=True, disable=not console.is_terminal)
-        self.bar.start()
-        self.task = None
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("ae-predict", total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("ae-predict", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 if __name__ == "__main__":

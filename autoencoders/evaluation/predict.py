@@ -212,7 +212,8 @@ def check_chunk_size(chunk_size: int) -> int:
 def choose_device(name: str | None) -> torch.device:
     """`name` ("cpu", "cuda", "cuda:1", "mps"), by default the accelerator if there is one."""
     if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu")
     try:
         chosen = torch.device(name)
         torch.empty(1, device=chosen)
