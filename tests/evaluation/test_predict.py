@@ -238,3 +238,21 @@ def test_a_run_without_anomaly_evaluation_says_why_it_has_no_flags(tmp_path):
     sidecar = predict(run, split="test", out=tmp_path / "p.npz")
     assert sidecar["note"].startswith("No flags: the run was trained without data.normal_classes")
     assert sorted(np.load(tmp_path / "p.npz").files) == ["codes", "errors", "labels", "names"]
+
+
+@pytest.mark.slow
+def test_fashionmnist_test_split_and_its_pngs_reproduce_the_record(tmp_path):
+    """Real data: a vae trained two batches on FashionMNIST with class 9 held out, tested on all 10,000 test images."""
+    run = train_run(tmp_path, "data=fashionmnist", "model=vae", "model.latent_dim=8", "data.holdout_class=9",
+                    "++trainer.limit_test_batches=1.0", "eval.probe=false")  # fmt: skip
+    predict(run, split="test", out=tmp_path / "test.npz", what="errors,flags", chunk_size=4096)
+    arrays, record = dict(np.load(tmp_path / "test.npz")), read_record(run)
+    assert len(arrays["errors"]) == 10_000
+    assert arrays["errors"].astype(np.float64).mean() == pytest.approx(record["metrics"]["test/mse"], rel=1e-6)
+    is_anomaly = arrays["labels"] == 9
+    for p in (95, 99):
+        flags = arrays[f"flags_p{p}"]
+        assert (flags & is_anomaly).sum() / is_anomaly.sum() == pytest.approx(record["metrics"][f"test/anomaly_recall_p{p}"], abs=1e-6)
+    write_pngs(tmp_path / "pngs", split_tensors(run)[0][:20])
+    predict(run, tmp_path / "pngs", out=tmp_path / "pngs.npz", what="errors")
+    np.testing.assert_allclose(np.load(tmp_path / "pngs.npz")["errors"], arrays["errors"][:20], rtol=1e-5)
