@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "flags at the p95/p99 thresholds the run recorded. Writes FILE.npz and a FILE.json sidecar, atomically.",
     )
     parser.add_argument("run", help="a run directory (or one of its checkpoints/*.ckpt)")
-    parser.add_argument("input", nargs="?", help="a folder of PNG/JPEG images, or an .npz file (data=npz format)")
+    parser.add_argument("input", nargs="?", help="a folder of PNG/JPEG images, one such image, or an .npz file "
+                        "(data=npz format)")  # fmt: skip
     parser.add_argument("--split", choices=("train", "val", "test"), help="the run's own data instead of INPUT")
     parser.add_argument("--decode", metavar="CODES.npz", help="decode the 'codes' (and 'labels', for the cvae) of "
                         "an ae-predict output back into images, instead of INPUT")  # fmt: skip

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from autoencoders.data.datamodule import to_pixels
-from autoencoders.data.folder import image_files, image_shape, read_image
+from autoencoders.data.folder import SUFFIXES, image_files, image_shape, read_image
 from autoencoders.data.npz import load_arrays
 from autoencoders.errors import DataUnavailable
 from autoencoders.rundir.loading import instantiate
@@ -46,24 +46,25 @@ class Inputs:
 
 
 def open_input(source: str | Path) -> Inputs:
-    """A folder of images or an .npz file, by what `source` is."""
+    """A folder of images, one image file, or an .npz file, by what `source` is."""
     source = Path(source).expanduser()
     if source.is_dir():
-        return open_folder(source)
-    if source.suffix == ".npz" or source.is_file():
+        return open_images(image_files(source), f"folder {source}")
+    if source.is_file() and source.suffix.lower() in SUFFIXES:
+        return open_images([source], f"image {source}")
+    if source.is_file():
         return open_npz(source)
     raise DataUnavailable(f"{source} does not exist; give a folder of PNG or JPEG images, an .npz file "
                           "(data=npz format) or --split train|val|test.")  # fmt: skip
 
 
-def open_folder(folder: Path) -> Inputs:
-    """The folder's images; their headers are read now (size, mode), their pixels chunk by chunk."""
-    files = image_files(folder)
+def open_images(files: list[Path], where: str) -> Inputs:
+    """Image files; their headers are read now (size, mode), their pixels chunk by chunk."""
     shapes: dict[tuple[int, int, int], str] = {}
     for path in files:
         shapes.setdefault(image_shape(path), path.name)
     read = lambda start, stop: [read_image(path)[None] for path in files[start:stop]]  # noqa: E731
-    return Inputs(f"folder {folder} ({len(files)} images)", [path.name for path in files], None, shapes, read,
+    return Inputs(f"{where} ({len(files)} image{'s' * (len(files) != 1)})", [path.name for path in files], None, shapes, read,
                   "uint8 0..255 divided by 255")  # fmt: skip
 
 

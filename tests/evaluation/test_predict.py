@@ -120,6 +120,9 @@ def test_a_png_folder_round_trips_read_a_chunk_at_a_time(run, predicted, tmp_pat
         np.testing.assert_allclose(folder["errors"], arrays["errors"][:150], rtol=1e-5)
         np.testing.assert_array_equal(folder["flags_p95"], arrays["flags_p95"][:150])
     assert sidecar["preprocessing"]["pixels"] == "uint8 0..255 divided by 255" and sidecar["images"] == 150
+    one = predict(run, paths[7], out=tmp_path / "one.npz", what="errors")  # a single image file
+    assert one["input"] == f"image {paths[7]} (1 image)"
+    np.testing.assert_allclose(np.load(tmp_path / "one.npz")["errors"], arrays["errors"][7:8], rtol=1e-5)
 
 
 def test_codes_decode_back_to_the_reconstructions(run, predicted, tmp_path):
@@ -178,6 +181,7 @@ def bad_inputs(tmp_path: Path, run: Path) -> list[tuple[dict, str]]:
     (tmp_path / "corrupt" / "noise.png").write_bytes(b"not an image at all")
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "full.png")
     (tmp_path / "truncated" / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:200])
+    (tmp_path / "full.txt").write_bytes((tmp_path / "full.png").read_bytes())
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     np.savez(tmp_path / "npz" / "bad.npz", images=np.full((2, 28, 28), 2.0, dtype=np.float32))
     no_checkpoints = tmp_path / "no_checkpoints"
@@ -190,6 +194,8 @@ def bad_inputs(tmp_path: Path, run: Path) -> list[tuple[dict, str]]:
         ({"source": tmp_path / "empty"}, r"holds no PNG or JPEG images"),
         ({"source": tmp_path / "npz" / "bad.npz"}, r"has floats from 2 to 2; float pixels must lie in \[0, 1\]"),
         ({"source": tmp_path / "nowhere"}, r"nowhere does not exist"),
+        ({"source": tmp_path / "missing.npz"}, r"missing.npz does not exist; give a folder of PNG or JPEG images, an \.npz"),
+        ({"source": tmp_path / "full.txt"}, r"full.txt is not a readable \.npz file"),
         ({"split": "test", "target": no_checkpoints}, r"has no best checkpoint .* it has no checkpoints at all"),
         ({"split": "test", "checkpoint": "interrupted"}, r"has no interrupted checkpoint .* its checkpoints are best, last"),
         ({"split": "test", "what": "codes,latents"}, r"unknown latents; choose from codes,errors,reconstructions,flags"),
