@@ -3,6 +3,7 @@ codes decode back to the reconstructions, and bad input is refused before anythi
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,13 @@ def test_fashionmnist_test_split_and_its_pngs_reproduce_the_record(tmp_path):
     write_pngs(tmp_path / "pngs", split_tensors(run)[0][:20])
     predict(run, tmp_path / "pngs", out=tmp_path / "pngs.npz", what="errors")
     np.testing.assert_allclose(np.load(tmp_path / "pngs.npz")["errors"], arrays["errors"][:20], rtol=1e-5)
+
+
+def test_checkpoint_names_resolve_inside_the_run(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "checkpoints" / "last.ckpt").rename(copy / "checkpoints" / "interrupted.ckpt")
+    sidecar = predict(copy, split="val", out=tmp_path / "p.npz", checkpoint="interrupted", what="codes")
+    assert sidecar["checkpoint"] == str((copy / "checkpoints" / "interrupted.ckpt").resolve())
+    with pytest.raises(USER_ERRORS, match="has no last checkpoint .* its checkpoints are best, interrupted"):
+        predict(copy, split="val", out=tmp_path / "q.npz", checkpoint="last")
