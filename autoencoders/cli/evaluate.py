@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
         "test/nll); results go to <run>/metrics.json under \"eval\" and to TensorBoard in <run>/eval/.",
     )
     parser.add_argument("target", help="a run directory, or a checkpoint file in <run>/checkpoints/")
-    parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run directory)")
+    parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run "
+                        "directory)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
 
 
-def _pixels(images: Tensor) -> Tensor:
+def to_pixels(images: Tensor) -> Tensor:
     """uint8 images as float32 in [0, 1]; float images (an npz file's) are in [0, 1] already."""
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
@@ -82,9 +82,9 @@ class ImageDataModule(L.LightningDataModule):
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
         # Index the bytes, then convert: a float copy of the whole training set first would add
         # ~190 MB to the peak memory of a FashionMNIST run.
-        self.train_set = TensorDataset(_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
-        self.val_set = TensorDataset(_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
-        self.test_set = TensorDataset(_pixels(image_set.test_images), image_set.test_labels)
+        self.train_set = TensorDataset(to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
+        self.val_set = TensorDataset(to_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
+        self.test_set = TensorDataset(to_pixels(image_set.test_images), image_set.test_labels)
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
 

@@ -137,3 +137,20 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
 def _shape(images: Tensor) -> str:
     channels, height, width = images.shape[1:]
     return f"{height}×{width}×{channels}"
+
+
+def load_arrays(path: str | Path) -> list[tuple[str, Tensor, Tensor | None]]:
+    """Every image array of a data=npz file as it is, for a trained model to use (ae-predict):
+    [("images", images, labels or None)], then ("test_images", ...) when the file has them.
+    Images are (N, C, H, W), uint8 or float32 in [0, 1], checked as `load_npz` checks them."""
+    path = Path(path).expanduser()
+    arrays = _read(path)
+    _check_pairs(path, arrays)
+    found = []
+    for name in ("images", "test_images"):
+        if name in arrays:
+            images = _images(path, name, arrays[name])
+            label_name = "labels" if name == "images" else "test_labels"
+            labels = _labels(path, label_name, arrays[label_name], len(images)) if label_name in arrays else None
+            found.append((name, images, labels))
+    return found

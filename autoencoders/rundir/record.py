@@ -24,9 +24,10 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from autoencoders.errors import UnsupportedVersion
 from autoencoders.rundir.atomic import atomic_write
@@ -37,6 +38,12 @@ METRICS_FILE = "metrics.json"
 # it); 2: with it. Readers accept every version up to this one; a newer record is refused.
 SCHEMA_VERSION = 2
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
+
+
+def write_atomic(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Call `write` on the file, written whole or not at all (rundir/atomic.py)."""
+    with atomic_write(path, "wb" if binary else "w") as handle:
+        write(handle)
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
