@@ -18,7 +18,7 @@ from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
 from autoencoders.rundir.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
 from autoencoders.rundir.record import METRICS_FILE, read_record
 
-CHECKPOINT_NAMES = ("best", "last")
+CHECKPOINT_NAMES = ("best", "last", "interrupted")  # checkpoints/<name>.ckpt, wherever a checkpoint is chosen
 # What each size from the data is, for the error when the data lacks it.
 _DATA_SIZE_MEANING = {"input_shape": "an image shape", "num_classes": "class labels", "dataset_size": "a training set"}
 
@@ -70,7 +70,7 @@ def data_arguments(model_class: type, datamodule: Any) -> dict[str, Any]:
 def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[Path, Path]:
     """(run directory, checkpoint file) from a run directory or a .ckpt path.
 
-    `checkpoint` is "best" (default), "last", or a path; a .ckpt `target` is its own checkpoint,
+    `checkpoint` is "best" (default), "last", "interrupted", or a path; a .ckpt `target` is its own checkpoint,
     in <run>/checkpoints/.
     """
     target = Path(target).expanduser()

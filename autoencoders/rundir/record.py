@@ -9,7 +9,8 @@
   "data": {"name", "source", "note", "train", "val", "test"},
   "model": {"name", "target", "parameters"},
   "overrides": ["model=vae", "model.beta=4", ...],       # the run's identity: its command-line overrides
-  "resumes": [{"at", "overrides", "checkpoint", "command"}, ...],
+  "resumes": [{"at", "overrides", "checkpoint", "command", "status", "error", "finished"}, ...],
+  "attempt": {"status": "running", "pid", "host", "started", "resume"},  # only while an attempt runs
   "error": null | {"type", "message", "traceback"},
   "provenance": {"command", "started", "finished", "torch_threads", "git_commit", "versions", ...}
 }
@@ -107,6 +108,7 @@ class RunRecord:
 
     def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.staged: dict[str, Any] = {}
         self.payload: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "status": "running",
@@ -116,6 +118,7 @@ class RunRecord:
             "overrides": list(overrides),
             "resumes": [],
             "error": None,
+            "attempt": _attempt(None),
             "provenance": {
                 "command": command_line(),
                 "run_dir": str(Path(run_dir).resolve()),
@@ -132,38 +135,66 @@ class RunRecord:
 
     @classmethod
     def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None) -> RunRecord:
-        """The record of a run that continues (resume): status back to running, the resume appended
-        to `resumes` (when, its overrides, the checkpoint it starts from); the run's identity
-        (`overrides`, config.yaml) and everything else kept."""
+        """The record of a run that continues (resume). The record of its last finished state
+        (status, metrics, tested, last, data, model, error) stays as it is until this attempt
+        completes: what the attempt learns is staged, and a failed or stopped attempt leaves
+        only its entry in `resumes` (with its status and error). `attempt` says one is running."""
         record = cls.__new__(cls)
         record.path = Path(run_dir) / METRICS_FILE
         record.payload = read_record(run_dir)
-        record.payload.setdefault("resumes", []).append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
-                                                         "command": command_line(), "torch_threads": torch_threads})  # fmt: skip
-        record.payload.update(schema_version=SCHEMA_VERSION, status="running", error=None)  # 2 adds to 1
+        record.staged = {}
+        resumes = record.payload.setdefault("resumes", [])
+        resumes.append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
+                        "command": command_line(), "torch_threads": torch_threads, "status": "running"})  # fmt: skip
+        record.payload.update(schema_version=SCHEMA_VERSION, attempt=_attempt(len(resumes) - 1))  # 2 adds to 1
         record.save()
         return record
 
+    @property
+    def resuming(self) -> bool:
+        return (self.payload.get("attempt") or {}).get("resume") is not None
+
+    def current(self, name: str, default: Any = None) -> Any:
+        """A field as this attempt sees it: staged by it, else the record's."""
+        return getattr(self, "staged", {}).get(name, self.payload.get(name, default))
+
     def update(self, **fields: Any) -> None:
-        self.payload.update(fields)
+        if self.resuming:
+            self.staged.update(fields)  # the record's own fields change only when the attempt completes
+        else:
+            self.payload.update(fields)
         self.save()
 
     def finish(self, status: str, metrics: dict[str, float] | None = None, error: BaseException | None = None,
                traceback_text: str | None = None) -> None:  # fmt: skip
-        """The run's end: its status, final metrics and, for a failure or stop, the error."""
+        """The attempt's end: its status, final metrics and, for a failure or stop, the error. A
+        resume that does not complete changes nothing but its own entry in `resumes`."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
+        described = None
+        if error is not None:
+            described = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
+        attempt = self.payload.pop("attempt", None) or {}
+        if attempt.get("resume") is not None:
+            self.payload["resumes"][attempt["resume"]].update(status=status, error=described, finished=timestamp())
+            if status != "completed":
+                self.save()
+                return
+            self.payload.update(self.staged)
         self.payload["status"] = status
         if metrics is not None:
             self.payload["metrics"] = metrics
-        self.payload["error"] = None
-        if error is not None:
-            self.payload["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
+        self.payload["error"] = described
         self.payload["provenance"]["finished"] = timestamp()
         self.save()
 
     def save(self) -> None:
         write_json_atomic(self.path, self.payload)
+
+
+def _attempt(resume: int | None) -> dict[str, Any]:
+    """The live attempt: this process, and which entry of `resumes` it is (None: the first run)."""
+    return {"status": "running", "pid": os.getpid(), "host": platform.node(), "started": timestamp(), "resume": resume}
 
 
 class WorkerRecord(RunRecord):
@@ -174,6 +205,8 @@ class WorkerRecord(RunRecord):
         self.path = None
         self.payload = {"status": "running", "metrics": {}, "data": {}, "model": {}, "error": None,
                         "provenance": {"finished": None}}  # fmt: skip
+
+    staged: dict[str, Any] = {}
 
     def save(self) -> None:
         pass

@@ -136,12 +136,32 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
         error = caught
     threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
     record = RunRecord(run_dir, overrides, threads)
+    resolved = resolve_paths(cfg)
+    if resolved:
+        record.update(resolved_paths=resolved)  # beside the verbatim overrides, which a sweep re-run compares
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if error is not None:
         record.finish("failed", error=error)
         raise error
     set_up_torch(threads)
     return record
+
+
+PATH_KEYS = ("data.path", "data.root")
+
+
+def resolve_paths(cfg: DictConfig) -> dict[str, str]:
+    """Make the run's file paths absolute in `cfg` (so config.yaml resumes and evaluates from any
+    directory); the keys whose value changed, with their absolute value."""
+    changed = {}
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str) and value:
+            absolute = str(Path(value).expanduser().absolute())
+            if absolute != value:
+                OmegaConf.update(cfg, key, absolute, force_add=False)
+                changed[key] = absolute
+    return changed
 
 
 def _processes_here(cfg: DictConfig) -> int:
@@ -176,7 +196,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     model = build_model(cfg, datamodule, state.record)
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"].get("name", ""),
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""),
                                         _purge_step(run_dir, checkpoint), stop, workers)  # fmt: skip
     trainer = state.trainer
     state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
@@ -242,7 +262,7 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
     The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
     model_class = get_class(current_class_path(cfg.model._target_))
     model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
-    name = record.payload.get("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
+    name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
     record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
     return model
 

@@ -11,7 +11,7 @@ def test_schema_and_lifecycle(tmp_path):
     record = RunRecord(tmp_path, ["model=conv"], torch_threads=2)
     saved = read_record(tmp_path)
     assert saved["status"] == "running" and saved["overrides"] == ["model=conv"]
-    assert set(saved) == {"schema_version", "status", "metrics", "data", "model", "overrides", "resumes", "error", "provenance"}
+    assert set(saved) == {"schema_version", "status", "metrics", "data", "model", "overrides", "resumes", "error", "attempt", "provenance"}
     assert saved["resumes"] == []
     provenance = saved["provenance"]
     assert provenance["torch_threads"] == 2 and provenance["versions"]["torch"]
@@ -19,7 +19,7 @@ def test_schema_and_lifecycle(tmp_path):
     record.finish("completed", metrics={"test/mse": 0.01})
     saved = read_record(tmp_path)
     assert saved["status"] == "completed" and saved["metrics"] == {"test/mse": 0.01}
-    assert saved["provenance"]["finished"]
+    assert saved["provenance"]["finished"] and "attempt" not in saved  # the attempt ended
 
 
 def test_failure_keeps_the_error(tmp_path):
