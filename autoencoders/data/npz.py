@@ -22,7 +22,7 @@ from autoencoders.errors import DataUnavailable
 
 ARRAYS = ("images", "labels", "test_images", "test_labels")
 NO_LABEL = -1
-HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (README, \"Data\")."
+HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (docs/data.md)."
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

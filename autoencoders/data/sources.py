@@ -53,7 +53,7 @@ class ImageSet:
 # --- idx files ------------------------------------------------------------------------------
 def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     """Parse one idx file (.gz or plain), checking magic number, dimensions and size."""
-    how_to_fix = "Delete it and get a good copy (see the README's Data section)."
+    how_to_fix = "Delete it and get a good copy (see docs/data.md)."
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
