@@ -57,6 +57,9 @@ def main() -> None:
     except RunInterrupted as stopped:
         print(f"ae-train: {stopped}", file=sys.stderr)
         sys.exit(128 + stopped.signal_number)
+    except KeyboardInterrupt:  # Ctrl-C before any run directory was touched (imports, composing)
+        print("ae-train: stopped by SIGINT before the run started; nothing was kept.", file=sys.stderr)
+        sys.exit(130)
     if SWEEP_SUMMARY:  # a sweep: its jobs' errors were logged as they failed; here, the list
         print(f"ae-train: {len(SWEEP_SUMMARY)} run(s) did not complete:", file=sys.stderr)
         for line in SWEEP_SUMMARY:

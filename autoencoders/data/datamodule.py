@@ -70,6 +70,9 @@ class ImageDataModule(L.LightningDataModule):
         else:
             image_set = load_image_set(self.name, self.root, self.download)
         n_train = len(image_set.train_images)
+        if n_train < 2:
+            raise ConfigError(f"{self.name} has {n_train} training image(s): data.val_size of them are held out for "
+                              "validation, which needs at least 2 (one to validate, one to train). Use more images.")
         if not 0 < self.val_size < n_train:
             raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}.")
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))

@@ -89,14 +89,14 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
     try:
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
-    except (KeyboardInterrupt, SystemExit) as error:
+    except (KeyboardInterrupt, SystemExit):
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
-        state.record.finish("interrupted", state.metrics_so_far(), error, traceback.format_exc())
-        raise RunInterrupted(
-            f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its checkpoints in "
-            f"{run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number
-        ) from None
+        stopped = RunInterrupted(f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
+                                 f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number)
+        # The record names the signal received (Lightning's SIGTERMException would say SIGTERM, empty).
+        state.record.finish("interrupted", state.metrics_so_far(), stopped, traceback.format_exc())
+        raise stopped from None
     except BaseException as error:
         status = "diverged" if isinstance(error, Diverged) else "failed"
         state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())

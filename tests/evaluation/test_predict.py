@@ -196,7 +196,7 @@ def bad_inputs(tmp_path: Path, run: Path) -> list[tuple[dict, str]]:
         ({"source": tmp_path / "npz" / "bad.npz"}, r"has floats from 2 to 2; float pixels must lie in \[0, 1\]"),
         ({"source": tmp_path / "nowhere"}, r"nowhere does not exist"),
         ({"source": tmp_path / "missing.npz"}, r"missing.npz does not exist; give a folder of PNG or JPEG images, an \.npz"),
-        ({"source": tmp_path / "full.txt"}, r"full.txt is not a readable \.npz file"),
+        ({"source": tmp_path / "full.txt"}, r"full.txt is not an npz file"),
         ({"split": "test", "target": no_checkpoints}, r"has no best checkpoint .* it has no checkpoints at all"),
         ({"split": "test", "checkpoint": "interrupted"}, r"has no interrupted checkpoint .* its checkpoints are best, last"),
         ({"split": "test", "what": "codes,latents"}, r"unknown latents; choose from codes,errors,reconstructions,flags"),
