@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ class SweepSummary(Callback):
             config.hydra.sweep.dir = str(Path(str(config.hydra.sweep.dir)).expanduser().absolute())
         launcher = config.hydra.get("launcher") or {}
         init = (launcher.get("ray") or {}).get("init") if "RayLauncher" in str(launcher.get("_target_", "")) else None
+        if init is not None and not init.get("address"):
+            # A cluster the launcher starts itself: Ray's head listens on every interface, so it takes
+            # token authentication (Ray >= 2.52; the default for local clusters from 2.59).
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         if init is not None and init.get("address") and "object_store_memory" not in init:
             with open_dict(init):
                 init.object_store_memory = None

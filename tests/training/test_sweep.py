@@ -152,6 +152,8 @@ def test_the_sweep_dir_is_made_absolute_for_workers_that_run_elsewhere(tmp_path,
     from autoencoders.training.sweep import SweepSummary
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     cfg = hydra_cfg("hydra.sweep.dir=relative/sweep", "hydra/launcher=ray")
     SweepSummary().on_multirun_start(cfg)
     assert cfg.hydra.sweep.dir == str(tmp_path / "relative" / "sweep")
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # the cluster the launcher starts takes a token
