@@ -17,8 +17,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from autoencoders.atomic import atomic_write
 from autoencoders.errors import CheckpointError
-from autoencoders.rundir.atomic import atomic_write
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 
@@ -91,7 +91,7 @@ def usable_checkpoint(run_dir: Path, model_cfg: Mapping[str, Any]) -> tuple[Path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint files written whole or not at all (rundir/atomic.py): a full disk (ENOSPC)
+    """Checkpoint files written whole or not at all (autoencoders/atomic.py): a full disk (ENOSPC)
     leaves the previous checkpoint intact instead of a truncated one that no resume can load."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:

@@ -29,8 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from autoencoders.atomic import atomic_write
 from autoencoders.errors import UnsupportedVersion
-from autoencoders.rundir.atomic import atomic_write
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 METRICS_FILE = "metrics.json"
@@ -41,13 +41,13 @@ _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", 
 
 
 def write_atomic(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    """Call `write` on the file, written whole or not at all (rundir/atomic.py)."""
+    """Call `write` on the file, written whole or not at all (autoencoders/atomic.py)."""
     with atomic_write(path, "wb" if binary else "w") as handle:
         write(handle)
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON whole or not at all (rundir/atomic.py): readers never see half a file."""
+    """Write JSON whole or not at all (autoencoders/atomic.py): readers never see half a file."""
     with atomic_write(path) as handle:
         json.dump(payload, handle, indent=2, sort_keys=False, default=str)
         handle.write("\n")
