@@ -44,6 +44,7 @@ test-fast: data
 
 bench: data
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_startup.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -187,7 +187,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     sections = dict(zip(parts[1::2], parts[2::2]))
     sections[name] = text.rstrip("\n") + "\n\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(f"<!-- bench:{key} -->\n{sections[key]}" for key in ("speed", "quality") if key in sections)
+    body = "".join(f"<!-- bench:{key} -->\n{sections[key]}" for key in ("speed", "quality", "startup") if key in sections)
     path.write_text(parts[0] + body.rstrip("\n") + "\n")
 
 
