@@ -198,6 +198,8 @@ class AutoencoderBase(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        # What the run's record says of the checkpoint it tested, without reading the file again.
+        self.loaded_checkpoint = {key: checkpoint.get(key) for key in ("epoch", "global_step", "epoch_metrics")}
 
     def on_train_start(self) -> None:
         # Restored here, not on load, so nothing between loading and training consumes them.

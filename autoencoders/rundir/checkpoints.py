@@ -36,12 +36,25 @@ def current_class_path(path: str | None) -> str | None:
     return CLASS_ALIASES.get(path, path) if path is not None else None
 
 
+_LAST_READ: dict[tuple[str, int, int, int], dict[str, Any]] = {}  # the latest checkpoint read, by file identity
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (nothing from the file is executed), with clear errors."""
+    """torch.load with weights_only=True (nothing from the file is executed), with clear errors.
+
+    The latest one read is kept (keyed by path, inode, size and modification time): a resume checks its
+    checkpoint, then takes its step, without reading the file twice. Callers only read it."""
     if not Path(path).is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)  # a rewrite is a new inode
+    if key in _LAST_READ:
+        return _LAST_READ[key]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        _LAST_READ.clear()
+        _LAST_READ[key] = loaded
+        return loaded
     except Exception as error:  # truncated zip, wrong format, unsafe pickle: all mean "unusable"
         raise CheckpointError(
             f"Checkpoint {path} cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0]}). "

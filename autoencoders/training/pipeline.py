@@ -233,7 +233,8 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     if not tested.is_file():  # no checkpoint was written (checkpointing off): the last weights were tested
         state.record.update(tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step})
         return last
-    saved = load_checkpoint(tested)
+    # The tested checkpoint as trainer.test loaded it (models.base.on_load_checkpoint): read once.
+    saved = getattr(trainer.lightning_module, "loaded_checkpoint", None) or load_checkpoint(tested)
     values = saved.get("epoch_metrics")
     state.record.update(tested={
         "checkpoint": str(tested.relative_to(run_dir)), "epoch": saved.get("epoch"), "step": saved.get("global_step"),

@@ -7,6 +7,7 @@ from autoencoders import load_run
 from autoencoders.errors import CheckpointError, ConfigError
 from autoencoders.rundir import checkpoints
 from autoencoders.rundir.checkpoints import check_belongs, load_checkpoint
+from autoencoders.rundir.record import read_record, write_json_atomic
 from autoencoders.training.pipeline import resume_training, train
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false", "eval.nll_samples=0"]
@@ -52,6 +53,11 @@ def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_
                       OmegaConf.to_container(changed.model))  # fmt: skip
     # A config.yaml edited by hand: no checkpoint of the run belongs to it any more.
     OmegaConf.save(changed, run / "config.yaml")
+    with pytest.raises(ConfigError, match=r"config.yaml was edited since the run started \(model.beta: 1.0 -> 2.0\)"):
+        resume_training(run)  # the record's copy of the config says what changed
+    record = read_record(run)
+    del record["config"]  # a run recorded before the record kept its config: its checkpoints still refuse it
+    write_json_atomic(run / "metrics.json", record)
     with pytest.raises(CheckpointError, match="No checkpoint of .* can be resumed from .*beta=1.0 in the checkpoint"):
         resume_training(run)
     with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):

@@ -99,7 +99,8 @@ def test_a_signal_in_any_phase_ends_interrupted_and_the_run_resumes(tiny_cfg, tm
         train(tiny_cfg("trainer.max_epochs=2", *QUIET), run_dir=tmp_path)
     assert stopped.value.signal_number == signal.SIGTERM
     record = read_record(tmp_path)
-    assert record["status"] == "interrupted" and record["error"]["type"] == "SIGTERMException"
+    assert record["status"] == "interrupted" and record["error"]["type"] == "RunInterrupted"
+    assert record["error"]["message"].startswith("Stopped by SIGTERM")  # the signal received, by name
     trained = None if phase == "sanity check" else load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"]
     monkeypatch.undo()
     metrics = resume_training(tmp_path)
