@@ -1,5 +1,6 @@
-"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood, and the
-class consistency of a conditional model's samples.
+"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood, the
+class consistency of a conditional model's samples, and on data with known factors the
+disentanglement metrics (evaluation/disentanglement.py).
 
 `evaluate_model(settings, model, datamodule, logger)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
@@ -21,9 +22,12 @@ log = logging.getLogger("autoencoders")
 SUBSET_SEED = 0
 
 
-def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None) -> dict[str, float]:
-    """test/probe_acc, test/anomaly_*, (vae and kin) test/nll and (cvae) test/class_consistency of a
-    trained model, as `settings` ask.
+def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None,
+                   used: dict | None = None) -> dict[str, float]:  # fmt: skip
+    """test/probe_acc, test/anomaly_*, (vae and kin) test/nll, (cvae) test/class_consistency and (data
+    with factors) test/mig, test/dci_*, test/sap, test/factorvae_score of a trained model, as
+    `settings` ask. `used`, when given, receives what the evaluations used (sample sizes, seconds),
+    which the record keeps beside the scores.
 
     Scalars and the anomaly/* images go to `logger` (a TensorBoardLogger) at `step`, by default
     the model's global step, where Lightning logged test/*.
@@ -57,12 +61,25 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
             metrics["test/class_consistency"] = class_consistency(model, datamodule.train_set.tensors, seed=SUBSET_SEED)
             log.info("Class consistency of samples: %.4f (%.1f s)", metrics["test/class_consistency"],
                      time.perf_counter() - started)  # fmt: skip
+        if settings.disentanglement and getattr(datamodule, "has_factors", False):
+            metrics.update(_disentanglement(model, datamodule, settings, used if used is not None else {}))
     if logger is not None and metrics:
         logger.log_metrics(metrics, step=step)
         logger.save()
     if writer is not None:
         writer.flush()
     return dict(sorted(metrics.items()))
+
+
+def _disentanglement(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+    from autoencoders.evaluation.disentanglement import factor_scores
+
+    if not datamodule.factorial:
+        log.info("The data is not a full factorial grid of its factors: the FactorVAE score is skipped.")
+    scores, used["disentanglement"] = factor_scores(model, datamodule, settings, SUBSET_SEED)
+    log.info("Disentanglement: %s (%.1f s)", ", ".join(f"{name[5:]} {value:.3f}" for name, value in scores.items()),
+             used["disentanglement"]["seconds"])  # fmt: skip
+    return scores
 
 
 def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
