@@ -63,6 +63,8 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
                      time.perf_counter() - started)  # fmt: skip
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
             metrics.update(_disentanglement(model, datamodule, settings, used if used is not None else {}))
+        if _wants_sample_quality(settings.sample_quality, datamodule):
+            metrics.update(_sample_quality(model, datamodule, settings, used if used is not None else {}))
     if logger is not None and metrics:
         logger.log_metrics(metrics, step=step)
         logger.save()
@@ -79,6 +81,27 @@ def _disentanglement(model: Any, datamodule: Any, settings: EvalSettings, used: 
     scores, used["disentanglement"] = factor_scores(model, datamodule, settings, SUBSET_SEED)
     log.info("Disentanglement: %s (%.1f s)", ", ".join(f"{name[5:]} {value:.3f}" for name, value in scores.items()),
              used["disentanglement"]["seconds"])  # fmt: skip
+    return scores
+
+
+def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
+    """eval.sample_quality: true, false, or auto (labelled data with >= 1000 training images)."""
+    if setting is True and not datamodule.has_labels:
+        raise ConfigError("eval.sample_quality=true needs class labels to train its reference network, and this data "
+                          "has none; use eval.sample_quality=auto or false.")  # fmt: skip
+    return setting is True or (setting == "auto" and datamodule.has_labels and datamodule.dataset_size >= 1000)
+
+
+def _sample_quality(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+    from autoencoders.evaluation.sample_quality import sample_quality
+
+    started = time.perf_counter()
+    scores, used["sample_quality"] = sample_quality(model, datamodule, settings.fd_images, SUBSET_SEED)
+    used["sample_quality"]["seconds"] = round(time.perf_counter() - started, 2)
+    log.info("Sample quality: %s (reference network %s, test accuracy %.4f; %.1f s)",
+             ", ".join(f"{name[5:]} {value:.4g}" for name, value in scores.items()),
+             used["sample_quality"]["reference_hash"], used["sample_quality"]["reference_test_accuracy"],
+             used["sample_quality"]["seconds"])  # fmt: skip
     return scores
 
 
