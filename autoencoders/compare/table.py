@@ -135,7 +135,7 @@ def compare(args: argparse.Namespace) -> None:
     if args.plot:
         from autoencoders.compare.plot import plot_metric  # matplotlib is slow to import
 
-        written = [args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x}.png")]
+        written = [args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x.replace('/', '_')}.png")]
         plot_metric(runs, args.plot, args.x, args.lines, written[0], logx=args.logx)  # checks keys before printing
     if args.images:
         from autoencoders.compare.grid import image_grids  # matplotlib and tensorboard too

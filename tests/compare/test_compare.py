@@ -278,3 +278,20 @@ def test_real_sweep_table_matches_its_runs(tmp_path):
                            "--out", str(tmp_path / "grid.png")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == f"wrote {tmp_path / 'grid.png'}" and png_size(tmp_path / "grid.png")[0] > 400
+
+
+def test_plot_of_a_metric_against_a_metric_has_one_point_per_seed_group(tmp_path, capsys, monkeypatch):
+    from autoencoders.compare.plot import seed_groups
+
+    runs_dir = tmp_path / "sweep"
+    for num, (model, beta, seed) in enumerate([(m, b, s) for m in ("vae", "tcvae") for b in (1, 4) for s in (0, 1)]):
+        metrics = {"test/mse": 0.01 * beta + 0.001 * seed, "test/mig": 0.05 * beta + 0.01 * seed}
+        write_run(runs_dir / f"{num}_run", [f"model={model}", f"model.beta={beta}", f"seed={seed}"], metrics)
+    groups = seed_groups(load_runs(runs_dir), "test/mig", "test/mse")
+    assert len(groups) == 4 and all(len(members) == 2 for members in groups.values())
+    assert sorted(dict(key)["model.beta"] for key in groups) == ["1", "1", "4", "4"]
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, runs_dir, "--plot", "test/mig", "--x", "test/mse")
+    assert code == 0 and png_size(tmp_path / "test_mig_vs_test_mse.png") == (768, 552)
+    code, _, err = run_cli(capsys, runs_dir, "--plot", "test/mig", "--x", "test/nope")
+    assert code == 2 and "unknown metric 'test/nope' for --x" in err
