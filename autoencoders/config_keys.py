@@ -199,8 +199,8 @@ RULES: dict[str, Rule] = {
                                   nullable=True),  # fmt: skip
     "eval.factorvae_votes": positive_int(10_000, "FactorVAE score: training votes (and half as many held-out votes)"),
     "eval.factorvae_batch": key("int", 64, "FactorVAE score: codes per vote, one factor fixed", low=2),
-    "eval.sample_quality": key("str", "auto", "test/fd, precision, recall, recon_fd; auto: labelled data of >= 1000 "
-                               "training images", choices=("auto", True, False)),  # fmt: skip
+    "eval.sample_quality": key("str", "auto", "test/fd, precision, recall, recon_fd; auto: on data with factors "
+                               "(true trains a reference network once per dataset)", choices=("auto", True, False)),  # fmt: skip
     "eval.fd_images": key("int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10,
                           nullable=True),  # fmt: skip
 }

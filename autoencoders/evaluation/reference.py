@@ -92,8 +92,9 @@ def reference_network(root: str | Path, train: tuple[Tensor, Tensor], test: tupl
 
 
 def train_reference(net: ReferenceNet, images: Tensor, labels: Tensor) -> ReferenceNet:
-    """Adam on cross-entropy for RECIPE's epochs, seeded in its own RNG scope."""
-    with torch.random.fork_rng(devices=[]):
+    """Adam on cross-entropy for RECIPE's epochs, seeded in its own RNG scope. Gradients are on
+    even inside an evaluation's no_grad block (evaluation runs it under models.inference.evaluating)."""
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(RECIPE["seed"])
         net = ReferenceNet(tuple(images.shape[1:]), net.head.out_features)  # initialised under the seed
         optimizer = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])

@@ -85,11 +85,13 @@ def _disentanglement(model: Any, datamodule: Any, settings: EvalSettings, used: 
 
 
 def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
-    """eval.sample_quality: true, false, or auto (labelled data with >= 1000 training images)."""
+    """eval.sample_quality: true, false, or auto: on labelled data with known factors (shapes, dsprites),
+    whose runs this was made for. Elsewhere the reference network costs a few minutes the first
+    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true."""
     if setting is True and not datamodule.has_labels:
         raise ConfigError("eval.sample_quality=true needs class labels to train its reference network, and this data "
                           "has none; use eval.sample_quality=auto or false.")  # fmt: skip
-    return setting is True or (setting == "auto" and datamodule.has_labels and datamodule.dataset_size >= 1000)
+    return setting is True or (setting == "auto" and datamodule.has_labels and getattr(datamodule, "has_factors", False))
 
 
 def _sample_quality(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:

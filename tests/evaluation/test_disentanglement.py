@@ -131,7 +131,7 @@ def test_a_shapes_run_records_every_metric_and_ae_eval_repeats_them(tiny_cfg, tm
     run = tmp_path / "run"
     small = ["data=shapes", f"data.root={tmp_path / 'data'}", "data.resolution=16", "data.positions=8", "data.orientations=8",
              "data.subsample=400", "data.test_size=100", "data.val_size=50", "model=vae", "model.latent_dim=4",
-             "eval.factor_codes=300", "eval.factorvae_votes=100", "eval.nll_samples=0",
+             "eval.factor_codes=300", "eval.factorvae_votes=100", "eval.nll_samples=0", "eval.sample_quality=false",
              "logging.projector_points=0", "logging.images_every_n_epochs=0"]  # fmt: skip
     metrics = train(tiny_cfg(*small), run_dir=run)
     names = {f"test/{name}" for name in ("mig", "sap", "dci_disentanglement", "dci_completeness",
