@@ -12,7 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoencoders.compare.collect import SEED_KEY, Run, available_metrics, check_metric, load_runs, varying_keys
+from autoencoders.compare.collect import (
+    SEED_KEY,
+    Run,
+    available_metrics,
+    check_metric,
+    evaluation_differences,
+    load_runs,
+    varying_keys,
+)
 
 
 @dataclass
@@ -142,6 +150,9 @@ def compare(args: argparse.Namespace) -> None:
 
         out = args.out or Path(f"{args.images.replace('/', '_')}_grid.png")
         written = image_grids(runs, args.directory, args.images, out, args.rows, args.cols, args.label or "test/mse")
+    note = evaluation_differences(runs)
+    if note:
+        print(note, file=sys.stderr)
     keys = varying_keys(runs)
     group = SEED_KEY in keys and not args.no_group
     rows = build_rows(runs, keys, metrics, group)

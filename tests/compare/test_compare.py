@@ -295,3 +295,21 @@ def test_plot_of_a_metric_against_a_metric_has_one_point_per_seed_group(tmp_path
     assert code == 0 and png_size(tmp_path / "test_mig_vs_test_mse.png") == (768, 552)
     code, _, err = run_cli(capsys, runs_dir, "--plot", "test/mig", "--x", "test/nope")
     assert code == 2 and "unknown metric 'test/nope' for --x" in err
+
+
+def test_runs_scored_with_another_reference_network_are_flagged(tmp_path, capsys):
+    import json
+
+    used = {"sample_quality": {"images": 2000, "k": 3, "reference_hash": "aaa", "seconds": 3.0}}
+    for num, (reference, seconds) in enumerate([("aaa", 3.0), ("aaa", 9.0), ("bbb", 3.0)]):
+        run = write_run(tmp_path / "sweep" / f"{num}_run", [f"seed={num}"], {"test/fd": 1.0 + num})
+        record = json.loads((run / "metrics.json").read_text())
+        record["evaluation"] = {"sample_quality": {**used["sample_quality"], "reference_hash": reference,
+                                                   "seconds": seconds}}  # fmt: skip
+        write_json_atomic(run / "metrics.json", record)
+    code, _, err = run_cli(capsys, tmp_path / "sweep")
+    assert code == 0 and "note: 1 run(s) were scored with other evaluation settings" in err
+    assert err.count("2_run") == 1 and "1_run" not in err  # timings alone do not count
+    (tmp_path / "sweep" / "2_run" / "metrics.json").unlink()
+    code, _, err = run_cli(capsys, tmp_path / "sweep")
+    assert code == 0 and "note:" not in err
