@@ -112,3 +112,29 @@ def test_the_reference_network_reaches_088_on_fashionmnist():
     # Under the default data.root, where runs cache it: trained once per machine (minutes), then read.
     reference = reference_network(datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, 10)
     assert reference.test_accuracy >= 0.88
+
+
+def test_a_run_waits_for_the_lock_and_reuses_the_network_another_run_built(shapes_reference, tmp_path, monkeypatch):
+    import fcntl
+    import shutil
+    import threading
+
+    import autoencoders.evaluation.reference as reference_module
+
+    source_root, datamodule, reference = shapes_reference
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    # "Another run" holds the lock (flock locks belong to an open file, so this blocks the thread too).
+    holder = open(folder / f"{reference.hash}.lock", "a")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("built a second network"))
+    found = {}
+    waiting = threading.Thread(target=lambda: found.update(net=reference_network(
+        tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)))  # fmt: skip
+    waiting.start()
+    # The other run finishes its network, then lets go of the lock; only then may the thread look.
+    shutil.copy(source_root / "reference" / f"{reference.hash}.pt", folder / f"{reference.hash}.pt")
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    waiting.join()
+    assert found["net"].hash == reference.hash and found["net"].test_accuracy == reference.test_accuracy
