@@ -18,11 +18,12 @@ from autoencoders.data.npz import load_npz
 from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
-from autoencoders.schema import check_section
+from autoencoders.schema import check_section, default_of
 
 log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
 FILE_SETS = ("npz", "dsprites")  # the sets read from data.path
+GRID_DEFAULTS = {key: default_of(f"data.{key}") for key in ("resolution", "scales", "orientations", "positions")}
 
 
 def _pixels(images: Tensor) -> Tensor:
@@ -63,9 +64,15 @@ class ImageDataModule(L.LightningDataModule):
         if (name in FILE_SETS) != (path is not None):
             raise ConfigError(f"data={name} needs data.path=<file.npz>." if name in FILE_SETS else
                               f"data.path is read only with data=npz or data=dsprites, not with data={name}.")  # fmt: skip
+        grid = {"resolution": resolution, "scales": scales, "orientations": orientations, "positions": positions}
+        changed = [key for key, value in grid.items() if value != GRID_DEFAULTS[key]]
+        if name != "shapes" and changed:
+            raise ConfigError(f"data.{changed[0]} is read only with data=shapes (it shapes the generated grid), "
+                              f"not with data={name}; remove it.")  # fmt: skip
+        if name not in ("shapes", "dsprites") and subsample is not None:
+            raise ConfigError(f"data.subsample is read only with data=shapes or data=dsprites, not with data={name}.")
         self.path, self.test_size = path, test_size
-        self.shapes_grid = {"resolution": resolution, "scales": scales, "orientations": orientations,
-                            "positions": positions}  # fmt: skip
+        self.shapes_grid = grid
         self.subsample = subsample
         self.name, self.root, self.batch_size = name, root, batch_size
         self.val_size, self.split_seed, self.download, self.seed = val_size, split_seed, download, seed

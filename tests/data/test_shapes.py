@@ -10,7 +10,7 @@ import torch
 from autoencoders.data import ImageDataModule
 from autoencoders.data.npz import load_npz
 from autoencoders.data.shapes import FACTOR_NAMES, factor_sizes, grid_factors, load_dsprites, load_shapes, rasterise
-from autoencoders.errors import DataUnavailable
+from autoencoders.errors import ConfigError, DataUnavailable
 
 SMALL = {"resolution": 32, "scales": 3, "orientations": 8, "positions": 8}
 
@@ -122,3 +122,12 @@ def test_npz_factors_travel_with_the_held_out_split(tmp_path):
     np.savez(tmp_path / "g.npz", images=images, factors=factors[:30])
     with pytest.raises(DataUnavailable, match=r"'factors' has shape \(30, 2\).*40×K integers"):
         load_npz(tmp_path / "g.npz", test_size=10, split_seed=0)
+
+
+def test_shapes_keys_elsewhere_are_refused_with_what_to_do():
+    with pytest.raises(ConfigError, match="data.positions is read only with data=shapes.*not with data=mnist; remove it"):
+        ImageDataModule(name="mnist", positions=16)
+    with pytest.raises(ConfigError, match="data.subsample is read only with data=shapes or data=dsprites"):
+        ImageDataModule(name="fashionmnist", subsample=100)
+    with pytest.raises(ConfigError, match="data=dsprites needs data.path"):
+        ImageDataModule(name="dsprites")
