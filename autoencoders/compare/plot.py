@@ -103,8 +103,7 @@ def plot_tradeoff(runs: list[Run], y_metric: str, x_metric: str, lines_key: str 
     """Write `out` (PNG): one point per seed group at (mean x_metric, mean y_metric), error bars =
     sample std over its seeds on both axes, labelled by the other swept keys, coloured by `lines_key`."""
     check_metric(x_metric, runs, "--x")
-    if lines_key is not None and "/" not in lines_key:
-        check_key(lines_key, runs, "--lines")
+    check_key(lines_key, runs, "--lines")
     colour_key = lines_key or "model"  # the default may be absent from the overrides: then one colour
     groups = seed_groups(runs, y_metric, x_metric)
     if not groups:
