@@ -22,7 +22,7 @@ CORRUPTIONS = ("gaussian", "mask")
 SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
-DATASETS = ("fashionmnist", "mnist", "synthetic", "npz")  # data/sources.py
+DATASETS = ("fashionmnist", "mnist", "synthetic", "npz", "shapes", "dsprites")  # data/sources.py, data/shapes.py
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,14 @@ RULES: dict[str, Rule] = {
     "data.normal_classes": key("classes", None, "anomaly detection: the classes train and val keep", nullable=True),
     "data.holdout_class": key("classes", None, "anomaly detection: the class(es) left out of train and val",
                               nullable=True),  # fmt: skip
-    "data.path": key("str", None, "data=npz: the .npz file", nullable=True),
-    "data.test_size": positive_int(1000, "data=npz without test_images: images held out for testing"),
+    "data.path": key("str", None, "data=npz, data=dsprites: the .npz file", nullable=True),
+    "data.test_size": positive_int(1000, "npz without test_images, shapes, dsprites: images held out for testing"),
+    "data.subsample": positive_int(None, "shapes, dsprites: training + validation images drawn from the grid; null = all",
+                                   nullable=True),  # fmt: skip
+    "data.resolution": key("int", 64, "shapes: image side in pixels (a multiple of 4 for model.net=conv)", low=8),
+    "data.scales": positive_int(6, "shapes: levels of the scale factor"),
+    "data.orientations": positive_int(40, "shapes: levels of the orientation factor, over 2 pi"),
+    "data.positions": positive_int(32, "shapes: levels of each position factor (x and y)"),
     # trainer: a free mapping of lightning.Trainer arguments; these are the ones we check
     "trainer.max_epochs": positive_int(20, "epochs to train"),
     "trainer.log_every_n_steps": positive_int(50, "steps between logged training losses"),
@@ -185,6 +191,18 @@ RULES: dict[str, Rule] = {
     "eval.nll_samples": count(100, "vae: importance samples per image for test/nll; 0 = off"),
     "eval.nll_images": key("int", 1000, "test images (a fixed subset) for test/nll; null = all", low=1, nullable=True),
     "eval.class_consistency": key("bool", True, "cvae: a pixel classifier checks the class of samples"),
+    # on data with factors (shapes, dsprites, npz with factors): docs/disentanglement.md
+    "eval.disentanglement": key("bool", True, "MIG, DCI, SAP and FactorVAE score on data with known factors"),
+    "eval.factor_codes": key("int", 10_000, "training codes MIG, SAP and DCI are fitted on; null = all", low=2,
+                             nullable=True),  # fmt: skip
+    "eval.factor_test_codes": key("int", 5000, "test codes DCI's informativeness is scored on; null = all", low=2,
+                                  nullable=True),  # fmt: skip
+    "eval.factorvae_votes": positive_int(10_000, "FactorVAE score: training votes (and half as many held-out votes)"),
+    "eval.factorvae_batch": key("int", 64, "FactorVAE score: codes per vote, one factor fixed", low=2),
+    "eval.sample_quality": key("str", "auto", "test/fd, precision, recall, recon_fd; auto: on data with factors "
+                               "(true trains a reference network once per dataset)", choices=("auto", True, False)),  # fmt: skip
+    "eval.fd_images": key("int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10,
+                          nullable=True),  # fmt: skip
 }
 
 # Sections whose every key must be declared above; `trainer` is a free mapping of Trainer arguments.

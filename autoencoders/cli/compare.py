@@ -33,8 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-group", action="store_true", help="one row per run even when seed was swept")
     plot = parser.add_argument_group("plot", "write a PNG of a metric against one override key")
     plot.add_argument("--plot", metavar="METRIC", help="metric on the y axis")
-    plot.add_argument("--x", metavar="KEY", help="override key on the x axis (numeric axis when values are numbers)")
-    plot.add_argument("--lines", metavar="KEY", help="one line per value of this override key")
+    plot.add_argument("--x", metavar="KEY", help="override key on the x axis (numeric axis when values are numbers); "
+                      "a metric (a name with /, e.g. test/mse): one point per seed group, mean ± std on both axes")
+    plot.add_argument("--lines", metavar="KEY", help="one line per value of this override key (with a metric --x: "
+                      "the colour of each point, default model)")
     plot.add_argument("--logx", action="store_true", help="logarithmic x axis")
     images = parser.add_argument_group("images", "write a PNG with one image from every run, drawn with its tested "
                                        "checkpoint, laid out by the swept keys")  # fmt: skip

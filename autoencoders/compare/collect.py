@@ -38,6 +38,7 @@ class Run:
     metrics: dict[str, float]
     overrides: dict[str, str]
     error: str
+    evaluation: str = ""  # what the evaluations used (sample sizes, reference network), as sorted JSON
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
@@ -79,7 +80,28 @@ def _read_run(path: Path, root: Path) -> Run:
         raise ValueError(f"a metric is not a number ({error})") from error
     label = path.parent.relative_to(root).as_posix()
     return Run(label, record["status"], floats, effective_overrides(record, [str(item) for item in overrides]),
-               _short_error(record.get("error")))  # fmt: skip
+               _short_error(record.get("error")), _evaluation_settings(record.get("evaluation")))  # fmt: skip
+
+
+def _evaluation_settings(used: Any) -> str:
+    """The record's `evaluation` entry without its timings: equal strings, comparable scores."""
+    if not isinstance(used, dict):
+        return ""
+    kept = {name: {key: value for key, value in part.items() if key != "seconds"} if isinstance(part, dict) else part
+            for name, part in used.items()}  # fmt: skip
+    return json.dumps(kept, sort_keys=True)
+
+
+def evaluation_differences(runs: list[Run]) -> str:
+    """A note naming runs whose scores came from other evaluation settings or another reference
+    network than the first run's; empty when they agree."""
+    settings = [run for run in runs if run.evaluation]
+    others = [run.label for run in settings if run.evaluation != settings[0].evaluation] if settings else []
+    if not others:
+        return ""
+    return (f"note: {len(others)} run(s) were scored with other evaluation settings or another reference network "
+            f"than {settings[0].label} (metrics.json, 'evaluation'): {', '.join(others[:5])}"
+            + (" ..." if len(others) > 5 else ""))
 
 
 # A pseudo-key beside the overrides: the epochs a run trained (its own, its resumes' included).

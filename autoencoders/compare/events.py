@@ -7,6 +7,7 @@ views/images.py), so that the picture and the number beside it describe the same
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ def read_events(run_dir: Path) -> Any:
     not ae-eval's under eval/)."""
     from tensorboard.backend.event_processing import event_accumulator
 
+    # TensorBoard's reader logs each file it moves on to at INFO; ae-compare's output is the grid.
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
     keep_all = {event_accumulator.IMAGES: 0, event_accumulator.SCALARS: 0}
     events = event_accumulator.EventAccumulator(str(run_dir), size_guidance=keep_all)
     events.Reload()

@@ -1,4 +1,6 @@
-"""ae-compare --plot: a PNG of one metric against one swept key, one line per value of another.
+"""ae-compare --plot: a PNG of one metric against one swept key, one line per value of another;
+or, when --x names a metric too (a name with a `/`, e.g. test/mse), one point per seed group
+with mean ± std error bars on both axes, coloured by --lines (default `model`): a trade-off.
 
 Kept apart from the table so that only --plot pays for importing matplotlib.
 """
@@ -10,7 +12,17 @@ import statistics
 import sys
 from pathlib import Path
 
-from autoencoders.compare.collect import SEED_KEY, CompareError, Run, check_key, number, value_order, varying_keys
+from autoencoders.compare.collect import (
+    SEED_KEY,
+    CompareError,
+    Run,
+    check_key,
+    check_metric,
+    natural_key,
+    number,
+    value_order,
+    varying_keys,
+)
 
 
 def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> dict[str, dict[str, list[float]]]:
@@ -28,6 +40,8 @@ def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> 
 def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None, out: Path,
                 logx: bool = False) -> None:  # fmt: skip
     """Write `out` (PNG): mean of `metric` per x value, error bars = sample std over repeats."""
+    if "/" in x_key:
+        return plot_tradeoff(runs, metric, x_key, lines_key, out)
     check_key(x_key, runs, "--x")
     check_key(lines_key, runs, "--lines")
     points = collect(runs, metric, x_key, lines_key)
@@ -69,3 +83,56 @@ def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None,
         axes.legend(title=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
+
+
+def seed_groups(runs: list[Run], y_metric: str, x_metric: str) -> dict[tuple[tuple[str, str], ...], list[Run]]:
+    """Runs with both metrics finite, grouped by every override but the seed (and the excluded keys)."""
+    varied = [key for key in varying_keys(runs) if key != SEED_KEY]
+    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
+    for run in runs:
+        if all(math.isfinite(run.metrics.get(name, math.nan)) for name in (y_metric, x_metric)):
+            groups.setdefault(tuple((key, run.overrides.get(key, "(unset)")) for key in varied), []).append(run)
+    return groups
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def plot_tradeoff(runs: list[Run], y_metric: str, x_metric: str, lines_key: str | None, out: Path) -> None:
+    """Write `out` (PNG): one point per seed group at (mean x_metric, mean y_metric), error bars =
+    sample std over its seeds on both axes, labelled by the other swept keys, coloured by `lines_key`."""
+    check_metric(x_metric, runs, "--x")
+    check_key(lines_key, runs, "--lines")
+    colour_key = lines_key or "model"  # the default may be absent from the overrides: then one colour
+    groups = seed_groups(runs, y_metric, x_metric)
+    if not groups:
+        raise CompareError(f"ae-compare: no run has both a finite {x_metric} and a finite {y_metric}; nothing to plot", 1)
+
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.6), layout="constrained")
+    axes = figure.subplots()
+    colours: dict[str, str] = {}
+    repeated = False
+    for group, members in sorted(groups.items(), key=lambda item: [natural_key(value) for _, value in item[0]]):
+        colour_value = dict(group).get(colour_key) or members[0].overrides.get(colour_key, "")
+        new_colour = colour_value not in colours
+        colour = colours.setdefault(colour_value, f"C{len(colours) % 10}")
+        (x, x_std), (y, y_std) = (_mean_std([run.metrics[name] for run in members]) for name in (x_metric, y_metric))
+        repeated = repeated or len(members) > 1
+        legend = f"{colour_key}={colour_value}" if colour_value and new_colour else None  # one legend entry per colour
+        axes.errorbar([x], [y], xerr=[x_std], yerr=[y_std], marker="o", capsize=3, color=colour, label=legend)
+        label = ", ".join(f"{key.split('.')[-1]}={value}" for key, value in group if key != colour_key)
+        if label:
+            axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    suffix = " (mean ± sample std over seeds)" if repeated else ""
+    axes.set_xlabel(x_metric + suffix)
+    axes.set_ylabel(y_metric + suffix)
+    axes.set_title(f"{y_metric} vs {x_metric}")
+    axes.grid(alpha=0.3)
+    if any(colours):
+        axes.legend()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+

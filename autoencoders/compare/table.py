@@ -12,7 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoencoders.compare.collect import SEED_KEY, Run, available_metrics, check_metric, load_runs, varying_keys
+from autoencoders.compare.collect import (
+    SEED_KEY,
+    Run,
+    available_metrics,
+    check_metric,
+    evaluation_differences,
+    load_runs,
+    varying_keys,
+)
 
 
 @dataclass
@@ -135,13 +143,16 @@ def compare(args: argparse.Namespace) -> None:
     if args.plot:
         from autoencoders.compare.plot import plot_metric  # matplotlib is slow to import
 
-        written = [args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x}.png")]
+        written = [args.out or Path(f"{args.plot.replace('/', '_')}_vs_{args.x.replace('/', '_')}.png")]
         plot_metric(runs, args.plot, args.x, args.lines, written[0], logx=args.logx)  # checks keys before printing
     if args.images:
         from autoencoders.compare.grid import image_grids  # matplotlib and tensorboard too
 
         out = args.out or Path(f"{args.images.replace('/', '_')}_grid.png")
         written = image_grids(runs, args.directory, args.images, out, args.rows, args.cols, args.label or "test/mse")
+    note = evaluation_differences(runs)
+    if note:
+        print(note, file=sys.stderr)
     keys = varying_keys(runs)
     group = SEED_KEY in keys and not args.no_group
     rows = build_rows(runs, keys, metrics, group)

@@ -15,12 +15,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches
 from autoencoders.data.npz import load_npz
+from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
-from autoencoders.schema import check_section
+from autoencoders.schema import check_section, default_of
 
 log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
+FILE_SETS = ("npz", "dsprites")  # the sets read from data.path
+GRID_DEFAULTS = {key: default_of(f"data.{key}") for key in ("resolution", "scales", "orientations", "positions")}
 
 
 def to_pixels(images: Tensor) -> Tensor:
@@ -44,22 +47,39 @@ class ImageDataModule(L.LightningDataModule):
         holdout_class: int | list[int] | None = None,
         path: str | None = None,
         test_size: int = 1000,
+        resolution: int = 64,
+        scales: int = 6,
+        orientations: int = 40,
+        positions: int = 32,
+        subsample: int | None = None,
     ) -> None:
         super().__init__()
         check_section("data", {"batch_size": batch_size, "val_size": val_size, "split_seed": split_seed,
-                               "download": download, "path": path, "test_size": test_size})  # fmt: skip
+                               "download": download, "path": path, "test_size": test_size, "resolution": resolution,
+                               "scales": scales, "orientations": orientations, "positions": positions,
+                               "subsample": subsample})  # fmt: skip
         if normal_classes is not None and holdout_class is not None:
             raise ConfigError("Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
                               "every class but k is normal).")  # fmt: skip
-        if (name == "npz") != (path is not None):
-            raise ConfigError("data=npz needs data.path=<file.npz>." if name == "npz" else
-                              f"data.path is read only with data=npz, not with data={name}.")  # fmt: skip
+        if (name in FILE_SETS) != (path is not None):
+            raise ConfigError(f"data={name} needs data.path=<file.npz>." if name in FILE_SETS else
+                              f"data.path is read only with data=npz or data=dsprites, not with data={name}.")  # fmt: skip
+        grid = {"resolution": resolution, "scales": scales, "orientations": orientations, "positions": positions}
+        changed = [key for key, value in grid.items() if value != GRID_DEFAULTS[key]]
+        if name != "shapes" and changed:
+            raise ConfigError(f"data.{changed[0]} is read only with data=shapes (it shapes the generated grid), "
+                              f"not with data={name}; remove it.")  # fmt: skip
+        if name not in ("shapes", "dsprites") and subsample is not None:
+            raise ConfigError(f"data.subsample is read only with data=shapes or data=dsprites, not with data={name}.")
         self.path, self.test_size = path, test_size
+        self.shapes_grid = grid
+        self.subsample = subsample
         self.name, self.root, self.batch_size = name, root, batch_size
         self.val_size, self.split_seed, self.download, self.seed = val_size, split_seed, download, seed
         self._normal_classes, self._holdout_class = normal_classes, holdout_class
         self.normal_classes: list[int] | None = None  # resolved in setup(), once the classes are known
         self.image_set: ImageSet | None = None
+        self.factors: dict[str, Tensor] = {}  # split -> (N, K) factor levels, for sets that have them
         self.on_device = DeviceCopies(lambda split: getattr(self, f"{split}_set").tensors)
 
     def setup(self, stage: str | None = None) -> None:
@@ -67,6 +87,10 @@ class ImageDataModule(L.LightningDataModule):
             return
         if self.name == "npz":
             image_set = load_npz(self.path, self.test_size, self.split_seed)
+        elif self.name == "shapes":
+            image_set = load_shapes(self.root, **self.shapes_grid, subsample=self.subsample, test_size=self.test_size)
+        elif self.name == "dsprites":
+            image_set = load_dsprites(self.path, self.subsample, self.test_size)
         else:
             image_set = load_image_set(self.name, self.root, self.download)
         n_train = len(image_set.train_images)
@@ -88,6 +112,9 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set = TensorDataset(to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
         self.val_set = TensorDataset(to_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
         self.test_set = TensorDataset(to_pixels(image_set.test_images), image_set.test_labels)
+        if image_set.train_factors is not None:  # beside the splits, not in the batches: `x, labels = batch` holds
+            self.factors = {"train": image_set.train_factors[train_index], "val": image_set.train_factors[val_index],
+                            "test": image_set.test_factors}  # fmt: skip
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
 
@@ -124,6 +151,21 @@ class ImageDataModule(L.LightningDataModule):
         return bool(self.image_set.class_names)
 
     @property
+    def has_factors(self) -> bool:
+        """Whether the images come with the levels of the factors that generated them (shapes,
+        dsprites, an npz file with `factors`); then the disentanglement metrics run."""
+        return bool(self.factors)
+
+    @property
+    def factor_names(self) -> list[str]:
+        return self.image_set.factor_names
+
+    @property
+    def factorial(self) -> bool:
+        """Whether the set is a uniform sample of a full factorial grid (what the FactorVAE score needs)."""
+        return self.image_set.factorial
+
+    @property
     def num_classes(self) -> int | None:
         """How many classes the labels index (all of them, also with normal_classes); None without labels."""
         return len(self.class_names) or None
@@ -142,6 +184,8 @@ class ImageDataModule(L.LightningDataModule):
         described = {"name": self.name, "source": self.image_set.source, "note": self.image_set.note, **self.sizes}
         if self.normal_classes is not None:  # only then, so unfiltered runs keep their schema
             described["normal_classes"] = self.normal_classes
+        if self.has_factors:
+            described["factors"] = dict(zip(self.image_set.factor_names, self.image_set.factor_sizes))
         return described
 
     def _training_epoch(self) -> int:

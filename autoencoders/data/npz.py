@@ -3,7 +3,10 @@
 Arrays, by name: `images` (N×H×W, or N×H×W×C with C = 1 or 3 channels last; uint8 0..255, or
 floats in [0, 1]) and optional `labels` (N integers >= 0), `test_images` and `test_labels`.
 Without `test_images`, `test_size` of the images are held out as the test set, chosen by
-`split_seed`. A set without labels gets label -1 everywhere and no class names; the views and
+`split_seed`. Optional `factors` (N×K integer levels >= 0 of the factors that generated each
+image; with `test_images`, also `test_factors`) and `factor_names` (K strings) make the
+disentanglement metrics run (evaluation/disentanglement.py); the FactorVAE score is skipped for
+them, since an npz file does not say that its images cover a full factorial grid. A set without labels gets label -1 everywhere and no class names; the views and
 evaluations that need classes skip themselves. Every problem with the file is one
 DataUnavailable naming the file and the array.
 """
@@ -20,7 +23,7 @@ from torch import Tensor
 from autoencoders.data.sources import ImageSet
 from autoencoders.errors import DataUnavailable
 
-ARRAYS = ("images", "labels", "test_images", "test_labels")
+ARRAYS = ("images", "labels", "test_images", "test_labels", "factors", "test_factors", "factor_names")
 NO_LABEL = -1
 HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (docs/data.md)."
 
@@ -97,6 +100,47 @@ def _labels(path: Path, name: str, array: np.ndarray, count: int) -> Tensor:
     return torch.from_numpy(array.astype(np.int64))
 
 
+def _factors(path: Path, name: str, array: np.ndarray, count: int) -> Tensor:
+    where = f"{path}: array '{name}'"
+    if array.ndim != 2 or len(array) != count or not np.issubdtype(array.dtype, np.integer) or array.shape[1] == 0:
+        raise DataUnavailable(f"{where} has shape {array.shape} and type {array.dtype}; factors are {count}×K "
+                              "integers, the level of each of K factors for each image.")  # fmt: skip
+    if array.min() < 0:
+        raise DataUnavailable(f"{where} has negative values; factor levels are 0, 1, 2 ...")
+    return torch.from_numpy(array.astype(np.int64))
+
+
+def _attach_factors(path: Path, arrays: dict[str, np.ndarray], image_set: ImageSet,
+                    train_index: Tensor | None, test_index: Tensor | None) -> ImageSet:  # fmt: skip
+    """The file's factors beside the splits (indexed like the images when the test set was held out)."""
+    if "factors" not in arrays:
+        for extra in ("test_factors", "factor_names"):
+            if extra in arrays:
+                raise DataUnavailable(f"{path} has '{extra}' but no 'factors'.")
+        return image_set
+    if ("test_images" in arrays) != ("test_factors" in arrays):
+        raise DataUnavailable(f"{path}: 'test_factors' go with 'test_images', one row per test image.")
+    if train_index is None:
+        train = _factors(path, "factors", arrays["factors"], len(image_set.train_images))
+        test = _factors(path, "test_factors", arrays["test_factors"], len(image_set.test_images))
+    else:
+        every = _factors(path, "factors", arrays["factors"], len(train_index) + len(test_index))
+        train, test = every[train_index], every[test_index]
+    if test.shape[1] != train.shape[1]:
+        raise DataUnavailable(f"{path}: 'factors' has {train.shape[1]} columns and 'test_factors' {test.shape[1]}.")
+    n_factors = train.shape[1]
+    names = [f"factor_{k}" for k in range(n_factors)]
+    if "factor_names" in arrays:
+        given = arrays["factor_names"]
+        if given.shape != (n_factors,) or given.dtype.kind != "U":
+            raise DataUnavailable(f"{path}: 'factor_names' must be {n_factors} strings (one per column of 'factors'), "
+                                  f"got shape {given.shape} and type {given.dtype}.")  # fmt: skip
+        names = [str(name) for name in given]
+    image_set.train_factors, image_set.test_factors, image_set.factor_names = train, test, names
+    image_set.factor_sizes = [int(size) for size in torch.maximum(train.max(0).values, test.max(0).values) + 1]
+    return image_set
+
+
 def _check_pairs(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Labels for both splits or for neither; test labels only beside test images."""
     if "test_labels" in arrays and "test_images" not in arrays:
@@ -113,6 +157,7 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
     _check_pairs(path, arrays)
     images = _images(path, "images", arrays["images"])
     labels = _labels(path, "labels", arrays["labels"], len(images)) if "labels" in arrays else None
+    train_index = test_index = None
     if "test_images" in arrays:
         test_images = _images(path, "test_images", arrays["test_images"])
         if test_images.shape[1:] != images.shape[1:]:
@@ -129,16 +174,18 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
                                   f"are held out for testing; it must be between 1 and {len(images) - 1}, "
                                   f"got {test_size}.")  # fmt: skip
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(split_seed))
-        test_index, order = order[:test_size], order[test_size:]
-        test_images, images = images[test_index], images[order]
-        test_labels, labels = (labels[test_index], labels[order]) if labels is not None else (None, None)
+        test_index, train_index = order[:test_size], order[test_size:]
+        test_images, images = images[test_index], images[train_index]
+        test_labels, labels = (labels[test_index], labels[train_index]) if labels is not None else (None, None)
     if labels is None:
         unlabelled = lambda tensor: torch.full((len(tensor),), NO_LABEL)  # noqa: E731
-        return ImageSet(images, unlabelled(images), test_images, unlabelled(test_images), source=f"npz file {path}",
-                        class_names=[], note="no labels")  # fmt: skip
-    n_classes = int(max(labels.max(), test_labels.max())) + 1
-    return ImageSet(images, labels, test_images, test_labels, source=f"npz file {path}",
-                    class_names=[str(index) for index in range(n_classes)])  # fmt: skip
+        image_set = ImageSet(images, unlabelled(images), test_images, unlabelled(test_images),
+                             source=f"npz file {path}", class_names=[], note="no labels")  # fmt: skip
+    else:
+        n_classes = int(max(labels.max(), test_labels.max())) + 1
+        image_set = ImageSet(images, labels, test_images, test_labels, source=f"npz file {path}",
+                             class_names=[str(index) for index in range(n_classes)])  # fmt: skip
+    return _attach_factors(path, arrays, image_set, train_index, test_index)
 
 
 def _shape(images: Tensor) -> str:

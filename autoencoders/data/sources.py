@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,9 @@ DIGIT_CLASSES = [str(digit) for digit in range(10)]
 @dataclass
 class ImageSet:
     """A dataset in memory: images (N, C, H, W; uint8, or float in [0, 1]), int64 labels (-1 when
-    the set has none, and then no class names), and where it came from."""
+    the set has none, and then no class names), and where it came from. Sets with known
+    generating factors also hold their integer levels (N, K) per split, one name and level count
+    per factor, and whether the set is a uniform sample of a full factorial grid (data/shapes.py)."""
 
     train_images: Tensor
     train_labels: Tensor
@@ -49,6 +51,11 @@ class ImageSet:
     source: str
     class_names: list[str]
     note: str = ""
+    train_factors: Tensor | None = None
+    test_factors: Tensor | None = None
+    factor_names: list[str] = field(default_factory=list)
+    factor_sizes: list[int] = field(default_factory=list)
+    factorial: bool = False
 
 
 # --- idx files ------------------------------------------------------------------------------

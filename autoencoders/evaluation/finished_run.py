@@ -73,7 +73,8 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     trainer = L.Trainer(**trainer_args, default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = floats(trainer.callback_metrics)
-    metrics.update(evaluate_model(asdict(settings), model, datamodule, logger))
+    used: dict = {}
+    metrics.update(evaluate_model(asdict(settings), model, datamodule, logger, used=used))
 
     checkpoint_path = path.resolve()
     entry = {
@@ -85,6 +86,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
         "settings": asdict(settings),
         "tensorboard": str(eval_dir),
         "metrics": metrics,
+        **({"evaluation": used} if used else {}),  # sample sizes and seconds of the evaluations
         "at": timestamp(),
     }
     record = read_record(run_dir) if (run_dir / METRICS_FILE).is_file() else {}

@@ -1,5 +1,6 @@
-"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood, and the
-class consistency of a conditional model's samples.
+"""Evaluation beyond test/mse: linear probe, anomaly detection, VAE test log-likelihood, the
+class consistency of a conditional model's samples, and on data with known factors the
+disentanglement metrics (evaluation/disentanglement.py).
 
 `evaluate_model(settings, model, datamodule, logger)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
@@ -21,9 +22,12 @@ log = logging.getLogger("autoencoders")
 SUBSET_SEED = 0
 
 
-def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None) -> dict[str, float]:
-    """test/probe_acc, test/anomaly_*, (vae and kin) test/nll and (cvae) test/class_consistency of a
-    trained model, as `settings` ask.
+def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None,
+                   used: dict | None = None) -> dict[str, float]:  # fmt: skip
+    """test/probe_acc, test/anomaly_*, (vae and kin) test/nll, (cvae) test/class_consistency and (data
+    with factors) test/mig, test/dci_*, test/sap, test/factorvae_score of a trained model, as
+    `settings` ask. `used`, when given, receives what the evaluations used (sample sizes, seconds),
+    which the record keeps beside the scores.
 
     Scalars and the anomaly/* images go to `logger` (a TensorBoardLogger) at `step`, by default
     the model's global step, where Lightning logged test/*.
@@ -57,12 +61,50 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
             metrics["test/class_consistency"] = class_consistency(model, datamodule.train_set.tensors, seed=SUBSET_SEED)
             log.info("Class consistency of samples: %.4f (%.1f s)", metrics["test/class_consistency"],
                      time.perf_counter() - started)  # fmt: skip
+        if settings.disentanglement and getattr(datamodule, "has_factors", False):
+            metrics.update(_disentanglement(model, datamodule, settings, used if used is not None else {}))
+        if _wants_sample_quality(settings.sample_quality, datamodule):
+            metrics.update(_sample_quality(model, datamodule, settings, used if used is not None else {}))
     if logger is not None and metrics:
         logger.log_metrics(metrics, step=step)
         logger.save()
     if writer is not None:
         writer.flush()
     return dict(sorted(metrics.items()))
+
+
+def _disentanglement(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+    from autoencoders.evaluation.disentanglement import factor_scores
+
+    if not datamodule.factorial:
+        log.info("The data is not a full factorial grid of its factors: the FactorVAE score is skipped.")
+    scores, used["disentanglement"] = factor_scores(model, datamodule, settings, SUBSET_SEED)
+    log.info("Disentanglement: %s (%.1f s)", ", ".join(f"{name[5:]} {value:.3f}" for name, value in scores.items()),
+             used["disentanglement"]["seconds"])  # fmt: skip
+    return scores
+
+
+def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
+    """eval.sample_quality: true, false, or auto: on labelled data with known factors (shapes, dsprites),
+    whose runs this was made for. Elsewhere the reference network costs a few minutes the first
+    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true."""
+    if setting is True and not datamodule.has_labels:
+        raise ConfigError("eval.sample_quality=true needs class labels to train its reference network, and this data "
+                          "has none; use eval.sample_quality=auto or false.")  # fmt: skip
+    return setting is True or (setting == "auto" and datamodule.has_labels and getattr(datamodule, "has_factors", False))
+
+
+def _sample_quality(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+    from autoencoders.evaluation.sample_quality import sample_quality
+
+    started = time.perf_counter()
+    scores, used["sample_quality"] = sample_quality(model, datamodule, settings.fd_images, SUBSET_SEED)
+    used["sample_quality"]["seconds"] = round(time.perf_counter() - started, 2)
+    log.info("Sample quality: %s (reference network %s, test accuracy %.4f; %.1f s)",
+             ", ".join(f"{name[5:]} {value:.4g}" for name, value in scores.items()),
+             used["sample_quality"]["reference_hash"], used["sample_quality"]["reference_test_accuracy"],
+             used["sample_quality"]["seconds"])  # fmt: skip
+    return scores
 
 
 def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:

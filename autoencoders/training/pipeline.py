@@ -212,7 +212,10 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         if trainer.is_global_zero:
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
             # Probe, anomaly scores and NLL on the tested weights, over the full splits.
-            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
+            used: dict = {}
+            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger, used=used))
+            if used:  # sample sizes and seconds beside the scores
+                state.record.update(evaluation=used)
         trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
 
 

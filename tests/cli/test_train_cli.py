@@ -29,7 +29,7 @@ def test_help_info_and_cfg_work_from_any_directory(tmp_path):
     done = ae_train("--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "model: contractive, conv, cvae, dae, mlp, sparse, tcvae, vae, vqvae" in done.stdout
-    assert "data: fashionmnist, mnist, npz, synthetic" in done.stdout
+    assert "data: dsprites, fashionmnist, mnist, npz, shapes, synthetic" in done.stdout
     done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)
     assert done.returncode == 0 and "latent_dim: 7" in done.stdout and "net: conv" in done.stdout
     done = ae_train("--info", cwd=tmp_path)

@@ -300,3 +300,38 @@ def test_a_resumed_job_shows_what_its_resume_changed(tmp_path, capsys):
     assert code == 0 and rows["3_model.latent_dim=3"]["trainer.max_epochs"] == "3"  # not the folder's 1
     assert rows["2_model.latent_dim=2"]["trainer.max_epochs"] == "1"
     assert (rows["2_model.latent_dim=2"]["epochs"], rows["3_model.latent_dim=3"]["epochs"]) == ("1", "3")
+
+
+def test_plot_of_a_metric_against_a_metric_has_one_point_per_seed_group(tmp_path, capsys, monkeypatch):
+    from autoencoders.compare.plot import seed_groups
+
+    runs_dir = tmp_path / "sweep"
+    for num, (model, beta, seed) in enumerate([(m, b, s) for m in ("vae", "tcvae") for b in (1, 4) for s in (0, 1)]):
+        metrics = {"test/mse": 0.01 * beta + 0.001 * seed, "test/mig": 0.05 * beta + 0.01 * seed}
+        write_run(runs_dir / f"{num}_run", [f"model={model}", f"model.beta={beta}", f"seed={seed}"], metrics)
+    groups = seed_groups(load_runs(runs_dir), "test/mig", "test/mse")
+    assert len(groups) == 4 and all(len(members) == 2 for members in groups.values())
+    assert sorted(dict(key)["model.beta"] for key in groups) == ["1", "1", "4", "4"]
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, runs_dir, "--plot", "test/mig", "--x", "test/mse")
+    assert code == 0 and png_size(tmp_path / "test_mig_vs_test_mse.png") == (768, 552)
+    code, _, err = run_cli(capsys, runs_dir, "--plot", "test/mig", "--x", "test/nope")
+    assert code == 2 and "unknown metric 'test/nope' for --x" in err
+
+
+def test_runs_scored_with_another_reference_network_are_flagged(tmp_path, capsys):
+    import json
+
+    used = {"sample_quality": {"images": 2000, "k": 3, "reference_hash": "aaa", "seconds": 3.0}}
+    for num, (reference, seconds) in enumerate([("aaa", 3.0), ("aaa", 9.0), ("bbb", 3.0)]):
+        run = write_run(tmp_path / "sweep" / f"{num}_run", [f"seed={num}"], {"test/fd": 1.0 + num})
+        record = json.loads((run / "metrics.json").read_text())
+        record["evaluation"] = {"sample_quality": {**used["sample_quality"], "reference_hash": reference,
+                                                   "seconds": seconds}}  # fmt: skip
+        write_json_atomic(run / "metrics.json", record)
+    code, _, err = run_cli(capsys, tmp_path / "sweep")
+    assert code == 0 and "note: 1 run(s) were scored with other evaluation settings" in err
+    assert err.count("2_run") == 1 and "1_run" not in err  # timings alone do not count
+    (tmp_path / "sweep" / "2_run" / "metrics.json").unlink()
+    code, _, err = run_cli(capsys, tmp_path / "sweep")
+    assert code == 0 and "note:" not in err

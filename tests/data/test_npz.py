@@ -119,7 +119,7 @@ def test_unreadable_files_say_how_to_save_one(tmp_path):
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"data=npz needs data.path=<file.npz>"):
         ImageDataModule(name="npz")
-    with pytest.raises(ConfigError, match="data.path is read only with data=npz, not with data=mnist"):
+    with pytest.raises(ConfigError, match="data.path is read only with data=npz or data=dsprites, not with data=mnist"):
         ImageDataModule(name="mnist", path="x.npz")
     with pytest.raises(ConfigError, match="data.test_size"):
         ImageDataModule(name="npz", path="x.npz", test_size=0)

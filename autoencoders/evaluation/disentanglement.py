@@ -1,0 +1,202 @@
+"""Disentanglement metrics: how one-to-one the code dimensions map onto the known factors.
+
+Every metric takes codes (N, D) and integer factor levels (N, K) as NumPy arrays. The codes are
+z-scored per dimension first (a dimension constant over the sample becomes 0 and counts as
+inactive), so every score is unchanged by rescaling or permuting the dimensions.
+
+- MIG, the mutual information gap (Chen et al. 2018, "Isolating Sources of Disentanglement in
+  VAEs", sec. 4.1): each dimension discretised into 20 equal-width bins, I(z_j; v_k) per pair,
+  and per factor the gap between its two most informative dimensions over H(v_k), averaged over
+  factors. Bins as disentanglement_lib's `mig.py`.
+- DCI (Eastwood & Williams 2018, "A Framework for the Quantitative Evaluation of Disentangled
+  Representations"): an importance matrix R (D × K) from one lasso regression per factor
+  (|coefficient| of each dimension; the paper's own lasso variant), then disentanglement = Σ_j ρ_j
+  (1 − H_K(P_j·)), completeness = Σ_k w_k (1 − H_D(P̃_·k)) and informativeness = the mean held-out
+  R² of the lasso predictions (clipped to [0, 1]; higher is better, unlike the paper's error).
+  Weights ρ_j, w_k as disentanglement_lib's `dci.py`. Lasso, not disentanglement_lib's gradient
+  boosting: its one default GradientBoostingClassifier per factor took 7.5 min at latent 10 on
+  one core here (measured for issue 20); the five lasso fits on 10,000 codes take ~4 s.
+- SAP (Kumar et al. 2018, "Variational Inference of Disentangled Latent Concepts from Unlabeled
+  Observations", sec. 5), continuous protocol: S_jk = R² of a linear fit of v_k on z_j alone
+  (the squared correlation), and per factor the gap of its two largest S_jk, averaged.
+- FactorVAE score (Kim & Mnih 2018, "Disentangling by Factorising", sec. 4), disentanglement_lib's
+  protocol (`factor_vae.py`): a vote is one batch of codes whose images share the level of one
+  factor k; it names the active dimension with the least variance in the batch over its variance
+  in the whole sample. A majority-vote classifier (dimension -> factor) is fitted on `votes`
+  votes; the score is its accuracy on votes/2 fresh ones; 0 when no dimension is active. Batches
+  are drawn from the given images with factor k at a level drawn like disentanglement_lib's
+  (the level of a random image): for a uniform sample of a full factorial grid (shapes,
+  dsprites) that is the protocol's distribution, which is why other data skips it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIG_BINS = 20
+LASSO_ALPHA = 0.02  # on z-scored codes and factors; small enough to keep a real dependence, large enough to zero noise
+
+
+def standardise(codes: np.ndarray) -> np.ndarray:
+    """Each dimension to mean 0 and standard deviation 1; a constant one to 0."""
+    codes = np.asarray(codes, dtype=np.float64)
+    centred = codes - codes.mean(axis=0)
+    scale = centred.std(axis=0)
+    active = scale > 1e-12 * np.maximum(1.0, np.abs(codes).max(axis=0, initial=0.0))
+    return np.where(active, centred / np.where(active, scale, 1.0), 0.0)
+
+
+def _entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
+    """Entropy of distributions along `axis` in log base `base` (0 log 0 = 0)."""
+    logs = np.log(np.where(p > 0, p, 1.0)) / np.log(base)
+    return -(p * logs).sum(axis=axis)
+
+
+def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    from sklearn.metrics import mutual_info_score
+
+    return float(mutual_info_score(a, b))
+
+
+def mig(codes: np.ndarray, factors: np.ndarray, bins: int = MIG_BINS) -> float:
+    """The mutual information gap, in [0, 1]."""
+    codes = standardise(codes)
+    discrete = [np.digitize(column, np.histogram(column, bins)[1][:-1]) if column.any() else np.zeros(len(column))
+                for column in codes.T]  # fmt: skip
+    gaps = []
+    for factor in np.asarray(factors).T:
+        entropy = _mutual_information(factor, factor)
+        if entropy == 0:  # a factor with one level carries nothing to capture
+            continue
+        informations = sorted((_mutual_information(column, factor) for column in discrete), reverse=True)
+        gaps.append((informations[0] - (informations[1] if len(informations) > 1 else 0.0)) / entropy)
+    return float(np.mean(gaps)) if gaps else 0.0
+
+
+def dci(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray, test_factors: np.ndarray,
+        alpha: float = LASSO_ALPHA) -> dict[str, float]:  # fmt: skip
+    """DCI disentanglement, completeness and informativeness from one lasso per factor."""
+    from sklearn.linear_model import Lasso
+
+    mean, std = train_codes.mean(0), train_codes.std(0)
+    train = standardise(train_codes)
+    active = std > 1e-12 * np.maximum(1.0, np.abs(train_codes).max(axis=0, initial=0.0))
+    test = np.where(active, (test_codes - mean) / np.where(active, std, 1.0), 0.0)  # the training scaling
+    n_dims, n_factors = train.shape[1], train_factors.shape[1]
+    importance = np.zeros((n_dims, n_factors))
+    informativeness = []
+    for k in range(n_factors):
+        target, held_out = standardise(train_factors[:, k : k + 1])[:, 0], test_factors[:, k].astype(np.float64)
+        level_mean, level_std = train_factors[:, k].mean(), train_factors[:, k].std()
+        if level_std == 0:
+            continue
+        lasso = Lasso(alpha=alpha, max_iter=10_000).fit(train, target)
+        importance[:, k] = np.abs(lasso.coef_)
+        residual = ((held_out - level_mean) / level_std - lasso.predict(test)) ** 2
+        total = (((held_out - level_mean) / level_std - ((held_out - level_mean) / level_std).mean()) ** 2).sum()
+        informativeness.append(float(np.clip(1 - residual.sum() / total, 0, 1)) if total > 0 else 0.0)
+    scores = dci_from_importance(importance)
+    scores["informativeness"] = float(np.mean(informativeness)) if informativeness else 0.0
+    return scores
+
+
+def dci_from_importance(importance: np.ndarray) -> dict[str, float]:
+    """Disentanglement and completeness of an importance matrix R (D dimensions × K factors)."""
+    total = importance.sum()
+    n_dims, n_factors = importance.shape
+    if total == 0:
+        return {"disentanglement": 0.0, "completeness": 0.0}
+    per_dim = importance.sum(axis=1)
+    used = per_dim > 0
+    disentangled = np.zeros(n_dims)
+    if n_factors > 1:
+        disentangled[used] = 1 - _entropy(importance[used] / per_dim[used, None], n_factors, axis=1)
+    else:
+        disentangled[used] = 1.0
+    per_factor = importance.sum(axis=0)
+    present = per_factor > 0
+    complete = np.zeros(n_factors)
+    if n_dims > 1:
+        complete[present] = 1 - _entropy(importance[:, present] / per_factor[present], n_dims, axis=0)
+    else:
+        complete[present] = 1.0
+    return {"disentanglement": float((disentangled * per_dim / total).sum()),
+            "completeness": float((complete * per_factor / total).sum())}  # fmt: skip
+
+
+def sap(codes: np.ndarray, factors: np.ndarray) -> float:
+    """The separated attribute predictability score, continuous protocol, in [0, 1]."""
+    codes = standardise(codes)
+    levels = standardise(factors)
+    # With both sides z-scored, the R² of a one-dimension linear fit is the squared correlation.
+    scores = (codes.T @ levels / len(codes)) ** 2  # (D, K)
+    kept = levels.any(axis=0)
+    if not kept.any() or scores.shape[0] < 2:
+        return 0.0
+    top = np.sort(scores[:, kept], axis=0)[::-1]
+    return float((top[0] - top[1]).mean())
+
+
+def factorvae_score(codes: np.ndarray, factors: np.ndarray, votes: int = 10_000, batch_size: int = 64,
+                    seed: int = 0) -> float:  # fmt: skip
+    """The FactorVAE score: the held-out accuracy of the majority-vote classifier, in [0, 1]."""
+    codes = standardise(codes)
+    active = codes.any(axis=0)  # z-scored: every non-constant dimension has variance 1
+    if not active.any():
+        return 0.0
+    rng = np.random.default_rng(seed)
+    varying = [k for k in range(factors.shape[1]) if len(np.unique(factors[:, k])) > 1]
+    members = {k: {level: np.flatnonzero(factors[:, k] == level) for level in np.unique(factors[:, k])}
+               for k in varying}  # fmt: skip
+    active_index = np.flatnonzero(active)
+
+    def vote_matrix(n_votes: int) -> np.ndarray:
+        counts = np.zeros((codes.shape[1], factors.shape[1]), dtype=np.int64)
+        for _ in range(n_votes):
+            k = varying[rng.integers(len(varying))]
+            pool = members[k][factors[rng.integers(len(factors)), k]]
+            batch = codes[rng.choice(pool, batch_size, replace=len(pool) < batch_size)][:, active_index]
+            counts[active_index[np.argmin(batch.var(axis=0, ddof=1))], k] += 1  # global variance is 1
+        return counts
+
+    train, held_out = vote_matrix(votes), vote_matrix(max(votes // 2, 1))
+    classifier = train.argmax(axis=1)  # each dimension's majority factor
+    return float(held_out[np.arange(len(classifier)), classifier].sum() / held_out.sum())
+
+
+def disentanglement_metrics(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
+                            test_factors: np.ndarray, factorial: bool, votes: int = 10_000,
+                            batch_size: int = 64, seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """Every metric, named as the record holds them (without the test/ prefix)."""
+    scores = {"mig": mig(train_codes, train_factors), "sap": sap(train_codes, train_factors)}
+    scores.update({f"dci_{name}": value for name, value in
+                   dci(train_codes, train_factors, test_codes, test_factors).items()})  # fmt: skip
+    if factorial:
+        scores["factorvae_score"] = factorvae_score(train_codes, train_factors, votes, batch_size, seed)
+    return scores
+
+
+def factor_scores(model: object, datamodule: object, settings: object, seed: int = 0) -> tuple[dict[str, float], dict]:
+    """test/* disentanglement metrics of a model's deterministic codes (`encode`: the posterior
+    mean for the VAEs) on fixed subsets of the training and test splits, and what they used."""
+    import time
+
+    from autoencoders.evaluation.probe import subset
+    from autoencoders.models.inference import encode_all
+
+    started = time.perf_counter()
+    splits = {}
+    for split, size in (("train", settings.factor_codes), ("test", settings.factor_test_codes)):
+        images, labels = getattr(datamodule, f"{split}_set").tensors
+        chosen = subset(len(images), size, seed)
+        splits[split] = (encode_all(model, images[chosen], labels[chosen]).double().numpy(),
+                         datamodule.factors[split][chosen].numpy())  # fmt: skip
+    scores = disentanglement_metrics(*splits["train"], *splits["test"], datamodule.factorial,
+                                     settings.factorvae_votes, settings.factorvae_batch, seed)  # fmt: skip
+    used = {"factors": datamodule.factor_names, "train_codes": len(splits["train"][0]),
+            "test_codes": len(splits["test"][0]), "mig_bins": MIG_BINS, "dci": f"lasso alpha={LASSO_ALPHA}",
+            "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+    if datamodule.factorial:
+        used.update(factorvae_votes=settings.factorvae_votes, factorvae_held_out_votes=max(settings.factorvae_votes // 2, 1),
+                    factorvae_batch=settings.factorvae_batch)  # fmt: skip
+    return {f"test/{name}": value for name, value in scores.items()}, used

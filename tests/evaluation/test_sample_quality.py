@@ -1,0 +1,140 @@
+"""Sample quality: the Fréchet distance against its closed form, precision/recall at their
+extremes, the reference network's cache, and the scores of a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from autoencoders.evaluation.reference import reference_network
+from autoencoders.evaluation.sample_quality import frechet_distance, precision_recall
+
+
+def test_the_distance_of_a_set_to_itself_is_zero():
+    features = np.random.default_rng(0).standard_normal((500, 16)) @ np.random.default_rng(1).standard_normal((16, 16))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_two_gaussian_samples_match_the_closed_form_within_d_over_n():
+    rng = np.random.default_rng(2)
+    d, n = 8, 20_000
+    mean_a, mean_b = rng.standard_normal(d), rng.standard_normal(d)
+    shape_a, shape_b = rng.standard_normal((d, d)) / 2, rng.standard_normal((d, d)) / 2
+    cov_a, cov_b = shape_a @ shape_a.T + np.eye(d) * 0.1, shape_b @ shape_b.T + np.eye(d) * 0.1
+    closed = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * linalg.sqrtm(cov_a @ cov_b).real)
+    a = rng.multivariate_normal(mean_a, cov_a, n)
+    b = rng.multivariate_normal(mean_b, cov_b, n)
+    # The estimate's bias and spread are O(d/n) of the covariances' scale (traces ~ d).
+    scale = np.trace(cov_a) + np.trace(cov_b)
+    assert abs(frechet_distance(a, b) - closed) < 10 * d / n * scale + 0.02 * closed
+    assert frechet_distance(a, a + 3.0) == pytest.approx(9.0 * d, rel=1e-6)  # a shift: only the means differ
+
+
+def test_precision_and_recall_are_one_for_identical_sets_and_zero_when_separated():
+    real = torch.randn(300, 5, generator=torch.Generator().manual_seed(3))
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    far = real + 1000.0  # beyond every k-NN radius of either set
+    assert precision_recall(real, far) == (0.0, 0.0)
+    # half of the fakes in the real cloud, half far away: precision 1/2, recall still 1
+    half = torch.cat([real[:150], far[150:]])
+    precision, recall = precision_recall(real, half)
+    assert precision == pytest.approx(0.5) and recall < 1.0
+
+
+def blurred(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    from torchvision.transforms.functional import gaussian_blur
+
+    return images if sigma == 0 else gaussian_blur(images, kernel_size=9, sigma=sigma)
+
+
+@pytest.fixture(scope="module")
+def shapes_reference(tmp_path_factory):
+    """A reference network on a small shapes set (its shape factor as the class), trained once."""
+    from autoencoders.data import ImageDataModule
+
+    root = tmp_path_factory.mktemp("data")
+    datamodule = ImageDataModule(name="shapes", root=str(root), resolution=16, orientations=8, positions=8,
+                                 subsample=1500, test_size=400, val_size=100)  # fmt: skip
+    datamodule.setup("fit")
+    reference = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+    return root, datamodule, reference
+
+
+def test_the_reference_network_is_cached_under_its_hash_and_reused(shapes_reference, monkeypatch):
+    import autoencoders.evaluation.reference as reference_module
+
+    root, datamodule, reference = shapes_reference
+    assert sorted(path.name for path in (root / "reference").iterdir()) == [f"{reference.hash}.lock", f"{reference.hash}.pt"]
+    assert reference.test_accuracy > 0.4  # above chance (1/3) after 33 steps; the slow test below holds 0.88
+    monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("retrained"))
+    again = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+    assert again.hash == reference.hash and again.test_accuracy == reference.test_accuracy
+    images = datamodule.test_set.tensors[0][:50]
+    assert torch.equal(again.features(images), reference.features(images))
+    other = (datamodule.train_set.tensors[0][:-1], datamodule.train_set.tensors[1][:-1])
+    assert reference_module.data_hash(other, (1, 16, 16)) != reference.hash  # other data, another network
+
+
+def test_the_distance_grows_with_gaussian_blur(shapes_reference):
+    _, datamodule, reference = shapes_reference
+    images = datamodule.test_set.tensors[0]
+    real = reference.features(images)
+    distances = [frechet_distance(real, reference.features(blurred(images, sigma))) for sigma in (0, 0.5, 1.0, 2.0, 3.0)]
+    assert distances[0] == pytest.approx(0.0, abs=1e-6)
+    assert all(later > earlier for earlier, later in zip(distances, distances[1:])), distances
+
+
+def test_a_run_records_the_scores_and_the_reference_network(tiny_cfg, tmp_path):
+    from autoencoders.rundir.record import read_record
+    from autoencoders.training.pipeline import train
+
+    run = tmp_path / "run"
+    # A fresh data.root: the reference network is trained inside the evaluation (under no_grad).
+    metrics = train(tiny_cfg("data=shapes", f"data.root={tmp_path / 'data'}", "data.resolution=16", "data.orientations=8",
+                             "data.positions=8", "data.subsample=1100", "data.test_size=200", "data.val_size=100",
+                             "model=vae", "model.latent_dim=4", "eval.fd_images=150", "eval.disentanglement=false",
+                             "eval.nll_samples=0", "logging.projector_points=0"), run_dir=run)  # fmt: skip
+    assert {"test/fd", "test/precision", "test/recall", "test/recon_fd"} <= set(metrics)
+    assert metrics["test/fd"] > 0 and 0 <= metrics["test/precision"] <= 1 and 0 <= metrics["test/recall"] <= 1
+    used = read_record(run)["evaluation"]["sample_quality"]
+    assert used["images"] == 150 and used["k"] == 3 and 0 < used["reference_test_accuracy"] <= 1
+    assert [path.name for path in (tmp_path / "data" / "reference").glob("*.pt")] == [f"{used['reference_hash']}.pt"]
+
+
+@pytest.mark.slow
+def test_the_reference_network_reaches_088_on_fashionmnist():
+    from autoencoders.data import ImageDataModule
+
+    datamodule = ImageDataModule(name="fashionmnist", download=False)
+    datamodule.setup("fit")
+    # Under the default data.root, where runs cache it: trained once per machine (minutes), then read.
+    reference = reference_network(datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, 10)
+    assert reference.test_accuracy >= 0.88
+
+
+def test_a_run_waits_for_the_lock_and_reuses_the_network_another_run_built(shapes_reference, tmp_path, monkeypatch):
+    import fcntl
+    import shutil
+    import threading
+
+    import autoencoders.evaluation.reference as reference_module
+
+    source_root, datamodule, reference = shapes_reference
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    # "Another run" holds the lock (flock locks belong to an open file, so this blocks the thread too).
+    holder = open(folder / f"{reference.hash}.lock", "a")  # noqa: SIM115 (held open across the test)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("built a second network"))
+    found = {}
+    waiting = threading.Thread(target=lambda: found.update(net=reference_network(
+        tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)))  # fmt: skip
+    waiting.start()
+    # The other run finishes its network, then lets go of the lock; only then may the thread look.
+    shutil.copy(source_root / "reference" / f"{reference.hash}.pt", folder / f"{reference.hash}.pt")
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    waiting.join()
+    assert found["net"].hash == reference.hash and found["net"].test_accuracy == reference.test_accuracy
