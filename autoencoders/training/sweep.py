@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from autoencoders.distributed.launchers import prepare_launcher
 from autoencoders.errors import ConfigError
 from autoencoders.rundir.record import METRICS_FILE, read_record
 
@@ -82,26 +82,12 @@ def job_dirname(overrides: str) -> str:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them).
-
-    Before it, the sweep directory is made absolute: the workers of Ray or Slurm may run in
-    another working directory, and a relative one would put their runs there, out of the driver's
-    sight. And on Hydra's Ray launcher: that launcher always asks Ray for a small object store,
-    which Ray refuses when it joins an existing cluster (`hydra.launcher.ray.init.address`); the
-    cluster's own setting then stands."""
+    """Hydra callback: before a multirun, the launcher's settings (distributed/launchers.py: an
+    absolute sweep directory, Ray's cluster settings); after it, the list of the jobs that failed
+    (whichever launcher ran them)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with open_dict(config.hydra):
-            config.hydra.sweep.dir = str(Path(str(config.hydra.sweep.dir)).expanduser().absolute())
-        launcher = config.hydra.get("launcher") or {}
-        init = (launcher.get("ray") or {}).get("init") if "RayLauncher" in str(launcher.get("_target_", "")) else None
-        if init is not None and not init.get("address"):
-            # A cluster the launcher starts itself: Ray's head listens on every interface, so it takes
-            # token authentication (Ray >= 2.52; the default for local clusters from 2.59).
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
-        if init is not None and init.get("address") and "object_store_memory" not in init:
-            with open_dict(init):
-                init.object_store_memory = None
+        prepare_launcher(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SWEEP_SUMMARY[:] = summarize_sweep(Path(config.hydra.sweep.dir))
