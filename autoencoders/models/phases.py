@@ -65,7 +65,7 @@ class PhasedAutoencoder(AutoencoderBase):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, labels = batch
         step = self.global_step  # this batch's number: the first optimizer's step below adds 1
-        names = list(self.optimizer_settings())
+        names = self._optimizer_names
         optimizers = dict(zip(names, self._as_list(self.optimizers())))
         terms: dict[str, Tensor] = {}
         for name, loss, phase_terms in self.training_phases(x, *condition(self, labels)):
@@ -91,6 +91,7 @@ class PhasedAutoencoder(AutoencoderBase):
 
     def configure_optimizers(self) -> Any:
         optimizers = []
+        self._optimizer_names = list(self.optimizer_settings())  # in the order Lightning keeps them
         for settings in self.optimizer_settings().values():
             options = {"weight_decay": self.hparams.weight_decay, **settings}
             params, lr = options.pop("params"), options.pop("lr", self.hparams.lr)
@@ -102,7 +103,7 @@ class PhasedAutoencoder(AutoencoderBase):
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         schedulers = [{"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(total_steps)),
                        "name": _lr_name(name, first=index == 0)}
-                      for index, (name, optimizer) in enumerate(zip(self.optimizer_settings(), optimizers))]  # fmt: skip
+                      for index, (name, optimizer) in enumerate(zip(self._optimizer_names, optimizers))]  # fmt: skip
         return optimizers, schedulers
 
 
