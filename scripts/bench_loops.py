@@ -11,6 +11,12 @@ bookkeeping); the first 5 of each fit are warm-up. Reported: the median ms per s
 and the median of the per-round ratios manual / automatic.
 
   .venv/bin/python scripts/bench_loops.py --threads 1 --rounds 6 --steps 60
+
+With `--objectives`, the same turns time one training step of the vae, aae, wae and iwae (their
+default settings, the mlp network) and report each one's median ms per step and its median
+per-round ratio to the vae's.
+
+  .venv/bin/python scripts/bench_loops.py --objectives --rounds 4 --steps 40
 """
 
 from __future__ import annotations
@@ -60,9 +66,9 @@ class StepTimer(L.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def ms_per_step(model_class: type, data: ImageDataModule, steps: int, root: str) -> float:
+def ms_per_step(model_class: type, data: ImageDataModule, steps: int, root: str, **settings: object) -> float:
     torch.manual_seed(0)
-    model = model_class(input_shape=list(data.input_shape), lr=8e-3, lr_schedule="cosine")
+    model = model_class(input_shape=list(data.input_shape), **settings)
     timer = StepTimer()
     trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
@@ -76,20 +82,43 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--objectives", action="store_true", help="time the vae, aae, wae and iwae instead")
     args = parser.parse_args()
     set_up_torch(args.threads)
     data = ImageDataModule(name="fashionmnist", batch_size=256, val_size=5000)
     data.setup("fit")
+    if args.objectives:
+        objectives(data, args)
+        return
     automatic, manual = [], []
+    mlp = {"lr": 8e-3, "lr_schedule": "cosine"}  # model=mlp's recipe
     with tempfile.TemporaryDirectory() as root:
         for _ in range(args.rounds):
-            automatic.append(ms_per_step(Autoencoder, data, args.steps, root))
-            manual.append(ms_per_step(ManualAutoencoder, data, args.steps, root))
+            automatic.append(ms_per_step(Autoencoder, data, args.steps, root, **mlp))
+            manual.append(ms_per_step(ManualAutoencoder, data, args.steps, root, **mlp))
     ratios = [m / a for a, m in zip(automatic, manual)]
     print(f"threads {args.threads}, {args.rounds} rounds of {args.steps} steps, mlp, batch 256, FashionMNIST")
     print(f"automatic: {statistics.median(automatic):.2f} ms/step   per round {[round(v, 2) for v in automatic]}")
     print(f"manual:    {statistics.median(manual):.2f} ms/step   per round {[round(v, 2) for v in manual]}")
     print(f"manual / automatic: median {statistics.median(ratios):.3f}, per round {[round(r, 3) for r in ratios]}")
+
+
+def objectives(data: ImageDataModule, args: argparse.Namespace) -> None:
+    from autoencoders.models.aae import AAE
+    from autoencoders.models.iwae import IWAE
+    from autoencoders.models.vae import VAE
+    from autoencoders.models.wae import WAE
+
+    classes = {"vae": VAE, "aae": AAE, "wae": WAE, "iwae": IWAE}
+    times: dict[str, list[float]] = {name: [] for name in classes}
+    with tempfile.TemporaryDirectory() as root:
+        for _ in range(args.rounds):
+            for name, model_class in classes.items():
+                times[name].append(ms_per_step(model_class, data, args.steps, root))
+    print(f"threads {args.threads}, {args.rounds} rounds of {args.steps} steps, mlp, batch 256, FashionMNIST")
+    for name, values in times.items():
+        ratio = statistics.median(v / vae for v, vae in zip(values, times["vae"]))
+        print(f"{name}: {statistics.median(values):.2f} ms/step, {ratio:.2f} x the vae's; per round {[round(v, 1) for v in values]}")
 
 
 if __name__ == "__main__":
