@@ -118,7 +118,7 @@ RULES: dict[str, Rule] = {
                          low=1, nullable=True),  # fmt: skip
     "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
     "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
-    # model: the keys every model shares (conf/model/base.yaml), then each model's own
+    # model: the keys every model shares (conf/shared/model.yaml), then each model's own
     "model.net": choice("mlp", "the encoder/decoder network of tutorial 000", NETS),
     "model.latent_dim": positive_int(32, "size of the code (the VQ-VAE: numbers per image before quantizing)"),
     "model.lr": key("float", 1e-3, "Adam's peak learning rate", low=0, low_open=True),

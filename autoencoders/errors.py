@@ -7,6 +7,7 @@ heavy imports so the command-line wrappers can catch them cheaply.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -37,6 +38,24 @@ class RunDirectoryBusy(RuntimeError):
         )
 
 
+class DiskFull(OSError):
+    """No space was left to write a file; the previous version of the file is intact."""
+
+    def __init__(self, path: Path, free: int | None) -> None:
+        space = f"{free / 2**20:.1f} MiB free there now" if free is not None else "its free space unknown"
+        super().__init__(errno.ENOSPC, f"No space left on device while writing {path} ({space}). The previous "
+                         "version of that file is intact; free some space, then continue the run with "
+                         "ae-train resume=<run-dir> (or run the command again).")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class UnsupportedVersion(RuntimeError):
+    """An installed library is at a version the package was not tested with (internals.py)."""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the run after it saved a resumable checkpoint.
 
@@ -48,7 +67,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy)
+USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy, UnsupportedVersion, DiskFull)
 
 
 def describe(error: BaseException) -> str:

@@ -31,7 +31,6 @@ from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' o
 )
 from autoencoders.errors import ConfigError
 
-
 # What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
 # what it logs or evaluates. Anything else would make it another experiment under the old name.
 RESUME_MAY_CHANGE = ("trainer.max_epochs", "torch_threads", "logging.", "eval.")

@@ -60,11 +60,11 @@ from pathlib import Path
 
 import lightning
 import torch
+from bench_paths import Interleave, MinimalLoop, TutorialLoop, compose_config, run_ours, tutorial_images, tutorial_root
+from bench_profile import profile
 from torch import Tensor
 
 from autoencoders.distributed.torch_setup import set_up_torch
-from bench_paths import Interleave, MinimalLoop, TutorialLoop, compose_config, run_ours, tutorial_images, tutorial_root
-from bench_profile import profile
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ("a", "a'", "b", "c")

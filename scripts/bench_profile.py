@@ -10,9 +10,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from torch import Tensor
-
 from bench_paths import Interleave, MinimalLoop, compose_config, run_ours
+from torch import Tensor
 
 
 def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:

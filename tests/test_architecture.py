@@ -16,6 +16,8 @@ RANKS = {
     "autoencoders.errors": 0,
     "autoencoders.schema": 0,
     "autoencoders.config_keys": 0,
+    "autoencoders.internals": 0,
+    "autoencoders.atomic": 0,  # Lightning's and torch's private names, behind one door
     "autoencoders.models": 1,
     "autoencoders.data": 1,
     "autoencoders.views": 2,

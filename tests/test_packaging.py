@@ -1,8 +1,7 @@
 """The built package carries conf/: every config group folder is listed in pyproject.toml."""
 
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 

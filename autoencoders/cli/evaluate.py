@@ -1,6 +1,6 @@
 """`ae-eval`: re-test a trained run's checkpoint and evaluate it (autoencoders.evaluation.finished_run).
 
-    ae-eval <run-dir> [--checkpoint best|last|<path>] [eval.<key>=<value> ...]
+    ae-eval <run-dir> [--checkpoint best|last|interrupted|<path>] [eval.<key>=<value> ...]
     ae-eval <run-dir>/checkpoints/last.ckpt
 
 Errors end as one paragraph and exit code 1 (the traceback only with HYDRA_FULL_ERROR=1).
@@ -23,13 +23,13 @@ def main(argv: list[str] | None = None) -> None:
         "test/nll); results go to <run>/metrics.json under \"eval\" and to TensorBoard in <run>/eval/.",
     )
     parser.add_argument("target", help="a run directory, or a checkpoint file in <run>/checkpoints/")
-    parser.add_argument("--checkpoint", help="best (default), last, or a checkpoint path (with a run directory)")
+    parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run "
+                        "directory)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
+    from autoencoders.console import log_to_console, print_metrics
     from autoencoders.evaluation.finished_run import evaluate_run
-    from autoencoders.console import log_to_console
-    from autoencoders.console import print_metrics
 
     log_to_console()
     try:

@@ -20,11 +20,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import RunInterrupted
-from autoencoders.training.sweep import FAILURES, SWEEP_SUMMARY
+from autoencoders.training.sweep import FAILURES, SWEEP_SUMMARY, job_dirname
 
 # A per-process token in run directory names (conf/train.yaml): two runs started in the same
 # second differ. use_cache keeps one value per composed config, so every reference agrees.
 OmegaConf.register_new_resolver("run_token", lambda: f"{os.getpid()}{secrets.token_hex(2)}", use_cache=True, replace=True)
+# Sweep job folders (conf/train.yaml): their overrides, shortened with a hash past the file system's limit.
+OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 
 
 @hydra.main(config_path="pkg://autoencoders.conf", config_name="train", version_base="1.3")
@@ -55,6 +57,9 @@ def main() -> None:
     except RunInterrupted as stopped:
         print(f"ae-train: {stopped}", file=sys.stderr)
         sys.exit(128 + stopped.signal_number)
+    except KeyboardInterrupt:  # Ctrl-C before any run directory was touched (imports, composing)
+        print("ae-train: stopped by SIGINT before the run started; nothing was kept.", file=sys.stderr)
+        sys.exit(130)
     if SWEEP_SUMMARY:  # a sweep: its jobs' errors were logged as they failed; here, the list
         print(f"ae-train: {len(SWEEP_SUMMARY)} run(s) did not complete:", file=sys.stderr)
         for line in SWEEP_SUMMARY:

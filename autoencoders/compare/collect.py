@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoencoders.rundir.record import METRICS_FILE
+from autoencoders.errors import UnsupportedVersion
+from autoencoders.rundir.record import METRICS_FILE, check_schema_version
 from autoencoders.schema import run_name_excluded_keys
 
 SEED_KEY = "seed"
@@ -64,8 +65,8 @@ def _short_error(error: Any) -> str:
 def _read_run(path: Path, root: Path) -> Run:
     """Parse one metrics.json; raise ValueError saying what is wrong with it."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        record = check_schema_version(json.loads(path.read_text()), path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, UnsupportedVersion) as error:
         raise ValueError(f"cannot read it ({error})") from error
     if not isinstance(record, dict) or not isinstance(record.get("status"), str):
         raise ValueError("not a run record (no 'status')")
@@ -77,8 +78,32 @@ def _read_run(path: Path, root: Path) -> Run:
     except (TypeError, ValueError) as error:
         raise ValueError(f"a metric is not a number ({error})") from error
     label = path.parent.relative_to(root).as_posix()
-    return Run(label, record["status"], floats, parse_overrides([str(item) for item in overrides]),
+    return Run(label, record["status"], floats, effective_overrides(record, [str(item) for item in overrides]),
                _short_error(record.get("error")))  # fmt: skip
+
+
+# A pseudo-key beside the overrides: the epochs a run trained (its own, its resumes' included).
+EPOCHS_KEY = "epochs"
+
+
+def effective_overrides(record: dict[str, Any], overrides: list[str]) -> dict[str, str]:
+    """The run's overrides as it now stands: its own, then those of every resume that completed
+    (an extended job differs from its sweep siblings by them), the edits of its config.yaml a
+    resume accepted, and the epochs it trained."""
+    parsed = parse_overrides(overrides)
+    for entry in record.get("resumes") or []:
+        if not isinstance(entry, dict) or entry.get("status", "completed") != "completed":
+            continue  # a resume that failed or was stopped changed nothing
+        parsed.update(parse_overrides([str(item) for item in entry.get("overrides") or []]))
+        parsed.update({key: _plain(change[1]) for key, change in (entry.get("config_changes") or {}).items()})
+    last = record.get("last") or {}
+    if isinstance(last.get("epoch"), int):
+        parsed[EPOCHS_KEY] = str(last["epoch"] + 1)
+    return parsed
+
+
+def _plain(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def load_runs(root: Path) -> list[Run]:

@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autoencoders.compare.events import RunImage, image_tags, read_events, tested_image
 from autoencoders.compare.collect import SEED_KEY, CompareError, Run, check_key, value_order, varying_keys
+from autoencoders.compare.events import RunImage, image_tags, read_events, tested_image
 
 IMAGE_NAMES = ("samples", "reconstructions", "traversal", "interpolation")  # images/<name>; other tags work too
 UNSET = "(unset)"

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
 
 
-def _pixels(images: Tensor) -> Tensor:
+def to_pixels(images: Tensor) -> Tensor:
     """uint8 images as float32 in [0, 1]; float images (an npz file's) are in [0, 1] already."""
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
@@ -70,6 +70,9 @@ class ImageDataModule(L.LightningDataModule):
         else:
             image_set = load_image_set(self.name, self.root, self.download)
         n_train = len(image_set.train_images)
+        if n_train < 2:
+            raise ConfigError(f"{self.name} has {n_train} training image(s): data.val_size of them are held out for "
+                              "validation, which needs at least 2 (one to validate, one to train). Use more images.")
         if not 0 < self.val_size < n_train:
             raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}.")
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
@@ -82,9 +85,9 @@ class ImageDataModule(L.LightningDataModule):
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
         # Index the bytes, then convert: a float copy of the whole training set first would add
         # ~190 MB to the peak memory of a FashionMNIST run.
-        self.train_set = TensorDataset(_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
-        self.val_set = TensorDataset(_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
-        self.test_set = TensorDataset(_pixels(image_set.test_images), image_set.test_labels)
+        self.train_set = TensorDataset(to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
+        self.val_set = TensorDataset(to_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
+        self.test_set = TensorDataset(to_pixels(image_set.test_images), image_set.test_labels)
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
 

@@ -22,7 +22,7 @@ from autoencoders.errors import DataUnavailable
 
 ARRAYS = ("images", "labels", "test_images", "test_labels")
 NO_LABEL = -1
-HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (README, \"Data\")."
+HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (docs/data.md)."
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -33,7 +33,10 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         archive = np.load(path, allow_pickle=False)  # never unpickle objects from a data file
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataUnavailable(f"{path} is not a readable .npz file ({error}). {HOW_TO_SAVE}") from None
+        # numpy's own words for a text or pickle file advise loading it unsafely: never that.
+        reason = "" if "pickle" in str(error) else f" ({error})"
+        raise DataUnavailable(f"{path} is not an npz file{reason}: data=npz reads NumPy's .npz archives of named "
+                              f"arrays. {HOW_TO_SAVE}") from None  # fmt: skip
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataUnavailable(f"{path} holds one unnamed array, not an .npz of named arrays. {HOW_TO_SAVE}")
     with archive:
@@ -117,6 +120,10 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
                                   f"{_shape(images)}; both splits need one image shape.")  # fmt: skip
         test_labels = None if labels is None else _labels(path, "test_labels", arrays["test_labels"], len(test_images))
     else:
+        if len(images) < 2:
+            raise DataUnavailable(f"{path} has {len(images)} image(s) and no 'test_images': holding data.test_size of "
+                                  "them out for testing needs at least 2 (one to test, one to train). Add images, "
+                                  "or give the file a 'test_images' array.")  # fmt: skip
         if not 0 < test_size < len(images):
             raise DataUnavailable(f"{path} has {len(images)} images and no 'test_images', so data.test_size of them "
                                   f"are held out for testing; it must be between 1 and {len(images) - 1}, "
@@ -137,3 +144,20 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
 def _shape(images: Tensor) -> str:
     channels, height, width = images.shape[1:]
     return f"{height}×{width}×{channels}"
+
+
+def load_arrays(path: str | Path) -> list[tuple[str, Tensor, Tensor | None]]:
+    """Every image array of a data=npz file as it is, for a trained model to use (ae-predict):
+    [("images", images, labels or None)], then ("test_images", ...) when the file has them.
+    Images are (N, C, H, W), uint8 or float32 in [0, 1], checked as `load_npz` checks them."""
+    path = Path(path).expanduser()
+    arrays = _read(path)
+    _check_pairs(path, arrays)
+    found = []
+    for name in ("images", "test_images"):
+        if name in arrays:
+            images = _images(path, name, arrays[name])
+            label_name = "labels" if name == "images" else "test_labels"
+            labels = _labels(path, label_name, arrays[label_name], len(images)) if label_name in arrays else None
+            found.append((name, images, labels))
+    return found

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.data.cache import CACHE_FOLDER, cached
 from autoencoders.errors import DataUnavailable
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,17 @@ class ImageSet:
 
 
 # --- idx files ------------------------------------------------------------------------------
-def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
+def read_idx(path: Path, expected_ndim: int, cache_dir: Path | None = None) -> np.ndarray:
+    """One idx file (.gz or plain) as an array; decoded once and cached in `cache_dir` (data/cache.py)."""
+    array = cached(path, lambda source: decode_idx(source, expected_ndim), cache_dir)
+    if array.ndim != expected_ndim:  # an entry of another file that happens to share the key: decode it
+        array = decode_idx(path, expected_ndim)
+    return array
+
+
+def decode_idx(path: Path, expected_ndim: int) -> np.ndarray:
     """Parse one idx file (.gz or plain), checking magic number, dimensions and size."""
-    how_to_fix = "Delete it and get a good copy (see the README's Data section)."
+    how_to_fix = "Delete it and get a good copy (see docs/data.md)."
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
@@ -82,12 +91,12 @@ def _idx_path(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_idx_folder(folder: Path) -> dict[str, Tensor] | None:
+def read_idx_folder(folder: Path, cache_dir: Path | None = None) -> dict[str, Tensor] | None:
     """The four standard idx files of `folder` as tensors, or None if any is missing."""
     paths = {key: _idx_path(folder, stem) for key, stem in IDX_FILES.items()}
     if any(path is None for path in paths.values()):
         return None
-    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in paths.items()}
+    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1, cache_dir) for key, path in paths.items()}
     for split in ("train", "test"):
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise DataUnavailable(
@@ -129,9 +138,10 @@ def _download(dataset_class_name: str, root: Path) -> tuple[dict[str, Tensor] | 
     }, ""
 
 
-def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[str]) -> ImageSet | None:
+def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[str],
+                 cache_dir: Path | None = None) -> ImageSet | None:  # fmt: skip
     """The idx files of `folder`, or None (noting in `tried` that they were not there)."""
-    tensors = read_idx_folder(folder)
+    tensors = read_idx_folder(folder, cache_dir)
     if tensors is None:
         tried.append(f"no idx files in {folder}")
         return None
@@ -144,7 +154,7 @@ def _from_torchvision_files(dataset_class_name: str, root: Path, class_names: li
     (torchvision's datasets.FashionMNIST(root) anywhere), then <root>/torchvision/FashionMNIST/raw
     (where data.download=true puts it). Read like any idx folder, .gz or unzipped."""
     for folder in (root / dataset_class_name / "raw", root / "torchvision" / dataset_class_name / "raw"):
-        image_set = _from_folder(folder, "torchvision files", class_names, tried)
+        image_set = _from_folder(folder, "torchvision files", class_names, tried, root / CACHE_FOLDER)
         if image_set:
             return image_set
     return None
@@ -164,9 +174,9 @@ def load_fashionmnist(root: Path, download: bool) -> ImageSet:
     # Files under data.root come first, the user's own idx folder then a torchvision download: the
     # user pointed at that folder, and a download there is not passed over for the system's copy.
     image_set = (
-        _from_folder(root / "fashionmnist", "idx files", FASHION_CLASSES, tried)
+        _from_folder(root / "fashionmnist", "idx files", FASHION_CLASSES, tried, root / CACHE_FOLDER)
         or _from_torchvision_files("FashionMNIST", root, FASHION_CLASSES, tried)
-        or _from_folder(DEBIAN_FASHION_MNIST, "Debian package", FASHION_CLASSES, tried)
+        or _from_folder(DEBIAN_FASHION_MNIST, "Debian package", FASHION_CLASSES, tried, root / CACHE_FOLDER)
         or (download and _from_download("FashionMNIST", root, FASHION_CLASSES, tried))
     )
     if image_set:
@@ -183,14 +193,14 @@ def load_fashionmnist(root: Path, download: bool) -> ImageSet:
 def load_mnist(root: Path, download: bool) -> ImageSet:
     tried: list[str] = []
     image_set = (
-        _from_folder(root / "mnist", "idx files", DIGIT_CLASSES, tried)
+        _from_folder(root / "mnist", "idx files", DIGIT_CLASSES, tried, root / CACHE_FOLDER)
         or _from_torchvision_files("MNIST", root, DIGIT_CLASSES, tried)
         or (download and _from_download("MNIST", root, DIGIT_CLASSES, tried))
     )
     if image_set:
         return image_set
     subset = root / "mnist-npm"
-    image_set = _from_folder(subset, "npm package mnist", DIGIT_CLASSES, tried)
+    image_set = _from_folder(subset, "npm package mnist", DIGIT_CLASSES, tried, root / CACHE_FOLDER)
     if image_set:
         image_set.note = (
             f"offline SUBSET of MNIST built from the npm package `mnist`: {len(image_set.train_images)} "

@@ -9,52 +9,18 @@ and this launcher is not used (distributed/processes.py tells each one its rank)
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
-from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from autoencoders.internals import WorkerDDPStrategy
 
-class WorkerLauncher(_SubprocessScriptLauncher):
-    """Lightning's launcher for processes on this machine, starting our worker command instead of
-    re-running the command line (it keeps its environment variables: rank, world size, address)."""
-
-    def __init__(self, *args: Any, worker_command: list[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.worker_command = worker_command
-
-    def _call_children_scripts(self) -> None:
-        self._check_can_spawn_children()
-        self.procs = []
-        os.environ["MASTER_ADDR"] = self.cluster_environment.main_address
-        os.environ["MASTER_PORT"] = str(self.cluster_environment.main_port)
-        os.environ["NODE_RANK"] = str(self.cluster_environment.node_rank())
-        os.environ["LOCAL_RANK"] = str(self.cluster_environment.local_rank())
-        os.environ["LOCAL_WORLD_SIZE"] = str(self.num_processes)
-        os.environ["WORLD_SIZE"] = f"{self.num_processes * self.num_nodes}"
-        for local_rank in range(1, self.num_processes):
-            environment = {**os.environ, "LOCAL_RANK": str(local_rank)}
-            self.procs.append(subprocess.Popen(self.worker_command, env=environment))
-
-
-class RunDDPStrategy(DDPStrategy):
-    """DDP whose extra processes on this machine are our workers (see the module docstring)."""
-
-    def __init__(self, worker_command: list[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.worker_command = worker_command
-
-    def _configure_launcher(self) -> None:
-        super()._configure_launcher()
-        if isinstance(self._launcher, _SubprocessScriptLauncher):
-            self._launcher = WorkerLauncher(self.cluster_environment, self.num_processes, self.num_nodes,
-                                            worker_command=self.worker_command)  # fmt: skip
+# Our DDP strategy: Lightning's, with the worker command above as its way to start processes
+# (its private parts are in autoencoders/internals.py).
+RunDDPStrategy = WorkerDDPStrategy
 
 
 def worker_command(run_dir: Path, checkpoint: Path | None, threads: int) -> list[str]:

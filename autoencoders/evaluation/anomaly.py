@@ -29,8 +29,13 @@ def reconstruction_errors(module: torch.nn.Module, images: Tensor, labels: Tenso
     for chunk, chunk_labels in chunks(images, labels, batch_size):
         chunk = chunk.to(device=module.device, dtype=module.dtype)
         reconstructed = module.reconstruct(chunk, *condition(module, chunk_labels))
-        errors.append((reconstructed - chunk).pow(2).flatten(1).mean(1).float().cpu())
+        errors.append(per_image_mse(reconstructed, chunk).cpu())
     return torch.cat(errors)
+
+
+def per_image_mse(reconstructed: Tensor, images: Tensor) -> Tensor:
+    """E(x): the per-pixel mean of (x - x_hat)^2 of each image, (N,) float32 (tutorial 001, 5.1)."""
+    return (reconstructed - images).pow(2).flatten(1).mean(1).float()
 
 
 def thresholds(normal_errors: Tensor, percentiles: tuple[int, ...] = PERCENTILES) -> dict[int, float]:

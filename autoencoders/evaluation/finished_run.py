@@ -1,9 +1,11 @@
 """`ae-eval` without the command line: re-test a finished run's checkpoint and evaluate it.
 
-    ae-eval <run-dir> [--checkpoint best|last|<path>] [eval.<key>=<value> ...]
+    ae-eval <run-dir> [--checkpoint best|last|interrupted|<path>] [eval.<key>=<value> ...]
 
 It writes its own TensorBoard run in <run>/eval/<checkpoint name>/ and adds an "eval" entry to
-the run's metrics.json; the run's event files and checkpoints are left as they are.
+the run's metrics.json; the run's event files and checkpoints are left as they are. It holds the
+run's lock while it works: a run that is still training (or being evaluated) is refused with
+a message naming the process that holds it, so no later write of the trainer drops the entry.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from autoencoders.errors import CheckpointError
-from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
-from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
+from autoencoders.errors import CheckpointError
+from autoencoders.internals import check_versions
+from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
+from autoencoders.rundir.lock import RunLock
+from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
 from autoencoders.schema import EvalSettings, LoggingSettings
 
 
 def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """ae-eval without the command line: re-test a run's checkpoint and evaluate it; returns
     the "eval" entry it adds to the run's metrics.json."""
+    check_versions()
+    run_dir, path = resolve(target, checkpoint)
+    with RunLock(run_dir):  # refused, naming the holder, while the run trains or another ae-eval works
+        return _evaluate(run_dir, path, overrides)
+
+
+def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -33,7 +44,6 @@ def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: l
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 
-    run_dir, path = resolve(target, checkpoint)
     cfg = load_config(run_dir)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item.lstrip("+") for item in overrides or []]))
     settings = EvalSettings.from_config(cfg.get("eval"))  # before anything slow: a typo fails at once

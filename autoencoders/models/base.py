@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from autoencoders.errors import Diverged
+from autoencoders.internals import trainer_of
 from autoencoders.models import losses
 from autoencoders.models.inference import condition
 from autoencoders.models.nets import build_nets
@@ -111,7 +112,8 @@ class AutoencoderBase(L.LightningModule):
         # Watched on the device and read back every log_every_n_steps steps: on a GPU a check per
         # step (`if not torch.isfinite(loss)`) would wait for every step's kernels.
         self._watch.update(terms, step)
-        every = self.trainer.log_every_n_steps if self._trainer is not None else 1  # no trainer: a test calls it
+        trainer = trainer_of(self)
+        every = trainer.log_every_n_steps if trainer is not None else 1  # no trainer: a test calls it
         if step % every == 0:
             reading = self._read_watch()
             if self.logger is not None:
@@ -132,9 +134,10 @@ class AutoencoderBase(L.LightningModule):
 
     def _reduce_over_processes(self) -> Callable[[Tensor], Tensor] | None:
         """Sums a tensor over the run's processes under DDP; None on one device."""
-        if self._trainer is None or self.trainer.world_size == 1:
+        trainer = trainer_of(self)
+        if trainer is None or trainer.world_size == 1:
             return None
-        return lambda tensor: self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return lambda tensor: trainer.strategy.reduce(tensor, reduce_op="sum")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluation_step("val", batch, batch_idx)
@@ -192,7 +195,7 @@ class AutoencoderBase(L.LightningModule):
         checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
-        if self._trainer is not None:
+        if trainer_of(self) is not None:
             # The epoch's values (train/*, val/*, lr) with the weights they describe: the run's
             # record reports those of the checkpoint it tested.
             checkpoint["epoch_metrics"] = {name: float(value) for name, value in self.trainer.callback_metrics.items()

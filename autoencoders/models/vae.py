@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from autoencoders.internals import trainer_of
 from autoencoders.models import losses
 from autoencoders.models.base import AutoencoderBase
 
@@ -95,7 +96,7 @@ class VAE(AutoencoderBase):
         gradients over several batches (++trainer.accumulate_grad_batches) does not stretch it.
         """
         warmup_epochs = self.hparams.kl_warmup_epochs
-        if not self.training or warmup_epochs == 0 or self._trainer is None:
+        if not self.training or warmup_epochs == 0 or trainer_of(self) is None:
             return 1.0
         batches = warmup_epochs * self.trainer.num_training_batches
         if not 0 < batches < math.inf:  # an iterable loader of unknown length: no warm-up

@@ -62,6 +62,10 @@ class VQVAE(AutoencoderBase):
         """(B, latent_dim) codes as (B, positions, embedding_dim) tokens."""
         return z.reshape(len(z), self.positions, -1)
 
+    def token_indices(self, z: Tensor) -> Tensor:
+        """(B, positions) index of each token's nearest code: the discrete code of z (B, latent_dim)."""
+        return self.quantizer.nearest(self.tokens(z))
+
     def quantize(self, z: Tensor) -> Tensor:
         """z (B, latent_dim) with every token replaced by its nearest code."""
         return self.quantizer.codebook[self.quantizer.nearest(self.tokens(z))].flatten(1)

@@ -9,7 +9,6 @@ with weights_only=True, so nothing in them is executed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from autoencoders.atomic import atomic_write
 from autoencoders.errors import CheckpointError
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
@@ -91,23 +91,12 @@ def usable_checkpoint(run_dir: Path, model_cfg: Mapping[str, Any]) -> tuple[Path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint files written whole or not at all: a temporary file beside the target, flushed
-    to disk, then renamed over it. A full disk (ENOSPC) leaves the previous checkpoint intact
-    instead of a truncated one that no resume can load."""
+    """Checkpoint files written whole or not at all (autoencoders/atomic.py): a full disk (ENOSPC)
+    leaves the previous checkpoint intact instead of a truncated one that no resume can load."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with temporary.open("wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        with atomic_write(Path(path), "wb") as handle:
+            torch.save(checkpoint, handle)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -16,8 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
 from autoencoders.rundir.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
+from autoencoders.rundir.record import METRICS_FILE, read_record
 
-CHECKPOINT_NAMES = ("best", "last")
+# The names --checkpoint takes for <run>/checkpoints/<name>.ckpt (interrupted: the one a signal stop saves).
+CHECKPOINT_NAMES = ("best", "last", "interrupted")
 # What each size from the data is, for the error when the data lacks it.
 _DATA_SIZE_MEANING = {"input_shape": "an image shape", "num_classes": "class labels", "dataset_size": "a training set"}
 
@@ -69,8 +71,9 @@ def data_arguments(model_class: type, datamodule: Any) -> dict[str, Any]:
 def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[Path, Path]:
     """(run directory, checkpoint file) from a run directory or a .ckpt path.
 
-    `checkpoint` is "best" (default), "last", or a path; a .ckpt `target` is its own checkpoint,
-    in <run>/checkpoints/.
+    `checkpoint` is "best" (default), "last", "interrupted" or a path; a .ckpt `target` is its own
+    checkpoint, in <run>/checkpoints/. A named checkpoint the run lacks is refused here, naming
+    those it has.
     """
     target = Path(target).expanduser()
     if target.suffix == ".ckpt" or target.is_file():
@@ -83,7 +86,15 @@ def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[P
         raise CheckpointError(f"{target} is not a run directory (no config.yaml); pass the directory of a finished "
                               "run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
     name = str(checkpoint or "best")
-    path = target / "checkpoints" / f"{name}.ckpt" if name in CHECKPOINT_NAMES else Path(name).expanduser()
+    if name not in CHECKPOINT_NAMES:
+        return target, Path(name).expanduser()
+    path = target / "checkpoints" / f"{name}.ckpt"
+    if not path.is_file():
+        present = sorted(found.stem for found in (target / "checkpoints").glob("*.ckpt"))
+        raise CheckpointError(f"{target} has no {name} checkpoint ({path} is missing); "
+                              + (f"its checkpoints are {', '.join(present)}: choose one with --checkpoint."
+                                 if present else "it has no checkpoints at all (training was stopped or failed "
+                                 "before its first epoch ended, or ran with checkpointing off); train it again."))  # fmt: skip
     return target, path
 
 
@@ -127,5 +138,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> torch
     and, for the vae, sample(n). Gradients stay on; wrap calls in torch.no_grad() for speed.
     """
     run_dir, path = resolve(run_dir, checkpoint)
+    if (run_dir / METRICS_FILE).is_file():
+        read_record(run_dir)  # a record of a newer layout is refused before anything loads
     model, _ = load_model(load_config(run_dir), path)
     return model

@@ -1,20 +1,22 @@
 """One process per run directory: an OS lock held for the run's life.
 
-`flock` on <run>/.lock, taken before anything in the directory is written. The kernel releases it
-when the process ends, however it ends, so a killed run leaves no stale lock. A second run aimed
-at the same directory fails at once, naming the process that holds it, and writes nothing there.
-The lock file keeps the holder's pid, host and command for that message.
+A `filelock.FileLock` (flock) on <run>/.lock, taken before anything in the directory is written.
+The kernel releases it when the process ends, however it ends, so a killed run leaves no stale
+lock. A second run aimed at the same directory fails at once, naming the process that holds it,
+and writes nothing there (a refused FileLock leaves the file as it was). The lock file keeps the
+holder's pid, host and command for that message, and the plan workers of a cluster job wait for.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from filelock import FileLock, Timeout
 
 from autoencoders.errors import RunDirectoryBusy
 from autoencoders.rundir.record import command_line, timestamp
@@ -29,20 +31,18 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
         self._handle: IO[str] | None = None
+        self._lock: FileLock | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise RunDirectoryBusy without changing any file of the directory."""
-        if self.path.is_file():  # read-only first: a refused process must not touch a live run's files
-            with self.path.open() as probe:
-                if not _try_lock(probe):
-                    raise RunDirectoryBusy(self.path.parent, _holder(probe))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
-        if not _try_lock(handle):  # another process took it in between
-            holder = _holder(handle)
-            handle.close()
-            raise RunDirectoryBusy(self.path.parent, holder)
-        self._handle = handle
+        lock = FileLock(self.path, timeout=0, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunDirectoryBusy(self.path.parent, _holder(self.path)) from None
+        self._lock = lock
+        self._handle = self.path.open("r+")  # the holder's details, beside FileLock's own descriptor
         self._info = {"pid": os.getpid(), "host": platform.node(), "command": command_line(), "since": timestamp()}
         self._write(self._info)
 
@@ -60,9 +60,11 @@ class RunLock:
 
     def release(self) -> None:
         if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -94,19 +96,10 @@ def wait_for_decision(run_dir: Path, job: str, timeout: float = 600, poll: float
                        "see its log for why (another run may hold the directory).")  # fmt: skip
 
 
-def _try_lock(handle: IO[str]) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _holder(handle: IO[str]) -> str:
+def _holder(path: Path) -> str:
     """'process 1234 on host (ae-train ..., since ...)' from the lock file, as far as it says."""
     try:
-        handle.seek(0)
-        info = json.loads(handle.read() or "{}")
+        info = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         info = {}
     if not info:

@@ -1,6 +1,7 @@
 """metrics.json: one schema for every run, written atomically so readers never see half a file.
 
 {
+  "schema_version": 2,                                   # absent in records before it: read as 1
   "status": "running" | "completed" | "failed" | "diverged" | "interrupted",
   "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values of the tested checkpoint
   "tested": {"checkpoint", "epoch", "step"},             # which checkpoint `metrics` describe
@@ -8,7 +9,8 @@
   "data": {"name", "source", "note", "train", "val", "test"},
   "model": {"name", "target", "parameters"},
   "overrides": ["model=vae", "model.beta=4", ...],       # the run's identity: its command-line overrides
-  "resumes": [{"at", "overrides", "checkpoint", "command"}, ...],
+  "resumes": [{"at", "overrides", "checkpoint", "command", "status", "error", "finished"}, ...],
+  "attempt": {"status": "running", "pid", "host", "started", "resume"},  # only while an attempt runs
   "error": null | {"type", "message", "traceback"},
   "provenance": {"command", "started", "finished", "torch_threads", "git_commit", "versions", ...}
 }
@@ -21,39 +23,52 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from autoencoders.atomic import atomic_write
+from autoencoders.errors import UnsupportedVersion
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read without changing it: os.umask only reads by setting
 METRICS_FILE = "metrics.json"
+# The record's layout. 1: records written before the field existed (the layout above, without
+# it); 2: with it. Readers accept every version up to this one; a newer record is refused.
+SCHEMA_VERSION = 2
 _PACKAGES = ("autoencoders", "torch", "torchvision", "lightning", "hydra-core", "omegaconf", "tensorboard", "numpy")
 
 
+def write_atomic(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Call `write` on the file, written whole or not at all (autoencoders/atomic.py)."""
+    with atomic_write(path, "wb" if binary else "w") as handle:
+        write(handle)
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, flushed to disk, then rename over `path`:
-    readers see the old file or the new one, never half of one (a full disk included)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; the record is as readable as the run's other files
-        with os.fdopen(handle, "w") as temp_file:
-            json.dump(payload, temp_file, indent=2, sort_keys=False, default=str)
-            temp_file.write("\n")
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    """Write JSON whole or not at all (autoencoders/atomic.py): readers never see half a file."""
+    with atomic_write(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    """A run's metrics.json, checked to be a layout this version reads (see SCHEMA_VERSION).
+    A file that is not JSON raises ValueError (a half-written record of a killed process)."""
+    path = Path(run_dir) / METRICS_FILE
+    return check_schema_version(json.loads(path.read_text()), path)
+
+
+def check_schema_version(payload: Any, path: Path) -> Any:
+    """`payload` when its schema_version is one this version reads (absent: 1), else
+    UnsupportedVersion: a newer autoencoders wrote it, and rewriting it would lose what it holds."""
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UnsupportedVersion(f"{path} has record schema_version {version!r}, newer than this autoencoders reads "
+                                 f"(up to {SCHEMA_VERSION}). Upgrade autoencoders to read, resume or compare this run; "
+                                 "nothing was changed.")  # fmt: skip
+    return payload
 
 
 def floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -100,7 +115,9 @@ class RunRecord:
 
     def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.staged: dict[str, Any] = {}
         self.payload: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "status": "running",
             "metrics": {},
             "data": {},
@@ -108,6 +125,7 @@ class RunRecord:
             "overrides": list(overrides),
             "resumes": [],
             "error": None,
+            "attempt": _attempt(None),
             "provenance": {
                 "command": command_line(),
                 "run_dir": str(Path(run_dir).resolve()),
@@ -123,39 +141,69 @@ class RunRecord:
         self.save()
 
     @classmethod
-    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None) -> RunRecord:
-        """The record of a run that continues (resume): status back to running, the resume appended
-        to `resumes` (when, its overrides, the checkpoint it starts from); the run's identity
-        (`overrides`, config.yaml) and everything else kept."""
+    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None,
+               config_changes: dict[str, Any] | None = None) -> RunRecord:  # fmt: skip
+        """The record of a run that continues (resume). The record of its last finished state
+        (status, metrics, tested, last, data, model, error) stays as it is until this attempt
+        completes: what the attempt learns is staged, and a failed or stopped attempt leaves
+        only its entry in `resumes` (with its status and error). `attempt` says one is running."""
         record = cls.__new__(cls)
         record.path = Path(run_dir) / METRICS_FILE
         record.payload = read_record(run_dir)
-        record.payload.setdefault("resumes", []).append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
-                                                         "command": command_line(), "torch_threads": torch_threads})  # fmt: skip
-        record.payload.update(status="running", error=None)
+        record.staged = {}
+        resumes = record.payload.setdefault("resumes", [])
+        resumes.append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
+                        "command": command_line(), "torch_threads": torch_threads, "status": "running",
+                        **({"config_changes": config_changes} if config_changes else {})})  # fmt: skip
+        record.payload.update(schema_version=SCHEMA_VERSION, attempt=_attempt(len(resumes) - 1))  # 2 adds to 1
         record.save()
         return record
 
+    @property
+    def resuming(self) -> bool:
+        return (self.payload.get("attempt") or {}).get("resume") is not None
+
+    def current(self, name: str, default: Any = None) -> Any:
+        """A field as this attempt sees it: staged by it, else the record's."""
+        return getattr(self, "staged", {}).get(name, self.payload.get(name, default))
+
     def update(self, **fields: Any) -> None:
-        self.payload.update(fields)
+        if self.resuming:
+            self.staged.update(fields)  # the record's own fields change only when the attempt completes
+        else:
+            self.payload.update(fields)
         self.save()
 
     def finish(self, status: str, metrics: dict[str, float] | None = None, error: BaseException | None = None,
                traceback_text: str | None = None) -> None:  # fmt: skip
-        """The run's end: its status, final metrics and, for a failure or stop, the error."""
+        """The attempt's end: its status, final metrics and, for a failure or stop, the error. A
+        resume that does not complete changes nothing but its own entry in `resumes`."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
+        described = None
+        if error is not None:
+            described = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
+        attempt = self.payload.pop("attempt", None) or {}
+        if attempt.get("resume") is not None:
+            self.payload["resumes"][attempt["resume"]].update(status=status, error=described, finished=timestamp())
+            if status != "completed":
+                self.save()
+                return
+            self.payload.update(self.staged)
         self.payload["status"] = status
         if metrics is not None:
             self.payload["metrics"] = metrics
-        self.payload["error"] = None
-        if error is not None:
-            self.payload["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
+        self.payload["error"] = described
         self.payload["provenance"]["finished"] = timestamp()
         self.save()
 
     def save(self) -> None:
         write_json_atomic(self.path, self.payload)
+
+
+def _attempt(resume: int | None) -> dict[str, Any]:
+    """The live attempt: this process, and which entry of `resumes` it is (None: the first run)."""
+    return {"status": "running", "pid": os.getpid(), "host": platform.node(), "started": timestamp(), "resume": resume}
 
 
 class WorkerRecord(RunRecord):
@@ -166,6 +214,8 @@ class WorkerRecord(RunRecord):
         self.path = None
         self.payload = {"status": "running", "metrics": {}, "data": {}, "model": {}, "error": None,
                         "provenance": {"finished": None}}  # fmt: skip
+
+    staged: dict[str, Any] = {}
 
     def save(self) -> None:
         pass

@@ -11,6 +11,8 @@ changes nothing and a failed one leaves the finished run as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ class ResumePlan:
     overrides: list[str]  # this resume's own overrides, as typed
     checkpoint: Path | None  # None: the run stopped before its first checkpoint; training starts over
     skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, and why
+    config_changes: dict[str, list[Any]] = field(default_factory=dict)  # config.yaml edits: key -> [was, now]
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -53,7 +56,13 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
         raise CheckpointError(f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
                               "pass the directory of a run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
     cfg = effective_config(run_dir)
-    before = cfg.copy()  # the run as the earlier sessions left it
+    recorded = recorded_config(run_dir)
+    if recorded is None:
+        log.warning("%s predates the record of its whole config: edits of its config.yaml are checked for the "
+                    "model's settings only (against its checkpoints).", run_dir)  # fmt: skip
+        before, changes = cfg.copy(), {}
+    else:
+        before, changes = recorded, check_config_edits(recorded, cfg, run_dir)
     apply_overrides(cfg, overrides)
     check_config(cfg)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -68,7 +77,7 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
                                   "Start a new run.")  # fmt: skip
     if checkpoint is not None:
         _check_schedule_can_continue(before, cfg, saved, checkpoint)
-    return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped)
+    return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped, changes)
 
 
 def effective_config(run_dir: Path) -> DictConfig:
@@ -77,6 +86,49 @@ def effective_config(run_dir: Path) -> DictConfig:
     for entry in read_record(run_dir).get("resumes", []):
         apply_overrides(cfg, list(entry.get("overrides", [])))
     return cfg
+
+
+def config_fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What the record keeps of the config a run started with: the resolved values and their hash."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    text = json.dumps(values, sort_keys=True, default=str)
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "resolved": values}
+
+
+def recorded_config(run_dir: Path) -> DictConfig | None:
+    """The config the run started with (from its record), with every resume's overrides applied;
+    None for runs recorded before the record kept it."""
+    record = read_record(run_dir)
+    saved = record.get("config")
+    if not isinstance(saved, dict) or "resolved" not in saved:
+        return None
+    cfg = OmegaConf.create(saved["resolved"])
+    for entry in record.get("resumes", []):
+        apply_overrides(cfg, list(entry.get("overrides", [])))
+    return cfg
+
+
+def check_config_edits(recorded: DictConfig, current: DictConfig, run_dir: Path) -> dict[str, list[Any]]:
+    """Keys of config.yaml edited since the run recorded it, under the rules of a resume's
+    overrides: a key a resume may not change is refused; the others are returned (was, now)."""
+    was, now = _flat(OmegaConf.to_container(recorded, resolve=True)), _flat(OmegaConf.to_container(current, resolve=True))
+    changes = {key: [was.get(key), now.get(key)] for key in sorted(set(was) | set(now)) if was.get(key) != now.get(key)}
+    refused = [key for key in changes if not key.startswith(RESUME_MAY_CHANGE)]
+    if refused:
+        edits = "; ".join(f"{key}: {changes[key][0]!r} -> {changes[key][1]!r}" for key in refused)
+        raise ConfigError(f"{run_dir / 'config.yaml'} was edited since the run started ({edits}). A resume continues "
+                          "the same experiment, so its config may change only as a resume's overrides may; undo the "
+                          "edit (and pass e.g. trainer.max_epochs=N as an override), or start a new run.")  # fmt: skip
+    return changes
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        return {prefix.rstrip("."): values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:

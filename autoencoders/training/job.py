@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
-from autoencoders.rundir.lock import RunLock, wait_for_decision
-from autoencoders.console import log_to_console, log_to_file
+from autoencoders.console import RUN_LOG, log_to_console, log_to_file
 from autoencoders.distributed.processes import cluster_job, is_main_process
-from autoencoders.rundir.record import read_record
+from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
+from autoencoders.rundir.lock import LOCK_FILE, RunLock, wait_for_decision
+from autoencoders.rundir.record import METRICS_FILE, read_record, timestamp, write_json_atomic
 from autoencoders.rundir.resume import plan_resume
 from autoencoders.training.sweep import FAILURES, plan_for_existing_dir
 
@@ -48,6 +49,8 @@ def run_job(cfg: DictConfig) -> dict[str, float] | float | None:
             metrics = _run_in_directory(cfg, run_dir, overrides, lock)
     except RunInterrupted:
         raise  # ends the sweep too: the user asked to stop
+    except KeyboardInterrupt:  # Ctrl-C before training took over the signals (start-up, data, imports)
+        raise stopped_before_training(run_dir) from None
     except Exception as error:  # noqa: BLE001 - every failure is recorded and reported, none ends a sweep
         report_failure(run_dir, error)
     except SystemExit as error:  # a library calling sys.exit must not end the sweep either
@@ -105,6 +108,31 @@ def resume_run(run_dir: Path, overrides: list[str], checkpoint: Path | None = No
     except Exception as error:  # noqa: BLE001 - reported as one paragraph
         report_failure(run_dir, error)
     return None
+
+
+def stopped_before_training(run_dir: Path) -> RunInterrupted:
+    """After a SIGINT that came before training handled signals: a record that says running now
+    says interrupted (a resume's entry, for a resume), and a directory holding nothing of a run
+    (only the lock and an empty log) is removed. The error to end with: one line, exit 130."""
+    record_path = run_dir / METRICS_FILE
+    if record_path.is_file():
+        record = read_record(run_dir)
+        attempt = record.pop("attempt", None) or {}
+        error = {"type": "RunInterrupted", "message": "Stopped by SIGINT before training started", "traceback": None}
+        if attempt.get("resume") is not None:
+            record["resumes"][attempt["resume"]].update(status="interrupted", error=error, finished=timestamp())
+        elif record.get("status") == "running":
+            record.update(status="interrupted", error=error)
+        write_json_atomic(record_path, record)
+        return RunInterrupted(f"Stopped by SIGINT before training started; the record says so ({record_path}).",
+                              signal.SIGINT)  # fmt: skip
+    for name in (LOCK_FILE, RUN_LOG):
+        path = run_dir / name
+        if path.is_file() and (name == LOCK_FILE or path.stat().st_size == 0):
+            path.unlink()
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+    return RunInterrupted("Stopped by SIGINT before the run started; nothing was kept.", signal.SIGINT)
 
 
 def report_failure(run_dir: str | Path, error: Exception) -> None:

@@ -20,17 +20,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from autoencoders.console import print_metrics, route_lightning_logs_through_root
+from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
 from autoencoders.errors import ConfigError, Diverged, RunInterrupted
+from autoencoders.internals import check_versions
 from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
-from autoencoders.console import route_lightning_logs_through_root
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
-from autoencoders.console import print_metrics
-from autoencoders.rundir.resume import ResumePlan, plan_resume
-from autoencoders.training.signals import GracefulStop, StopSignals
-from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
-from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
+from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
+from autoencoders.training.signals import GracefulStop, StopSignals
+from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
 
 log = logging.getLogger("autoencoders")
 
@@ -61,6 +61,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     overrides, so tests can call this with a composed config and a temporary directory.
     `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
     """
+    check_versions()
     if run_dir is None:
         run_dir = HydraConfig.get().runtime.output_dir
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
@@ -88,14 +89,14 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
     try:
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
-    except (KeyboardInterrupt, SystemExit) as error:
+    except (KeyboardInterrupt, SystemExit):
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
-        state.record.finish("interrupted", state.metrics_so_far(), error, traceback.format_exc())
-        raise RunInterrupted(
-            f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its checkpoints in "
-            f"{run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number
-        ) from None
+        stopped = RunInterrupted(f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
+                                 f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number)
+        # The record names the signal received (Lightning's SIGTERMException would say SIGTERM, empty).
+        state.record.finish("interrupted", state.metrics_so_far(), stopped, traceback.format_exc())
+        raise stopped from None
     except BaseException as error:
         status = "diverged" if isinstance(error, Diverged) else "failed"
         state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())
@@ -122,7 +123,7 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
     resume was checked in full before (rundir.resume), so a refused one changes no file."""
     if resume is not None:
         threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
-        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads)
+        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads, resume.config_changes)
         for line in resume.skipped:
             log.warning("Resuming %s: %s", run_dir, line)
         set_up_torch(threads)
@@ -135,12 +136,32 @@ def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: R
         error = caught
     threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
     record = RunRecord(run_dir, overrides, threads)
+    resolved = resolve_paths(cfg)  # beside the verbatim overrides, which a sweep re-run compares
+    # What config.yaml says now, whole and hashed: a resume compares them (an edit obeys its rules).
+    record.update(config=config_fingerprint(cfg), **({"resolved_paths": resolved} if resolved else {}))
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if error is not None:
         record.finish("failed", error=error)
         raise error
     set_up_torch(threads)
     return record
+
+
+PATH_KEYS = ("data.path", "data.root")
+
+
+def resolve_paths(cfg: DictConfig) -> dict[str, str]:
+    """Make the run's file paths absolute in `cfg` (so config.yaml resumes and evaluates from any
+    directory); the keys whose value changed, with their absolute value."""
+    changed = {}
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str) and value:
+            absolute = str(Path(value).expanduser().absolute())
+            if absolute != value:
+                OmegaConf.update(cfg, key, absolute, force_add=False)
+                changed[key] = absolute
+    return changed
 
 
 def _processes_here(cfg: DictConfig) -> int:
@@ -168,8 +189,8 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     import lightning as L
     import torch
 
-    from autoencoders.evaluation.suite import evaluate_model
     from autoencoders.distributed.ddp import worker_command
+    from autoencoders.evaluation.suite import evaluate_model
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
@@ -180,7 +201,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         model.gradient_clipping = gradient_clipping(cfg.trainer)
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.payload["model"].get("name", ""),
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""),
                                         _purge_step(run_dir, checkpoint), stop, workers, manual)  # fmt: skip
     trainer = state.trainer
     state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
@@ -246,7 +267,7 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
     The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
     model_class = get_class(current_class_path(cfg.model._target_))
     model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
-    name = record.payload.get("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
+    name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
     record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
     return model
 

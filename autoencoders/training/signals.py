@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from autoencoders.internals import stop_lightnings_sigterm_exchange
 from autoencoders.rundir.checkpoints import INTERRUPTED_CHECKPOINT
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -92,7 +93,7 @@ class GracefulStop(L.Callback):
             launcher = trainer.strategy.launcher
             if getattr(launcher, "procs", None):
                 self.signals.forward = launcher.kill
-            trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = lambda: None  # we agree on our cadence
+            stop_lightnings_sigterm_exchange(trainer)  # we agree on our cadence
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.world_size == 1:

@@ -7,7 +7,9 @@ over, and a directory that holds a run with other overrides is never touched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +65,40 @@ def summarize_sweep(sweep_dir: Path) -> list[str]:
     return lines
 
 
+# A folder name may have 255 bytes on the common file systems; `<num>_` and room to spare.
+JOB_NAME_BYTES = 200
+
+
+def job_dirname(overrides: str) -> str:
+    """A sweep job's folder name from its overrides (`hydra.job.override_dirname`), shortened
+    with a hash of the whole when it would pass the file system's limit; the job's record keeps
+    its full overrides."""
+    encoded = overrides.encode()
+    if len(encoded) <= JOB_NAME_BYTES:
+        return overrides
+    digest = hashlib.sha1(encoded).hexdigest()[:12]
+    head = encoded[: JOB_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}_{digest}"
+
+
 class SweepSummary(Callback):
     """Hydra callback: after a multirun, list the jobs that failed (whichever launcher ran them).
 
-    Before it, on Hydra's Ray launcher: that launcher always asks Ray for a small object store,
+    Before it, the sweep directory is made absolute: the workers of Ray or Slurm may run in
+    another working directory, and a relative one would put their runs there, out of the driver's
+    sight. And on Hydra's Ray launcher: that launcher always asks Ray for a small object store,
     which Ray refuses when it joins an existing cluster (`hydra.launcher.ray.init.address`); the
     cluster's own setting then stands."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with open_dict(config.hydra):
+            config.hydra.sweep.dir = str(Path(str(config.hydra.sweep.dir)).expanduser().absolute())
         launcher = config.hydra.get("launcher") or {}
         init = (launcher.get("ray") or {}).get("init") if "RayLauncher" in str(launcher.get("_target_", "")) else None
+        if init is not None and not init.get("address"):
+            # A cluster the launcher starts itself: Ray's head listens on every interface, so it takes
+            # token authentication (Ray >= 2.52; the default for local clusters from 2.59).
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         if init is not None and init.get("address") and "object_store_memory" not in init:
             with open_dict(init):
                 init.object_store_memory = None

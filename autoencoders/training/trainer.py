@@ -53,8 +53,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from autoencoders.rundir.checkpoints import AtomicCheckpointIO, RunCheckpoint
     from autoencoders.console import RunProgressBar
+    from autoencoders.rundir.checkpoints import AtomicCheckpointIO, RunCheckpoint
     from autoencoders.views import build_callbacks
     from autoencoders.views.tensorboard import SessionLogger
 

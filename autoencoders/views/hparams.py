@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
+from autoencoders.internals import file_writer
 from autoencoders.views.tensorboard import tensorboard
 
 
@@ -57,8 +58,8 @@ class HParamsSession(L.Callback):
         # (TensorBoard keeps a tag's first metadata); the `epoch` metric column says it instead.
         params = flatten_hparams({**pl_module.hparams, **self.extra})
         _, session_start, session_end = hparams(params, metric_dict={})  # metrics only enter the Experiment
-        file_writer = writer._get_file_writer()  # add_hparams would open a second run directory
-        file_writer.add_summary(session_start)
-        file_writer.add_summary(session_end)
+        events = file_writer(writer)  # add_hparams would open a second run directory
+        events.add_summary(session_start)
+        events.add_summary(session_end)
         writer.flush()
         self.written = True

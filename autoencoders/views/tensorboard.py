@@ -8,6 +8,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from autoencoders.internals import open_writer
+
 
 class SessionLogger(TensorBoardLogger):
     """A TensorBoardLogger that writes one event file per session: fit, test and evaluation share
@@ -22,15 +24,17 @@ class SessionLogger(TensorBoardLogger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if self._experiment is not None:
-            self._experiment.flush()
+        writer = open_writer(self)
+        if writer is not None:
+            writer.flush()
         if status == "success":
             self.save()  # hparams.yaml
 
     @rank_zero_only
     def close(self) -> None:
-        if self._experiment is not None:
-            self._experiment.close()
+        writer = open_writer(self)
+        if writer is not None:
+            writer.close()
 
 
 def tensorboard(trainer: L.Trainer) -> SummaryWriter | None:

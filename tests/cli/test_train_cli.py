@@ -139,3 +139,34 @@ def test_unknown_model_lists_the_available_ones(tmp_path):
     done = ae_train("model=vea", cwd=tmp_path)
     assert done.returncode == 1
     assert "Could not find 'model/vea'" in done.stderr and "mlp" in done.stderr and "conv" in done.stderr
+
+
+@pytest.mark.parametrize("when", ["start-up", "after the record"])
+def test_ctrl_c_before_training_ends_in_one_line_and_exit_130(tmp_path, monkeypatch, capsys, when):
+    # In-process ae-train; SIGINT's KeyboardInterrupt lands before training handles signals.
+    import sys
+
+    from autoencoders.cli import train as cli
+    from autoencoders.training import job, pipeline
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["ae-train", "data=synthetic", "trainer=fast", f"hydra.run.dir={run}"])
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if when == "start-up":
+        monkeypatch.setattr(job, "plan_for_existing_dir", interrupt)
+    else:
+        monkeypatch.setattr(pipeline, "build_data", interrupt)  # the record says running by then
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == 130 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("ae-train: Stopped by SIGINT")  # the signal received, in one line
+    if when == "start-up":
+        assert not run.exists()  # nothing of a run was left: no folder holding only .lock
+    else:
+        record = json.loads((run / "metrics.json").read_text())
+        assert record["status"] == "interrupted" and record["error"]["message"].startswith("Stopped by SIGINT")
+        assert "attempt" not in record

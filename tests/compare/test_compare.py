@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from autoencoders.cli.compare import main
-from autoencoders.compare.plot import collect
 from autoencoders.compare.collect import load_runs
+from autoencoders.compare.plot import collect
 from autoencoders.rundir.record import read_record, write_json_atomic
 
 BIN = Path(sys.executable).parent
@@ -213,6 +213,7 @@ def test_corrupt_metrics_are_skipped_with_a_warning(sweep, capsys):
         "list": "[1, 2]",
         "text_metric": json.dumps({"status": "completed", "metrics": {"test/mse": "low"}, "overrides": []}),
         "binary": "\udcff",
+        "newer": json.dumps({"schema_version": 99, "status": "completed", "metrics": {"test/mse": 0.1}, "overrides": []}),
     }
     for name, text in broken.items():
         (sweep / name).mkdir()
@@ -278,3 +279,24 @@ def test_real_sweep_table_matches_its_runs(tmp_path):
                            "--out", str(tmp_path / "grid.png")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == f"wrote {tmp_path / 'grid.png'}" and png_size(tmp_path / "grid.png")[0] > 400
+
+
+def test_a_resumed_job_shows_what_its_resume_changed(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    for latent in ("2", "3"):
+        write_run(root / f"{latent}_model.latent_dim={latent}", [f"model.latent_dim={latent}", "trainer.max_epochs=1"],
+                  {"test/mse": 0.05})
+    for name in ("2_model.latent_dim=2", "3_model.latent_dim=3"):
+        record = read_record(root / name)
+        record["last"] = {"epoch": 0, "step": 14, "metrics": {}}
+        # latent 3 was extended by a resume that completed, and tried again by one that failed
+        if name.startswith("3"):
+            record["last"]["epoch"] = 2
+            record["resumes"] = [{"overrides": ["trainer.max_epochs=3"], "status": "completed"},
+                                 {"overrides": ["trainer.max_epochs=9"], "status": "failed"}]
+        write_json_atomic(root / name / "metrics.json", record)
+    code, out, _ = run_cli(capsys, root, "--format", "csv")
+    rows = {row["run"]: row for row in read_csv(out)}
+    assert code == 0 and rows["3_model.latent_dim=3"]["trainer.max_epochs"] == "3"  # not the folder's 1
+    assert rows["2_model.latent_dim=2"]["trainer.max_epochs"] == "1"
+    assert (rows["2_model.latent_dim=2"]["epochs"], rows["3_model.latent_dim=3"]["epochs"]) == ("1", "3")

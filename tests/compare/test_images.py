@@ -11,8 +11,8 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from autoencoders.cli.compare import main
-from autoencoders.compare.grid import choose_axes, plan_sheets
 from autoencoders.compare.collect import load_runs
+from autoencoders.compare.grid import choose_axes, plan_sheets
 from tests.compare.test_compare import run_cli, write_run
 
 EPOCH_STEPS, TEST_STEP = (1, 3), 4

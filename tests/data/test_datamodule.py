@@ -34,7 +34,7 @@ def test_datamodule_batches_are_float_pixels_in_unit_range():
     module.setup()
     x, y = next(iter(module.train_dataloader()))
     assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (16,)
-    assert 0 <= x.min() and x.max() <= 1
+    assert x.min() >= 0 and x.max() <= 1
     assert module.sizes == {"train": 448, "val": 64, "test": 256}
 
 

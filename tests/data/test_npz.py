@@ -101,8 +101,13 @@ def test_unreadable_files_say_how_to_save_one(tmp_path):
     with pytest.raises(DataUnavailable, match="is not a file"):
         load_npz(tmp_path / "missing.npz", 1, 0)
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(DataUnavailable, match=r"is not a readable \.npz file.*np\.savez"):
+    with pytest.raises(DataUnavailable, match=r"text.npz is not an npz file: data=npz reads .*np\.savez") as caught:
         load_npz(tmp_path / "text.npz", 1, 0)
+    assert "allow_pickle" not in str(caught.value) and "unsafe" not in str(caught.value)  # never that advice
+    one = save(tmp_path / "single.npz", images=GOOD[:1])
+    with pytest.raises(DataUnavailable, match=r"has 1 image\(s\) and no 'test_images'.*needs at least 2") as caught:
+        load_npz(one, 100, 0)
+    assert "between 1 and 0" not in str(caught.value)
     np.save(tmp_path / "one.npy", GOOD)
     with pytest.raises(DataUnavailable, match="holds one unnamed array"):
         load_npz(tmp_path / "one.npy", 1, 0)

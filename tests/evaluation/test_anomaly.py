@@ -66,7 +66,7 @@ def test_heatmaps_and_worst_grid():
     reconstructions = images.clone()
     reconstructions[1, 0, 0, 0] = 0.5
     heatmaps = error_heatmaps(images, reconstructions)
-    assert heatmaps.shape == (3, 3, 4, 4) and 0 <= heatmaps.min() and heatmaps.max() <= 1
+    assert heatmaps.shape == (3, 3, 4, 4) and heatmaps.min() >= 0 and heatmaps.max() <= 1
     assert not torch.equal(heatmaps[1, :, 0, 0], heatmaps[1, :, 1, 1])  # the error pixel has its own colour
     assert torch.equal(heatmaps[0], heatmaps[2])  # no error: the colormap's low end everywhere
     model = VAE(input_shape=[1, 28, 28], latent_dim=2).eval()

@@ -19,7 +19,7 @@ def training_files(run: Path) -> dict[str, str]:
     """Hashes of everything training wrote besides metrics.json (events, checkpoints, config)."""
     files = [path for path in run.rglob("*") if path.is_file() and "eval" not in path.relative_to(run).parts]
     return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in files if path.name != "metrics.json"}  # fmt: skip
+            for path in files if path.name not in ("metrics.json", ".lock")}  # fmt: skip  (ae-eval holds the lock too)
 
 
 def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_run):
@@ -57,6 +57,24 @@ def test_ae_eval_errors_are_one_paragraph_and_exit_1(finished_run, tiny_cfg, tmp
         stderr = capsys.readouterr().err
         assert stopped.value.code == 1 and message in stderr and "Traceback" not in stderr, (argv, stderr)
         assert stderr.strip().startswith("ae-eval:") and stderr.strip().count("\n") == 0  # one paragraph
+
+
+def test_ae_eval_of_a_run_another_process_holds_is_refused_and_changes_nothing(finished_run, capsys):
+    import os
+    import shutil
+
+    from autoencoders.rundir.lock import RunLock
+
+    before = read_record(finished_run)
+    with RunLock(finished_run), pytest.raises(SystemExit) as stopped:  # this process plays the training run
+        ae_eval_main([str(finished_run)])
+    stderr = capsys.readouterr().err
+    assert stopped.value.code == 1 and f"in use by process {os.getpid()}" in stderr and "Nothing there was changed" in stderr
+    assert read_record(finished_run) == before and not (finished_run / "eval").exists()
+    # The checkpoint names best, last and interrupted work here as everywhere a checkpoint is chosen.
+    shutil.copy(finished_run / "checkpoints" / "last.ckpt", finished_run / "checkpoints" / "interrupted.ckpt")
+    ae_eval_main([str(finished_run), "--checkpoint", "interrupted", "eval.nll_samples=0", "eval.probe=false"])
+    assert read_record(finished_run)["eval"]["checkpoint"] == "checkpoints/interrupted.ckpt"
 
 
 def test_a_checkpoint_from_elsewhere_never_replaces_the_runs_own_evaluation(tiny_cfg, tmp_path):

@@ -27,7 +27,7 @@ def test_shapes_round_trip(net, latent_dim):
     assert z.shape == (5, latent_dim)
     x_hat = decoder(z)
     assert x_hat.shape == x.shape
-    assert 0 <= x_hat.min() and x_hat.max() <= 1  # sigmoid output
+    assert x_hat.min() >= 0 and x_hat.max() <= 1  # sigmoid output
 
 
 def test_conv_sizes_follow_the_input_shape():

@@ -45,7 +45,10 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
                                         ("iwae", "conv")])  # fmt: skip
 def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, model, net):
     ae_train = Path(sys.executable).parent / "ae-train"
-    overrides = [f"model={model}", f"model.net={net}", "trainer=fast", "torch_threads=1", f"output_root={tmp_path}"]
+    # Real data through every stage; the evaluation on smaller subsets than a user's run (its own
+    # tests check the evaluation's numbers), so the six runs stay short.
+    overrides = [f"model={model}", f"model.net={net}", "trainer=fast", "torch_threads=1", f"output_root={tmp_path}",
+                 "eval.probe_train_size=1000", "eval.nll_images=50", "eval.nll_samples=10", "logging.projector_points=200"]
     done = subprocess.run([str(ae_train), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     (record_path,) = tmp_path.rglob("metrics.json")

@@ -39,8 +39,9 @@ def test_a_full_disk_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_cfg, 
         train(tiny_cfg("trainer.max_epochs=3", *QUIET), run_dir=tmp_path)
     assert [os.path.basename(path) for path in written] == ["best.ckpt", "last.ckpt"]
     saved = read_record(tmp_path)
-    assert saved["status"] == "failed" and saved["error"]["type"] == "OSError"
-    assert "No space left on device" in saved["error"]["message"]
+    assert saved["status"] == "failed" and saved["error"]["type"] == "DiskFull"
+    message = saved["error"]["message"]  # said as what it is, naming the file and the space left
+    assert f"No space left on device while writing {tmp_path / 'checkpoints'}" in message and "MiB free" in message
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")  # whole, and resumable
     assert last["epoch"] == 0 and all(torch.isfinite(value).all() for value in last["state_dict"].values())
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no temp files
@@ -58,6 +59,27 @@ def test_when_even_the_record_cannot_be_written_the_previous_one_stays_whole(tin
     assert (tmp_path / "metrics.json").read_text() == before  # untouched, still the finished run's
     assert json.loads(before)["status"] == "completed"
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_torchs_short_write_on_a_full_disk_is_named_as_a_full_disk(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from autoencoders.errors import DiskFull
+    from autoencoders.rundir.checkpoints import AtomicCheckpointIO
+
+    def short_write(*args, **kwargs):  # what torch.save raises when its zip writer runs out of room
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", short_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    with pytest.raises(DiskFull, match=r"No space left on device while writing .*last.ckpt \(1.0 MiB free there now\)"):
+        AtomicCheckpointIO().save_checkpoint({}, tmp_path / "last.ckpt")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10 * 2**30, 0, 10 * 2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with room to spare it is some other fault
+        AtomicCheckpointIO().save_checkpoint({}, tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_record_is_as_readable_as_the_other_files(tiny_cfg, tmp_path):

@@ -37,6 +37,7 @@ def test_the_fixture_is_of_the_old_layout():
     assert OmegaConf.load(FIXTURE / "config.yaml").data._target_ == "autoencoders.data.ImageDataModule"
     assert load_checkpoint(FIXTURE / "checkpoints" / "best.ckpt")["model_class"] == "autoencoders.models.vae.VAE"
     assert read_record(FIXTURE)["provenance"]["git_commit"].startswith("a32ba71")
+    assert "schema_version" not in read_record(FIXTURE)  # a record of layout 1, from before the field
 
 
 def test_load_run_gives_the_old_runs_model(old_run):
@@ -57,4 +58,5 @@ def test_an_old_run_resumes(old_run):
     metrics = resume_training(old_run, ["trainer.max_epochs=2"])
     record = read_record(old_run)
     assert record["status"] == "completed" and record["metrics"]["test/mse"] == metrics["test/mse"]
+    assert record["schema_version"] == 2  # rewritten by today's code, in today's layout (a superset of 1)
     assert load_checkpoint(old_run / "checkpoints" / "last.ckpt")["epoch"] == 1  # epoch 0 was the old run's

@@ -10,8 +10,8 @@ from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume
-from autoencoders.training.sweep import plan_for_existing_dir
 from autoencoders.training.pipeline import resume_training, train
+from autoencoders.training.sweep import plan_for_existing_dir
 from tests.helpers import ae_train, only_run
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]

@@ -117,3 +117,43 @@ def test_submitit_local_launcher_runs_a_job(tmp_path):
                     "model.latent_dim=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert [job["status"] for job in jobs(sweep).values()] == ["completed"]
+
+
+# Overrides whose job folder name would pass 255 bytes (eval.* and logging.* count toward it).
+LONG = ["eval.probe=false", "eval.probe_train_size=10000", "eval.anomaly=auto", "eval.anomaly_images=16",
+        "eval.nll_samples=0", "eval.nll_images=1000", "eval.class_consistency=true", "logging.n_images=16",
+        "logging.latents_every_n_epochs=0", "trainer.log_every_n_steps=1", "trainer.limit_val_batches=2",
+        "trainer.check_val_every_n_epoch=1", "data.split_seed=0", "data.val_size=64", "model.weight_decay=0.0"]
+
+
+def test_a_job_whose_overrides_pass_the_file_name_limit_gets_a_hashed_folder(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = ae_train("-m", *TINY, *LONG, "torch_threads=1", "model.latent_dim=2", f"hydra.sweep.dir={sweep}",
+                    cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ((name, record),) = jobs(sweep).items()
+    assert record["status"] == "completed" and len(name.encode()) <= 255
+    given = [*TINY, *LONG, "torch_threads=1", "model.latent_dim=2"]  # Hydra writes true as True
+    assert sorted(item.lower() for item in record["overrides"]) == sorted(item.lower() for item in given)
+
+
+def test_job_names_are_kept_whole_up_to_the_limit_and_hashed_past_it():
+    from autoencoders.training.sweep import JOB_NAME_BYTES, job_dirname
+
+    assert job_dirname("model.latent_dim=2,model=vae") == "model.latent_dim=2,model=vae"
+    long = ",".join(LONG) * 2
+    short = job_dirname(long)
+    assert len(short.encode()) == JOB_NAME_BYTES and short.startswith(long[:100])
+    assert job_dirname(long + "x") != short  # the hash tells two long names apart
+    assert len(job_dirname("é" * 300).encode()) <= JOB_NAME_BYTES  # cut on a character, not inside one
+
+
+def test_the_sweep_dir_is_made_absolute_for_workers_that_run_elsewhere(tmp_path, monkeypatch):
+    from autoencoders.training.sweep import SweepSummary
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    cfg = hydra_cfg("hydra.sweep.dir=relative/sweep", "hydra/launcher=ray")
+    SweepSummary().on_multirun_start(cfg)
+    assert cfg.hydra.sweep.dir == str(tmp_path / "relative" / "sweep")
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # the cluster the launcher starts takes a token
