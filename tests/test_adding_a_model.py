@@ -122,9 +122,9 @@ def test_each_check_fails_for_a_planted_model():
     assert "does not derive" in class_problem("torch.nn.Linear")
 
     class Planted(AutoencoderBase):
-        def __init__(self, *, mmd_weight: float = 1.0, beta: float = 1.0, **shared: Any) -> None: ...
+        def __init__(self, *, planted_weight: float = 1.0, beta: float = 1.0, **shared: Any) -> None: ...
 
-    assert undeclared_arguments(Planted) == ["model.mmd_weight"]  # beta is declared, mmd_weight is not
+    assert undeclared_arguments(Planted) == ["model.planted_weight"]  # beta is declared, planted_weight is not
     assert not has_models_row(planted, MODELS_DOC.read_text())
     assert not has_models_row("vae", "the `vae` row:\n| `vae` | ... |\n")  # another format does not count
     assert has_models_row(planted, "| model |\n|---|\n| planted | its terms |\n")

@@ -71,15 +71,15 @@ def test_top_level_eval_and_logging_keys_are_declared(compose_cfg):
 
 def test_the_checks_find_a_planted_gap():
     # A YAML key and a constructor argument that nobody declared are both reported.
-    assert undeclared(["model.latent_dim", "model.mmd_weight", "trainer.gradient_clip_val"]) == ["model.mmd_weight"]
+    assert undeclared(["model.latent_dim", "model.planted_weight", "trainer.gradient_clip_val"]) == ["model.planted_weight"]
 
     class Planted:
-        def __init__(self, *, mmd_weight: float = 1.0, **shared: Any) -> None: ...
+        def __init__(self, *, planted_weight: float = 1.0, **shared: Any) -> None: ...
 
     Planted.__module__ = "autoencoders.models.planted"
-    assert undeclared([f"model.{name}" for name in constructor_arguments(Planted)]) == ["model.mmd_weight"]
-    with pytest.raises(ConfigError, match=r"model.mmd_weight is not a model setting.*declared in autoencoders/schema"):
-        check_value("model.mmd_weight", -5.0)
+    assert undeclared([f"model.{name}" for name in constructor_arguments(Planted)]) == ["model.planted_weight"]
+    with pytest.raises(ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/schema"):
+        check_value("model.planted_weight", -5.0)
     check_value("trainer.gradient_clip_val", 0.5)  # trainer stays a free mapping of Trainer arguments
 
 

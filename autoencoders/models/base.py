@@ -102,18 +102,23 @@ class AutoencoderBase(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, labels = batch
         terms, _ = self.loss_terms(x, *condition(self, labels))
-        self._means["train"].update(terms, len(x))
+        self._after_training_step(terms, len(x), self.global_step)
+        return terms["loss"]
+
+    def _after_training_step(self, terms: dict[str, Tensor], batch_size: int, step: int) -> None:
+        """The bookkeeping of a training step (`step`: the batch's number, counted from 0): epoch
+        sums, the loss watch, and every log_every_n_steps steps its reading and `train/loss_step`."""
+        self._means["train"].update(terms, batch_size)
         # Watched on the device and read back every log_every_n_steps steps: on a GPU a check per
         # step (`if not torch.isfinite(loss)`) would wait for every step's kernels.
-        self._watch.update(terms, self.global_step)
+        self._watch.update(terms, step)
         trainer = trainer_of(self)
         every = trainer.log_every_n_steps if trainer is not None else 1  # no trainer: a test calls it
-        if self.global_step % every == 0:
+        if step % every == 0:
             reading = self._read_watch()
             if self.logger is not None:
                 # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
-                self.logger.log_metrics({"train/loss_step": reading.loss}, step=self.global_step)
-        return terms["loss"]
+                self.logger.log_metrics({"train/loss_step": reading.loss}, step=step)
 
     def _read_watch(self) -> Reading:
         """Read the loss watch (one host sync); a non-finite term stops the run, naming its step."""

@@ -135,3 +135,16 @@ def build_nets(net: str, input_shape: InputShape, latent_dim: int, encoder_out: 
     check_value("model.net", net)
     encoder, decoder = NETS[net]
     return encoder(input_shape, encoder_out, condition_dim), decoder(input_shape, latent_dim + condition_dim)
+
+
+class Discriminator(nn.Sequential):
+    """code (B, latent_dim) -> `depth` hidden layers of `width` units -> one logit (B,).
+
+    Leaky ReLU between layers with `negative_slope` (0: ReLU). The adversarial models use it to
+    tell codes from prior draws (the aae) or q(z) samples from their permuted copies."""
+
+    def __init__(self, latent_dim: int, width: int, depth: int, negative_slope: float = 0.0) -> None:
+        layers: list[nn.Module] = []
+        for inputs in [latent_dim] + [width] * (depth - 1):
+            layers += [nn.Linear(inputs, width), nn.LeakyReLU(negative_slope) if negative_slope else nn.ReLU()]
+        super().__init__(*layers, nn.Linear(width if depth else latent_dim, 1), nn.Flatten(0))

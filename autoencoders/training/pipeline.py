@@ -30,7 +30,7 @@ from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_rec
 from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
 from autoencoders.training.signals import GracefulStop, StopSignals
-from autoencoders.training.trainer import build_trainer
+from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
 
 log = logging.getLogger("autoencoders")
 
@@ -180,6 +180,7 @@ def check_settings_exist(cfg: DictConfig) -> None:
         known = constructor_arguments(get_class(current_class_path(node._target_)))
         given = {key for key in node if not key.startswith("_")}
         check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
+    check_trainer_fits_model(cfg.trainer, get_class(current_class_path(cfg.model._target_)))
 
 
 def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
@@ -194,10 +195,14 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
     model = build_model(cfg, datamodule, state.record)
+    manual = not model.automatic_optimization
+    if manual:  # several optimizers per batch: the model clips each phase (models/phases.py)
+        check_trainer_fits_model(cfg.trainer, type(model))  # a resume's overrides too
+        model.gradient_clipping = gradient_clipping(cfg.trainer)
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
     state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""),
-                                        _purge_step(run_dir, checkpoint), stop, workers)  # fmt: skip
+                                        _purge_step(run_dir, checkpoint), stop, workers, manual)  # fmt: skip
     trainer = state.trainer
     state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
                                    "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip

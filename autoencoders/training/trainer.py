@@ -14,12 +14,41 @@ from autoencoders.training.signals import GracefulStop
 DDP_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true")
 
 
+# Trainer arguments a model trained by several optimizers (models/phases.py) applies itself.
+CLIPPING = ("gradient_clip_val", "gradient_clip_algorithm")
+
+
+def check_trainer_fits_model(trainer: DictConfig, model_class: type) -> None:
+    """Refuse settings a model with several optimizers per batch cannot train with: Lightning's
+    gradient accumulation (it would change what one step is, and the phases' order)."""
+    from autoencoders.errors import ConfigError
+    from autoencoders.models.phases import PhasedAutoencoder
+
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if issubclass(model_class, PhasedAutoencoder) and accumulate != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate!r} is not allowed for {model_class.__name__}: it updates "
+            "several optimizers in turn on every batch (an autoencoder and a discriminator), and accumulating "
+            "gradients over batches would mix their phases. Use a larger data.batch_size instead, or remove "
+            "the override (1, the default)."
+        )
+
+
+def gradient_clipping(trainer: DictConfig) -> dict[str, Any]:
+    """The clipping settings among the Trainer arguments, for a model that clips itself."""
+    return {name: trainer[name] for name in CLIPPING if trainer.get(name) is not None}
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: int | None, stop: GracefulStop,
-                  worker_command: list[str]) -> tuple[Any, Any]:  # fmt: skip
+                  worker_command: list[str], manual_optimization: bool = False) -> tuple[Any, Any]:  # fmt: skip
     """The Trainer for `cfg.trainer`, and its best-checkpoint callback (whose checkpoint is tested).
 
     `purge_step`: TensorBoard drops the run's events from this step on (a resumed run repeats them).
     `worker_command`: what starts the run's other processes under DDP (distributed/ddp.py).
+    `manual_optimization`: the model steps several optimizers itself (models/phases.py); it
+    clips gradients itself too (`gradient_clipping`), which Lightning then must not be given,
+    and under DDP each phase's backward reaches only part of the parameters, so DDP looks
+    for the unused ones.
     """
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor
@@ -30,6 +59,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     from autoencoders.views.tensorboard import SessionLogger
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if manual_optimization:
+        for name in CLIPPING:
+            trainer_args.pop(name, None)
     checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
     # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
     last = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last")
@@ -46,7 +78,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
         from autoencoders.distributed.ddp import RunDDPStrategy
 
         strategy = RunDDPStrategy(worker_command, checkpoint_io=AtomicCheckpointIO(),
-                                  find_unused_parameters=strategy == "ddp_find_unused_parameters_true")  # fmt: skip
+                                  find_unused_parameters=strategy == "ddp_find_unused_parameters_true" or manual_optimization)  # fmt: skip
         plugins = []
     else:
         plugins = [AtomicCheckpointIO()]

@@ -18,6 +18,9 @@ OWN_TERMS = {
                                                   for name in ("perplexity", "codebook_usage")]],  # fmt: skip
     "cvae": ["test/kl", "test/elbo", "test/recon", "test/active_units", "test/class_consistency", "test/nll"],
     "tcvae": ["test/mi", "test/tc", "test/dwkl", "test/kl", "test/elbo", "train/tc", "test/nll"],
+    "aae": ["test/recon", "test/disc_loss", "test/gen_loss", "test/disc_acc", "train/disc_loss", "val/disc_acc"],
+    "wae": ["test/recon", "test/mmd", "train/mmd"],
+    "iwae": ["test/iw_bound", "test/kl", "test/nll", "test/active_units", "train/iw_bound"],
 }
 
 
@@ -33,7 +36,8 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, net", [("vae", "mlp"), ("dae", "conv"), ("sparse", "mlp"), ("contractive", "conv"),
-                                        ("cvae", "mlp"), ("vqvae", "conv")])  # fmt: skip
+                                        ("cvae", "mlp"), ("vqvae", "conv"), ("aae", "conv"), ("wae", "mlp"),
+                                        ("iwae", "conv")])  # fmt: skip
 def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, model, net):
     ae_train = Path(sys.executable).parent / "ae-train"
     # Real data through every stage; the evaluation on smaller subsets than a user's run (its own

@@ -25,7 +25,7 @@ def test_load_run_round_trips_encode_and_decode(finished_run):
 
 def test_the_new_models_load_sample_re_test_and_compare(tiny_cfg, tmp_path, capsys):
     # load_run, Lightning's load_from_checkpoint(weights_only=True), ae-eval and ae-compare for the
-    # vqvae, cvae and tcvae (the cvae with the labels its methods take).
+    # vqvae, cvae, tcvae, aae, wae and iwae (the cvae with the labels its methods take).
     import csv
     import io
 
@@ -37,7 +37,8 @@ def test_the_new_models_load_sample_re_test_and_compare(tiny_cfg, tmp_path, caps
 
     quiet = ["model.latent_dim=8", "logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false",
              "eval.nll_samples=5"]  # fmt: skip
-    own = {"vqvae": "test/perplexity", "cvae": "test/class_consistency", "tcvae": "test/tc"}
+    own = {"vqvae": "test/perplexity", "cvae": "test/class_consistency", "tcvae": "test/tc",
+           "aae": "test/disc_acc", "wae": "test/mmd", "iwae": "test/kl"}  # fmt: skip
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
     for name, metric in own.items():
         cfg = tiny_cfg(f"model={name}", *quiet)

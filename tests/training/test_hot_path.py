@@ -52,7 +52,7 @@ def with_callback(monkeypatch, callback) -> None:
     monkeypatch.setattr(lightning, "Trainer", Trainer)
 
 
-@pytest.mark.parametrize("model", ["mlp", "vae"])
+@pytest.mark.parametrize("model", ["mlp", "vae", "aae"])  # aae: three optimizers a batch (models/phases.py)
 def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):
     counter = SyncCounter(monkeypatch)
     with_callback(monkeypatch, counter)

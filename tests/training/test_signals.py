@@ -55,7 +55,7 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number)
     assert len(events.Scalars("val/loss")) == 4 + 1  # each epoch once, and the tested checkpoint's at the test step
 
 
-@pytest.mark.parametrize("model", ["mlp", "vae"])
+@pytest.mark.parametrize("model", ["mlp", "vae", "aae"])  # aae: its three optimizers and schedules restored
 def test_resume_from_end_of_epoch_matches_an_uninterrupted_run(tiny_cfg, tmp_path, model, monkeypatch):
     base = [f"model={model}", "trainer.max_epochs=3", *FULL, *QUIET]
     uninterrupted = train(tiny_cfg(*base), run_dir=tmp_path / "a")
