@@ -23,6 +23,10 @@ SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz")  # data/sources.py
+WANDB_MODES = ("offline", "online", "disabled")  # views/tracking.py
+# The loggers conf/logger/ ships (views/loggers.py, views/tracking.py); their keys are declared
+# below. Other entries of the logger block (a user's own _target_) are a free mapping.
+LOGGERS = ("csv", "mlflow", "wandb")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,14 @@ RULES: dict[str, Rule] = {
     "eval.nll_samples": count(100, "vae: importance samples per image for test/nll; 0 = off"),
     "eval.nll_images": key("int", 1000, "test images (a fixed subset) for test/nll; null = all", low=1, nullable=True),
     "eval.class_consistency": key("bool", True, "cvae: a pixel classifier checks the class of samples"),
+    # logger: loggers beside TensorBoard, chosen with logger=csv / mlflow / wandb / [csv,mlflow] (docs/loggers.md)
+    "logger.mlflow.tracking_uri": key("str", None, "MLflow server or store, e.g. http://host:5000; null = "
+                                      "sqlite:///<output_root>/mlflow.db", nullable=True),
+    "logger.mlflow.experiment_name": key("str", None, "MLflow experiment; null = the sweep directory's name "
+                                         "(single runs: runs)", nullable=True),
+    "logger.wandb.mode": choice("offline", "online only when set explicitly; disabled = no W&B files", WANDB_MODES),
+    "logger.wandb.project": key("str", "autoencoders", "W&B project"),
+    "logger.wandb.entity": key("str", None, "W&B user or team; null = your default", nullable=True),
 }
 
 # Sections whose every key must be declared above; `trainer` is a free mapping of Trainer arguments.

@@ -73,7 +73,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     trainer = L.Trainer(**trainer_args, default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = floats(trainer.callback_metrics)
-    metrics.update(evaluate_model(asdict(settings), model, datamodule, logger))
+    metrics.update(evaluate_model(asdict(settings), model, datamodule, trainer.loggers))
 
     checkpoint_path = path.resolve()
     entry = {

@@ -13,6 +13,7 @@ import logging
 import signal
 import traceback
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class RunState:
     signals: StopSignals = field(default_factory=StopSignals)
     trainer: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
+    callbacks: list[Any] = field(default_factory=list)  # extra callback objects (train's `callbacks`)
 
     def metrics_so_far(self) -> dict[str, float]:
         if self.metrics or self.trainer is None:
@@ -54,12 +56,14 @@ class RunState:
 
 
 def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None,
-          resume: ResumePlan | None = None) -> dict[str, float]:  # fmt: skip
+          resume: ResumePlan | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:  # fmt: skip
     """Train, test and evaluate the configured model; return the final metrics (also in metrics.json).
 
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
     overrides, so tests can call this with a composed config and a temporary directory.
     `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
+    `callbacks`: Lightning callbacks to add after the run's own and the config's (`callbacks=`),
+    for code that needs the objects back (benchmarks, tests).
     """
     check_versions()
     if run_dir is None:
@@ -67,7 +71,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
-    state = RunState(_open_record(cfg, run_dir, overrides or [], resume))
+    state = RunState(_open_record(cfg, run_dir, overrides or [], resume), callbacks=list(callbacks))
     _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
     print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
     return state.metrics
@@ -89,6 +93,7 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
     try:
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
+        state.record.finish("completed", state.metrics)
     except (KeyboardInterrupt, SystemExit):
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
@@ -103,9 +108,20 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         raise
     finally:
         state.signals.restore()
-        if state.trainer is not None and state.trainer.logger is not None:
-            state.trainer.logger.close()  # the session's event file (views/tensorboard.SessionLogger)
-    state.record.finish("completed", state.metrics)
+        if state.trainer is not None:
+            _close_loggers(state, run_dir)
+
+
+def _close_loggers(state: RunState, run_dir: Path) -> None:
+    """The session's event file (views/tensorboard.SessionLogger) closed; the other loggers get the
+    record's end (status, final metrics, files), and one that stopped mid-run is named in it."""
+    from autoencoders.training.tracking import record_logger_errors
+    from autoencoders.views.loggers import finish_run
+
+    state.trainer.logger.close()
+    if state.trainer.is_global_zero:
+        finish_run(state.trainer.loggers, state.record.payload, run_dir)
+        record_logger_errors(state.record, state.trainer.loggers)
 
 
 def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -190,14 +206,17 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
 
     from autoencoders.distributed.ddp import worker_command
     from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.training.tracking import run_loggers
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
     model = build_model(cfg, datamodule, state.record)
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""),
-                                        _purge_step(run_dir, checkpoint), stop, workers)  # fmt: skip
+    purge_step = _purge_step(run_dir, checkpoint)
+    loggers = run_loggers(cfg, run_dir, state.record, purge_step)
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""), purge_step,
+                                        stop, workers, loggers, state.callbacks)  # fmt: skip
     trainer = state.trainer
     state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
                                    "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip
@@ -212,7 +231,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         if trainer.is_global_zero:
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
             # Probe, anomaly scores and NLL on the tested weights, over the full splits.
-            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger))
+            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.loggers))
         trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
 
 
@@ -225,7 +244,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     """Which checkpoint was tested and the epoch values it was saved with, and the last epoch's
     values apart (`last`); returns the tested checkpoint's epoch values for `metrics`.
 
-    The tested checkpoint's val/* also go to TensorBoard at the test step, beside test/*, so the
+    The tested checkpoint's val/* also go to every logger at the test step, beside test/*, so the
     HParams session (each tag's last value) shows the same numbers as metrics.json."""
     trainer = state.trainer
     if last:  # a resume whose training had finished trained no epoch: the record keeps its last one
@@ -243,9 +262,9 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     })  # fmt: skip
     if values is None:
         return last
-    if trainer.logger is not None:
-        trainer.logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
-                                   step=trainer.global_step)  # fmt: skip
+    for logger in trainer.loggers:
+        logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
+                           step=trainer.global_step)  # fmt: skip
     return dict(values)
 
 
