@@ -23,8 +23,8 @@ SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz")  # data/sources.py
-WANDB_MODES = ("offline", "online", "disabled")  # views/tracking.py
-# The loggers conf/logger/ ships (views/loggers.py, views/tracking.py); their keys are declared
+WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
+# The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
 # below. Other entries of the logger block (a user's own _target_) are a free mapping.
 LOGGERS = ("csv", "mlflow", "wandb")
 

@@ -115,7 +115,7 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
 def _close_loggers(state: RunState, run_dir: Path) -> None:
     """The session's event file (views/tensorboard.SessionLogger) closed; the other loggers get the
     record's end (status, final metrics, files), and one that stopped mid-run is named in it."""
-    from autoencoders.training.tracking import record_logger_errors
+    from autoencoders.training.run_loggers import record_logger_errors
     from autoencoders.views.loggers import finish_run
 
     state.trainer.logger.close()
@@ -206,7 +206,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
 
     from autoencoders.distributed.ddp import worker_command
     from autoencoders.evaluation.suite import evaluate_model
-    from autoencoders.training.tracking import run_loggers
+    from autoencoders.training.run_loggers import run_loggers
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)

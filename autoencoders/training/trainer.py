@@ -22,7 +22,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
 
     `purge_step`: TensorBoard drops the run's events from this step on (a resumed run repeats them).
     `worker_command`: what starts the run's other processes under DDP (distributed/ddp.py).
-    `loggers`: the loggers beside TensorBoard (training/tracking.py), which is always the first.
+    `loggers`: the loggers beside TensorBoard (training/run_loggers.py), which is always the first.
     `callbacks`: callback objects to add after the run's own and `cfg.callbacks`' (benchmarks, tests).
     """
     import lightning as L

@@ -3,7 +3,7 @@
 TensorBoard is always the first logger (views/tensorboard.SessionLogger): the run directory's
 contract, `ae-compare --images`, the HParams tab and the projector read its event files. The
 others come from the `logger:` block, one `_target_` entry each (a function of this module or of
-views/tracking.py), built with the run's `RunContext`. Every write the run makes goes through
+views/trackers.py), built with the run's `RunContext`. Every write the run makes goes through
 `trainer.loggers`, so each of them gets the same scalars at the same steps; images go to the ones
 that hold images (`log_grid`); `finish_run` hands each the run's end (status, final metrics, files).
 
@@ -31,7 +31,7 @@ log = logging.getLogger("autoencoders")
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a logger needs to know about the run it logs (training/tracking.py fills it in)."""
+    """What a logger needs to know about the run it logs (training/run_loggers.py fills it in)."""
 
     run_dir: Path
     output_root: Path
