@@ -15,6 +15,7 @@ metrics.json, checkpoints) does not depend on it.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,9 @@ class RunCSVLogger(Reported, CSVLogger):
     def __init__(self, context: RunContext) -> None:
         kept = _rows_before(context.run_dir / "csv" / "metrics.csv", context.purge_step)
         super().__init__(save_dir=context.run_dir, name="csv", version="")
+        with warnings.catch_warnings():  # "previous log files will be deleted": the kept rows are written again
+            warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
+            self.experiment
         for row in kept:
             self.experiment.log_metrics({name: float(value) for name, value in row.items() if name != "step"},
                                         step=int(row["step"]))  # fmt: skip

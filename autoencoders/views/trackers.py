@@ -12,6 +12,7 @@ W&B: offline unless `logger.wandb.mode=online`; the files are in `<run>/wandb/`.
 from __future__ import annotations
 
 import fcntl
+import secrets
 import os
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -153,7 +154,7 @@ class RunWandbLogger(Reported, WandbLogger):
             probe("https://api.wandb.ai", "Weights & Biases", "Check the network, or log offline "
                   "(logger.wandb.mode=offline) and upload later with wandb sync.")  # fmt: skip
         super().__init__(name=context.run_name, project=project, entity=entity, group=context.experiment,
-                         id=previous.get("id") or wandb.util.generate_id(), save_dir=str(context.run_dir),
+                         id=previous.get("id") or secrets.token_hex(4), save_dir=str(context.run_dir),
                          offline=mode == "offline", mode=mode, config=dict(context.params), settings=wandb.Settings(
                              silent=True, console="off", x_disable_stats=True))  # fmt: skip
         try:
