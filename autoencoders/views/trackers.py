@@ -82,17 +82,16 @@ class RunMLflowLogger(Reported, MLFlowLogger):
             os.environ.setdefault(name, value)
         local = uri.startswith("sqlite:///")
         self.uri, self.experiment_label = uri, experiment_name or previous.get("experiment") or context.experiment
-        super().__init__(experiment_name=self.experiment_label,
-                         run_name=context.run_name, tracking_uri=uri, run_id=previous.get("run_id"),
-                         tags={"run_dir": str(context.run_dir.resolve())},
-                         artifact_location=(context.output_root / "mlartifacts").resolve().as_uri() if local else None)  # fmt: skip
         if uri.startswith(("http://", "https://")):
             probe(f"{uri.rstrip('/')}/health", "The MLflow tracking server",
                   "Start it (mlflow server --host 127.0.0.1 --port 5000), fix logger.mlflow.tracking_uri, or leave "
                   "it null for the local store sqlite:///<output_root>/mlflow.db.")  # fmt: skip
-        with sqlite_lock(uri):
+        with sqlite_lock(uri):  # the client's store migrates a new database as it is built
             try:
-                client = self.experiment  # creates the store, the experiment and the run
+                super().__init__(experiment_name=self.experiment_label, run_name=context.run_name, tracking_uri=uri,
+                                 run_id=previous.get("run_id"), tags={"run_dir": str(context.run_dir.resolve())},
+                                 artifact_location=(context.output_root / "mlartifacts").resolve().as_uri() if local else None)  # fmt: skip
+                client = self.experiment  # creates the experiment and the run
             except Exception as error:  # noqa: BLE001  (mlflow raises its own types and sqlalchemy's)
                 raise LoggerUnavailable(f"MLflow at {uri} refused the run ({type(error).__name__}: {error}). Fix "
                                         f"logger.mlflow.tracking_uri or the store's permissions.") from None  # fmt: skip
