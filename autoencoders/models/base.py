@@ -111,7 +111,7 @@ class AutoencoderBase(L.LightningModule):
         if self.global_step % every == 0:
             reading = self._read_watch()
             # Straight to the loggers: a per-step curve without Lightning's per-step bookkeeping.
-            for logger in self.loggers if self._trainer is not None else ():
+            for logger in trainer.loggers if trainer is not None else ():
                 logger.log_metrics({"train/loss_step": reading.loss}, step=self.global_step)
         return terms["loss"]
 

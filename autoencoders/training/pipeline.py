@@ -31,6 +31,7 @@ from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_rec
 from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
 from autoencoders.training.signals import GracefulStop, StopSignals
+from autoencoders.training.run_loggers import close_loggers, run_loggers
 from autoencoders.training.trainer import build_trainer
 
 log = logging.getLogger("autoencoders")
@@ -48,6 +49,7 @@ class RunState:
     trainer: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
     callbacks: list[Any] = field(default_factory=list)  # extra callback objects (train's `callbacks`)
+    outcome: str = "failed"  # how this attempt ended, as the record says (a resume's own status)
 
     def metrics_so_far(self) -> dict[str, float]:
         if self.metrics or self.trainer is None:
@@ -94,7 +96,9 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
         state.record.finish("completed", state.metrics)
+        state.outcome = "completed"
     except (KeyboardInterrupt, SystemExit):
+        state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
         stopped = RunInterrupted(f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
@@ -103,25 +107,13 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         state.record.finish("interrupted", state.metrics_so_far(), stopped, traceback.format_exc())
         raise stopped from None
     except BaseException as error:
-        status = "diverged" if isinstance(error, Diverged) else "failed"
+        status = state.outcome = "diverged" if isinstance(error, Diverged) else "failed"
         state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())
         raise
     finally:
         state.signals.restore()
-        if state.trainer is not None:
-            _close_loggers(state, run_dir)
-
-
-def _close_loggers(state: RunState, run_dir: Path) -> None:
-    """The session's event file (views/tensorboard.SessionLogger) closed; the other loggers get the
-    record's end (status, final metrics, files), and one that stopped mid-run is named in it."""
-    from autoencoders.training.run_loggers import record_logger_errors
-    from autoencoders.views.loggers import finish_run
-
-    state.trainer.logger.close()
-    if state.trainer.is_global_zero:
-        finish_run(state.trainer.loggers, state.record.payload, run_dir)
-        record_logger_errors(state.record, state.trainer.loggers)
+        if state.trainer is not None:  # the event file closed; the other loggers get the attempt's end
+            close_loggers(state.trainer, state.record, state.outcome, state.metrics_so_far(), run_dir)
 
 
 def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -206,7 +198,6 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
 
     from autoencoders.distributed.ddp import worker_command
     from autoencoders.evaluation.suite import evaluate_model
-    from autoencoders.training.run_loggers import run_loggers
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)

@@ -9,20 +9,20 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.rundir.record import RunRecord
+from autoencoders.rundir.record import WorkerRecord
 from autoencoders.views.hparams import flatten_hparams
-from autoencoders.views.loggers import RunContext, build_loggers
+from autoencoders.views.loggers import RunContext, build_loggers, finish_run
 
 
 def run_loggers(cfg: DictConfig, run_dir: Path, record: Any, purge_step: int) -> list[Any]:
     """The loggers of `cfg.logger`, their ids in metrics.json's `loggers`. A DDP worker process
     (no RunRecord of its own) gets none: the main process logs for the run."""
-    if not isinstance(record, RunRecord) or not cfg.get("logger"):
+    if isinstance(record, WorkerRecord) or not cfg.get("logger"):
         return []
     resumes = record.payload.get("resumes") or []
     context = RunContext(
         run_dir=run_dir, output_root=Path(cfg.output_root).resolve(), experiment=sweep_name(), run_name=run_dir.name,
-        params=run_params(cfg), previous=record.payload.get("loggers") or {}, purge_step=purge_step,
+        params=run_params(cfg), previous=record.current("loggers") or {}, purge_step=purge_step,
         resume_overrides=tuple(resumes[-1].get("overrides", ())) if resumes else None, resume_number=len(resumes),
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, context)
@@ -30,11 +30,17 @@ def run_loggers(cfg: DictConfig, run_dir: Path, record: Any, purge_step: int) ->
     return list(loggers.values())
 
 
-def record_logger_errors(record: Any, loggers: list[Any]) -> None:
-    """A logger that stopped mid-run: metrics.json's `loggers.<name>.error` says so."""
-    broken = {logger.config_name: logger.record_entry() for logger in loggers if getattr(logger, "broken", None)}
-    if broken and isinstance(record, RunRecord):
-        record.update(loggers={**(record.payload.get("loggers") or {}), **broken})
+def close_loggers(trainer: Any, record: Any, outcome: str, metrics: dict[str, float], run_dir: Path) -> None:
+    """The session's event file closed (views/tensorboard.SessionLogger); the other loggers get the
+    attempt's end (its status, final metrics, files), and one that stopped mid-run is named in the
+    record (`loggers.<name>.error`)."""
+    trainer.logger.close()
+    if not trainer.is_global_zero:
+        return
+    finish_run(trainer.loggers, outcome, metrics, record.current("tested"), run_dir)
+    broken = {logger.config_name: logger.record_entry() for logger in trainer.loggers if getattr(logger, "broken", None)}
+    if broken and not isinstance(record, WorkerRecord):
+        record.update(loggers={**(record.current("loggers") or {}), **broken})
 
 
 def sweep_name() -> str:

@@ -169,17 +169,17 @@ def log_hyperparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
         logger.log_hyperparams(dict(params))
 
 
-def finish_run(loggers: list[Logger], payload: Mapping[str, Any], run_dir: Path) -> None:
-    """The run's end to every logger beside TensorBoard: metrics.json's status and final metrics, and
-    the files a tracker keeps beside them."""
-    tested = (payload.get("tested") or {}).get("checkpoint")
+def finish_run(loggers: list[Logger], status: str, metrics: Mapping[str, float], tested: Mapping[str, Any] | None,
+               run_dir: Path) -> None:  # fmt: skip
+    """The run's end to every logger beside TensorBoard: the attempt's status and final metrics as
+    metrics.json holds them, and the files a tracker keeps beside them (`tested`: the record's entry)."""
+    checkpoint = (tested or {}).get("checkpoint")
     files = {"config": run_dir / "config.yaml", "record": run_dir / "metrics.json"}
-    if tested and (run_dir / tested).is_file():
-        files["checkpoint"] = run_dir / tested
+    if checkpoint and (run_dir / checkpoint).is_file():
+        files["checkpoint"] = run_dir / checkpoint
     for logger in extra_loggers(loggers):
         if isinstance(logger, Reported):
-            logger.guarded("the run's end", lambda: logger.finish_run(payload.get("status", "failed"),
-                                                                       dict(payload.get("metrics") or {}), files))  # fmt: skip
+            logger.guarded("the run's end", lambda: logger.finish_run(status, dict(metrics), files))
 
 
 def image_array(image: Tensor) -> Any:
