@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import signal
 import traceback
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from autoencoders.rundir.loading import constructor_arguments, data_arguments, i
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
-from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.run_loggers import close_loggers, run_loggers
+from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.trainer import build_trainer
 
 log = logging.getLogger("autoencoders")

@@ -108,12 +108,12 @@ class RunCSVLogger(Reported, CSVLogger):
         super().__init__(save_dir=context.run_dir, name="csv", version="")
         with warnings.catch_warnings():  # "previous log files will be deleted": the kept rows are written again
             warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
-            self.experiment
+            writer = self.experiment
         for row in kept:
-            self.experiment.log_metrics({name: float(value) for name, value in row.items() if name != "step"},
+            writer.log_metrics({name: float(value) for name, value in row.items() if name != "step"},
                                         step=int(row["step"]))  # fmt: skip
         if kept:
-            self.experiment.save()
+            writer.save()
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -179,7 +179,7 @@ def finish_run(loggers: list[Logger], status: str, metrics: Mapping[str, float],
         files["checkpoint"] = run_dir / checkpoint
     for logger in extra_loggers(loggers):
         if isinstance(logger, Reported):
-            logger.guarded("the run's end", lambda: logger.finish_run(status, dict(metrics), files))
+            logger.guarded("the run's end", lambda logger=logger: logger.finish_run(status, dict(metrics), files))
 
 
 def image_array(image: Tensor) -> Any:

@@ -12,8 +12,8 @@ W&B: offline unless `logger.wandb.mode=online`; the files are in `<run>/wandb/`.
 from __future__ import annotations
 
 import fcntl
-import secrets
 import os
+import secrets
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -157,7 +157,7 @@ class RunWandbLogger(Reported, WandbLogger):
                          offline=mode == "offline", mode=mode, config=dict(context.params), settings=wandb.Settings(
                              silent=True, console="off", x_disable_stats=True))  # fmt: skip
         try:
-            self.experiment  # starts the run now: a failure stops the run at start-up
+            _ = self.experiment  # starts the run now: a failure stops the run at start-up
         except Exception as error:  # noqa: BLE001
             raise LoggerUnavailable(f"W&B could not start the run ({type(error).__name__}: {error}). Check "
                                     f"logger.wandb.project/entity, or log offline (logger.wandb.mode=offline).") from None  # fmt: skip
