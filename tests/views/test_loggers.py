@@ -107,9 +107,12 @@ def test_an_mlflow_server_that_cannot_be_reached_fails_the_run_at_start_up(tiny_
 
 
 def test_extra_callbacks_come_from_config(tiny_cfg, tmp_path):
-    train(tiny_cfg("callbacks=timing", "trainer.max_epochs=2", *QUIET), run_dir=tmp_path / "run")
+    metrics = train(tiny_cfg("callbacks=timing", "trainer.max_epochs=2", "+callbacks.stop._target_=lightning.pytorch."
+                             "callbacks.EarlyStopping", "+callbacks.stop.monitor=val/loss", "+callbacks.stop.patience=0",
+                             "+callbacks.stop.divergence_threshold=0.0", *QUIET), run_dir=tmp_path / "run")  # fmt: skip
+    assert read_record(tmp_path / "run")["last"]["epoch"] == 0  # a user's own callback from config stopped it after epoch 0
     epochs = json.loads((tmp_path / "run" / "timing.json").read_text())
-    assert [epoch["epoch"] for epoch in epochs] == [0, 1] and {epoch["images"] for epoch in epochs} == {448}
+    assert [epoch["epoch"] for epoch in epochs] == [0] and epochs[0]["images"] == 448 and "test/mse" in metrics
     for epoch in epochs:  # the parts add up to the epoch (nothing paused)
         parts = epoch["train_seconds"] + epoch["validation_seconds"] + epoch["epoch_end_seconds"]
         assert parts == pytest.approx(epoch["seconds"])
