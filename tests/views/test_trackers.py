@@ -171,6 +171,11 @@ def test_wandb_offline_holds_the_scalars_and_the_final_metrics(tiny_cfg, tmp_pat
     entry = read_record(run)["loggers"]["wandb"]
     assert entry["mode"] == "offline"
     (log,) = (run / "wandb").glob(f"offline-run-*-{entry['id']}/run-{entry['id']}.wandb")
+    # W&B's service process writes the log after finish() returns; its last record is the run's exit.
+    deadline = time.monotonic() + 120  # a limit on waiting, not a measurement
+    while not any(record.WhichOneof("record_type") == "exit" for record in wandb_records(log)):
+        assert time.monotonic() < deadline, "W&B never wrote the run's exit record"
+        time.sleep(0.5)
     records = wandb_records(log)
     history = [items(record.history.item) for record in records if record.WhichOneof("record_type") == "history"]
     events = read_events(run)
