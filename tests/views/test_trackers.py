@@ -148,6 +148,8 @@ def wandb_records(path: Path) -> list:
             position += block - position % block
             continue
         _, length, kind = struct.unpack("<IHB", raw[position : position + 7])
+        if position + 7 + length > len(raw):  # a chunk still being written
+            break
         data, position = raw[position + 7 : position + 7 + length], position + 7 + length
         pending = data if kind in (1, 2) else pending + data
         if kind in (1, 4):
