@@ -64,8 +64,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
     overrides, so tests can call this with a composed config and a temporary directory.
     `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
-    `callbacks`: Lightning callbacks to add after the run's own and the config's (`callbacks=`),
-    for code that needs the objects back (benchmarks, tests).
+    `callbacks`: Lightning callbacks added after the run's own and the config's, e.g. a benchmark's clock.
     """
     check_versions()
     if run_dir is None:
