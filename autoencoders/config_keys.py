@@ -23,6 +23,10 @@ SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz", "shapes", "dsprites")  # data/sources.py, data/shapes.py
+WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
+# The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
+# below. Other entries of the logger block (a user's own _target_) are a free mapping.
+LOGGERS = ("csv", "mlflow", "wandb")
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,14 @@ RULES: dict[str, Rule] = {
                                "(true trains a reference network once per dataset)", choices=("auto", True, False)),  # fmt: skip
     "eval.fd_images": key("int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10,
                           nullable=True),  # fmt: skip
+    # logger: loggers beside TensorBoard, chosen with logger=csv / mlflow / wandb / [csv,mlflow] (docs/loggers.md)
+    "logger.mlflow.tracking_uri": key("str", None, "MLflow server or store, e.g. http://host:5000; null = "
+                                      "sqlite:///<output_root>/mlflow.db", nullable=True),
+    "logger.mlflow.experiment_name": key("str", None, "MLflow experiment; null = the sweep directory's name "
+                                         "(single runs: runs)", nullable=True),
+    "logger.wandb.mode": choice("offline", "online only when set explicitly; disabled = no W&B files", WANDB_MODES),
+    "logger.wandb.project": key("str", "autoencoders", "W&B project"),
+    "logger.wandb.entity": key("str", None, "W&B user or team; null = your default", nullable=True),
 }
 
 # Sections whose every key must be declared above; `trainer` is a free mapping of Trainer arguments.

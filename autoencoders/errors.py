@@ -28,6 +28,11 @@ class Diverged(RuntimeError):
     """The loss became non-finite; the message names the step and the terms."""
 
 
+class LoggerUnavailable(RuntimeError):
+    """A logger the config asks for (logger=mlflow, wandb) cannot be used: not installed, or its
+    server cannot be reached at start-up; the message says what to do."""
+
+
 class RunDirectoryBusy(RuntimeError):
     """Another process holds the run directory; nothing in it was touched."""
 
@@ -67,7 +72,8 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy, UnsupportedVersion, DiskFull)
+USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy, UnsupportedVersion, DiskFull,
+               LoggerUnavailable)
 
 
 def describe(error: BaseException) -> str:

@@ -20,6 +20,7 @@ from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' o
     CORRUPTIONS,
     DATASETS,
     DECLARED_SECTIONS,
+    LOGGERS,
     LR_SCHEDULES,
     NETS,
     RECONSTRUCTION_LOSSES,
@@ -104,6 +105,7 @@ def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value of a composed run config that breaks its rule."""
     EvalSettings.from_config(cfg.get("eval"))
     LoggingSettings.from_config(cfg.get("logging"))
+    check_loggers(cfg.get("logger"))
     for key in RULES:
         if key.startswith(("eval.", "logging.")):
             continue
@@ -113,6 +115,16 @@ def check_config(cfg: DictConfig) -> None:
 
 
 _ABSENT = object()
+
+
+def check_loggers(node: Any) -> None:
+    """The keys of the loggers conf/logger/ ships are declared (`logger.mlflow.tracking_uri`); a
+    misspelt one would otherwise fail inside Hydra's instantiate. Other entries are the user's own."""
+    for name in LOGGERS:
+        entry = (node or {}).get(name)
+        if isinstance(entry, Mapping):
+            known = {key.rsplit(".", 1)[1] for key in RULES if key.startswith(f"logger.{name}.")}
+            check_known_keys(f"logger.{name}", {key: None for key in entry if not str(key).startswith("_")}, known)
 
 
 @cache

@@ -19,9 +19,8 @@ set before any thread starts) on FashionMNIST:
 How they are interleaved and timed. This 2-core machine is shared: the same step takes 9 ms or
 480 ms depending on other jobs, and the load changes within seconds, so whole epochs taken in
 turn gave per-epoch ratios anywhere from 0.06 to 21. So the paths take turns every `--chunk`
-(10) training steps instead: train() accepts no callbacks, so while it runs `lightning.Trainer`
-is replaced by a subclass that appends one callback, Interleave, which after every 10th
-training step of (c) runs 10 steps of (a), (a') and (b) in turn, each timed on its own (turns of
+(10) training steps instead: train(cfg, callbacks=[...]) is given one callback, Interleave,
+which after every 10th training step of (c) runs 10 steps of (a), (a') and (b) in turn, each timed on its own (turns of
 50 steps gave the same ratios, so switching models costs no measurable cache warm-up). Each epoch
 of (c) is one repetition: its time runs from one `on_train_epoch_start` to the next (or to
 `on_train_end`) minus the time spent in the others, so it holds everything users pay per epoch:

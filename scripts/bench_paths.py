@@ -11,18 +11,16 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import lightning
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from autoencoders.data.sources import DEBIAN_FASHION_MNIST, IDX_FILES
 from autoencoders.models.nets import build_nets
 from autoencoders.models.optim import adam
+from autoencoders.training.timing import EpochTimes
 
 
 # --- (a) and (b) ----------------------------------------------------------------------------
@@ -127,76 +125,36 @@ class TutorialLoop:
 
 
 # --- (c) --------------------------------------------------------------------------------------
-class Interleave(Callback):
+class Interleave(EpochTimes):
     """Runs `work(epoch)` after every `every` training steps and times each epoch without it.
 
-    `marks[k]` holds epoch k's start, validation start and end, and end. This callback comes
-    after train()'s own, so its hooks run after the progress bar and loggers but before the
-    checkpoints (Lightning moves ModelCheckpoint last): checkpoint writes fall in the epoch end.
+    EpochTimes (callbacks=timing) keeps `marks[k]`: epoch k's start, validation start and end, and
+    end. train() adds this callback after its own (its `callbacks` argument), so its hooks run
+    after the progress bar and loggers but before the checkpoints (Lightning moves ModelCheckpoint
+    last): checkpoint writes fall in the epoch end. `trainer` is the Trainer train() built.
     """
 
     def __init__(self, work: Callable[[int], None] = lambda epoch: None, every: int = 10,
                  at_epoch_start: Callable[[int], None] = lambda epoch: None, at_end: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        super().__init__(file=None)
         self.work, self.every, self.at_epoch_start, self.at_end = work, every, at_epoch_start, at_end
-        self.marks: list[dict[str, float]] = []
-        self.images_per_epoch = 0
 
     def on_train_epoch_start(self, trainer, module) -> None:
-        now = time.perf_counter()
-        if self.marks:
-            self.marks[-1]["end"] = now
-        self.images_per_epoch = len(trainer.train_dataloader.dataset)
+        now = time.perf_counter()  # the last epoch's end, before at_epoch_start's own work
+        self.trainer = trainer
         self.at_epoch_start(trainer.current_epoch)
-        self.marks.append({"start": time.perf_counter(), "paused": 0.0})
+        super().on_train_epoch_start(trainer, module)
+        if len(self.marks) > 1:
+            self.marks[-2]["end"] = now
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if (batch_idx + 1) % self.every == 0:
-            start = time.perf_counter()
-            self.work(trainer.current_epoch)
-            self.marks[-1]["paused"] += time.perf_counter() - start
-
-    def on_validation_start(self, trainer, module) -> None:
-        if not trainer.sanity_checking and self.marks:
-            self.marks[-1]["val_start"] = time.perf_counter()
-
-    def on_validation_end(self, trainer, module) -> None:
-        if not trainer.sanity_checking and self.marks:
-            self.marks[-1]["val_end"] = time.perf_counter()
+            with self.pause():
+                self.work(trainer.current_epoch)
 
     def on_train_end(self, trainer, module) -> None:
-        self.marks[-1]["end"] = time.perf_counter()
+        super().on_train_end(trainer, module)
         self.at_end()
-
-    @property
-    def seconds(self) -> list[float]:
-        """Each epoch's own wall time (without the interleaved work)."""
-        return [mark["end"] - mark["start"] - mark["paused"] for mark in self.marks]
-
-    def phase_seconds(self, epochs: slice) -> dict[str, float]:
-        """Seconds in training steps, validation and epoch end, summed over the epochs."""
-        marks = self.marks[epochs]
-        return {
-            "train": sum(m.get("val_start", m["end"]) - m["start"] - m["paused"] for m in marks),
-            "validation": sum(m.get("val_end", 0.0) - m.get("val_start", 0.0) for m in marks),
-            "epoch end": sum(m["end"] - m.get("val_end", m["end"]) for m in marks),
-        }
-
-
-@contextmanager
-def trainer_with(callbacks: list[Callback], **trainer_args) -> Iterator[None]:
-    """Within the block, every lightning.Trainer that train() builds also gets these callbacks."""
-    original, extra = lightning.Trainer, list(callbacks)
-
-    class BenchTrainer(original):
-        def __init__(self, *args, callbacks=None, **kwargs) -> None:
-            given = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
-            super().__init__(*args, callbacks=[*given, *extra], **kwargs, **trainer_args)
-
-    lightning.Trainer = BenchTrainer
-    try:
-        yield
-    finally:
-        lightning.Trainer = original
 
 
 def compose_config(model: str, epochs: int, threads: int, output_root: Path):
@@ -208,10 +166,15 @@ def compose_config(model: str, epochs: int, threads: int, output_root: Path):
 
 
 def run_ours(cfg, run_dir: Path, clock: Interleave, **trainer_args) -> tuple[dict[str, float], float]:
-    """(c): train() as users get it, plus the clock; returns its metrics and its own wall time."""
+    """(c): train() as users get it, plus the clock; returns its metrics and its own wall time.
+    `trainer_args` are plain Trainer arguments (profiler="simple"), set in the config's free
+    `trainer` mapping; the Trainer itself is `clock.trainer`."""
+    from omegaconf import open_dict
+
     from autoencoders.training.pipeline import train
 
+    with open_dict(cfg):
+        cfg.trainer.update(trainer_args)
     start = time.perf_counter()
-    with trainer_with([clock], **trainer_args):
-        metrics = train(cfg, run_dir=run_dir, overrides=[])
+    metrics = train(cfg, run_dir=run_dir, overrides=[], callbacks=[clock])
     return metrics, time.perf_counter() - start - sum(mark["paused"] for mark in clock.marks)

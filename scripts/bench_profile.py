@@ -17,12 +17,9 @@ from torch import Tensor
 def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     """Per-step milliseconds of (c) by Lightning's SimpleProfiler beside a timed (a), interleaved
     as in the speed table; then a cProfile of one more (c) epoch."""
-    from lightning.pytorch.profilers import SimpleProfiler
-
     epochs = args.profile_epochs
     cfg = compose_config(args.profile_model, epochs + 1, args.threads, tmp)
     minimal = MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size)
-    simple = SimpleProfiler()
     first: dict[str, int] = {}  # per action: index of its first call after the warm-up epoch
     last: dict[str, int] = {}  # ... and after the last training epoch (test and teardown follow)
     a_done = defaultdict(lambda: [0, 0.0])  # epoch -> [images, seconds]
@@ -35,16 +32,16 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     def at_epoch_start(epoch: int) -> None:
         if epoch == 1:  # drop the warm-up epoch from both
             minimal.parts.clear()
-            first.update({action: len(durations) for action, durations in simple.recorded_durations.items()})
+            first.update({action: len(durations) for action, durations in clock.trainer.profiler.recorded_durations.items()})
 
     def at_end() -> None:
-        last.update({action: len(durations) for action, durations in simple.recorded_durations.items()})
+        last.update({action: len(durations) for action, durations in clock.trainer.profiler.recorded_durations.items()})
 
     clock = Interleave(work, args.chunk, at_epoch_start, at_end)
-    run_ours(cfg, tmp / "profile-simple", clock, profiler=simple)
+    run_ours(cfg, tmp / "profile-simple", clock, profiler="simple")
     steps_c = epochs * -(-clock.images_per_epoch // cfg.data.batch_size)
     steps_a = sum(a_done[epoch][0] for epoch in range(1, epochs + 1)) / cfg.data.batch_size
-    measured = {action: durations[first.get(action, 0) : last.get(action, 0)] for action, durations in simple.recorded_durations.items()}
+    measured = {action: durations[first.get(action, 0) : last.get(action, 0)] for action, durations in clock.trainer.profiler.recorded_durations.items()}
     ms = {action: 1000 * sum(durations) / steps_c for action, durations in measured.items() if durations and "Interleave" not in action}
 
     def total(*patterns: str) -> float:

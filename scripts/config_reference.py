@@ -12,6 +12,8 @@ SECTIONS = [
      "start-up; any other argument is passed on with `++trainer.<name>=<value>`."),
     ("logging", "logging", "What goes to TensorBoard beyond the scalars (docs/tensorboard.md)."),
     ("eval", "eval", "Evaluation after testing and in `ae-eval` (docs/evaluation.md)."),
+    ("logger", "logger", "Loggers beside TensorBoard, chosen with `logger=csv`, `logger=mlflow`, `logger=wandb` or a "
+     "list, `logger=[csv,mlflow]`; their keys exist once the logger is chosen (docs/loggers.md)."),
 ]
 
 print("# Config keys\n")

@@ -65,7 +65,7 @@ def test_interleave_times_train_epochs_without_the_inserted_work(tiny_cfg, tmp_p
     clock = bench.Interleave(lambda epoch: (calls.append(epoch), time.sleep(0.05)), every=5)
     cfg = tiny_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=1.0")  # 14 steps an epoch
     metrics, own_seconds = bench.run_ours(cfg, tmp_path, clock)
-    assert "test/mse" in metrics and bench.lightning.Trainer.__name__ == "Trainer"  # restored afterwards
+    assert "test/mse" in metrics and clock.trainer is not None  # given to train(), not patched into lightning.Trainer
     assert calls == [0, 0, 1, 1] and clock.images_per_epoch == 448
     assert [mark["paused"] >= 0.1 for mark in clock.marks] == [True, True]
     assert all(0 < seconds < mark["end"] - mark["start"] - 0.1 for seconds, mark in zip(clock.seconds, clock.marks))

@@ -64,9 +64,46 @@ def test_every_data_key_and_constructor_argument_is_declared(compose_cfg, option
 
 def test_top_level_eval_and_logging_keys_are_declared(compose_cfg):
     cfg = compose_cfg()
-    top = [name for name in cfg if name not in ("model", "data", "trainer", "eval", "logging")]
+    # logger and callbacks: blocks of _target_ entries (conf/logger/, conf/callbacks/); the loggers'
+    # own keys are checked below.
+    top = [name for name in cfg if name not in ("model", "data", "trainer", "eval", "logging", "logger", "callbacks")]
     assert not [name for name in top if name not in RULES]
     assert not undeclared(leaf_keys(cfg.eval, "eval.") + leaf_keys(cfg.logging, "logging."))
+
+
+LOGGER_OPTIONS = sorted(path.stem for path in (CONF / "logger").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", LOGGER_OPTIONS)
+def test_every_logger_key_is_declared_and_its_defaults_agree(compose_cfg, option):
+    # The YAML's value, the declared default and the factory's default agree, key by key.
+    cfg = compose_cfg(f"logger={option}")
+    for name, entry in cfg.logger.items():
+        factory = _factory(entry._target_)
+        defaults = {key: parameter.default for key, parameter in inspect.signature(factory).parameters.items()
+                    if key != "context"}  # fmt: skip
+        assert set(defaults) == {key for key in entry if key != "_target_"}, option
+        for key, value in entry.items():
+            if key != "_target_":
+                assert value == RULES[f"logger.{name}.{key}"].default == defaults[key], f"logger.{name}.{key}"
+
+
+def _factory(path: str):
+    import importlib
+
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def test_a_misspelt_logger_key_is_refused_naming_the_known_ones(compose_cfg):
+    from autoencoders.schema import check_config
+
+    with pytest.raises(ConfigError, match=r"logger.mlflow.trackin_uri is not a logger.mlflow setting; the settings "
+                                          r"are experiment_name, tracking_uri"):  # fmt: skip
+        check_config(compose_cfg("logger=mlflow", "+logger.mlflow.trackin_uri=http://x"))
+    with pytest.raises(ConfigError, match=r"logger.wandb.mode=.onlin. is not allowed: .* one of offline, online, disabled"):
+        check_config(compose_cfg("logger=wandb", "logger.wandb.mode=onlin"))
+    check_config(compose_cfg("logger=[csv,mlflow,wandb]", "+logger.mine._target_=my.Logger"))  # a user's own: free
 
 
 def test_the_checks_find_a_planted_gap():
@@ -137,6 +174,6 @@ def test_every_declaration_has_a_doc_and_an_allowed_default():
 
 def test_docs_config_md_is_the_declarations_table():
     text = (ROOT / "docs" / "config.md").read_text()
-    for section in ("", *DECLARED_SECTIONS, "trainer"):
+    for section in ("", *DECLARED_SECTIONS, "trainer", "logger"):
         assert reference_table(section) in text, f"docs/config.md: the {section or 'top-level'} table is stale; " \
             "regenerate it with `python scripts/config_reference.py > docs/config.md`"  # fmt: skip

@@ -74,7 +74,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = floats(trainer.callback_metrics)
     used: dict = {}
-    metrics.update(evaluate_model(asdict(settings), model, datamodule, logger, used=used))
+    metrics.update(evaluate_model(asdict(settings), model, datamodule, trainer.loggers, used=used))
 
     checkpoint_path = path.resolve()
     entry = {

@@ -2,7 +2,7 @@
 class consistency of a conditional model's samples, and on data with known factors the
 disentanglement metrics (evaluation/disentanglement.py).
 
-`evaluate_model(settings, model, datamodule, logger)` runs at the end of training (after the
+`evaluate_model(settings, model, datamodule, loggers)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from autoencoders.errors import ConfigError
 from autoencoders.models.inference import evaluating
 from autoencoders.schema import EvalSettings
+from autoencoders.views.loggers import log_grid
 
 log = logging.getLogger("autoencoders")
 
@@ -22,19 +24,23 @@ log = logging.getLogger("autoencoders")
 SUBSET_SEED = 0
 
 
-def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = None, step: int | None = None,
+def evaluate_model(settings: Any, model: Any, datamodule: Any, loggers: Sequence[Any] = (), step: int | None = None,
                    used: dict | None = None) -> dict[str, float]:  # fmt: skip
     """test/probe_acc, test/anomaly_*, (vae and kin) test/nll, (cvae) test/class_consistency and (data
     with factors) test/mig, test/dci_*, test/sap, test/factorvae_score of a trained model, as
     `settings` ask. `used`, when given, receives what the evaluations used (sample sizes, seconds),
     which the record keeps beside the scores.
 
-    Scalars and the anomaly/* images go to `logger` (a TensorBoardLogger) at `step`, by default
-    the model's global step, where Lightning logged test/*.
+    Scalars go to every one of `loggers` (the trainer's: TensorBoard first) at `step`, by default
+    the model's global step, where Lightning logged test/*; the anomaly/* views go to TensorBoard,
+    and the worst-reconstructed grid to the other loggers that hold images too.
     """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     settings = EvalSettings.from_config(settings)
     step = model.global_step if step is None else step
-    writer = getattr(logger, "experiment", None) if logger is not None else None
+    loggers = list(loggers)
+    writer = next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
     metrics: dict[str, float] = {}
     with evaluating(model):
         if settings.probe and not datamodule.has_labels:
@@ -51,7 +57,7 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
             raise ConfigError("eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
                               "normal); set one, or use eval.anomaly=auto.")  # fmt: skip
         if settings.anomaly and normal_classes is not None:
-            metrics.update(_anomaly(model, datamodule, normal_classes, settings.anomaly_images, writer, step))
+            metrics.update(_anomaly(model, datamodule, normal_classes, settings.anomaly_images, writer, step, loggers))
         if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
             metrics["test/nll"] = _nll(model, datamodule, settings)
         if settings.class_consistency and getattr(model, "conditional", False):  # models that sample by class
@@ -65,7 +71,7 @@ def evaluate_model(settings: Any, model: Any, datamodule: Any, logger: Any = Non
             metrics.update(_disentanglement(model, datamodule, settings, used if used is not None else {}))
         if _wants_sample_quality(settings.sample_quality, datamodule):
             metrics.update(_sample_quality(model, datamodule, settings, used if used is not None else {}))
-    if logger is not None and metrics:
+    for logger in loggers if metrics else ():
         logger.log_metrics(metrics, step=step)
         logger.save()
     if writer is not None:
@@ -122,7 +128,8 @@ def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
     return nll
 
 
-def _anomaly(model: Any, datamodule: Any, normal_classes: list[int], n_images: int, writer: Any, step: int) -> dict[str, float]:
+def _anomaly(model: Any, datamodule: Any, normal_classes: list[int], n_images: int, writer: Any, step: int,
+             loggers: Sequence[Any] = ()) -> dict[str, float]:  # fmt: skip
     """Tutorial 001's pipeline on the test set; the worst reconstructions to TensorBoard."""
     import torch
 
@@ -139,6 +146,7 @@ def _anomaly(model: Any, datamodule: Any, normal_classes: list[int], n_images: i
         if n_images > 0:
             grid, worst = worst_grid(model, images, test_errors, n_images, labels=labels)
             writer.add_image("anomaly/worst", grid, step)
+            log_grid(loggers, "anomaly/worst", grid, step)
             names = datamodule.class_names
             rows = [f"| {rank + 1} | {names[int(labels[i])]} | {'anomaly' if is_anomaly[i] else 'normal'} | "
                     f"{float(test_errors[i]):.5f} |" for rank, i in enumerate(worst.tolist())]  # fmt: skip

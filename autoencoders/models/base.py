@@ -116,9 +116,9 @@ class AutoencoderBase(L.LightningModule):
         every = trainer.log_every_n_steps if trainer is not None else 1  # no trainer: a test calls it
         if step % every == 0:
             reading = self._read_watch()
-            if self.logger is not None:
-                # Straight to the logger: a per-step curve without Lightning's per-step bookkeeping.
-                self.logger.log_metrics({"train/loss_step": reading.loss}, step=step)
+            # Straight to the loggers: a per-step curve without Lightning's per-step bookkeeping.
+            for logger in trainer.loggers if trainer is not None else ():
+                logger.log_metrics({"train/loss_step": reading.loss}, step=step)
 
     def _read_watch(self) -> Reading:
         """Read the loss watch (one host sync); a non-finite term stops the run, naming its step."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from autoencoders.rundir.loading import constructor_arguments, data_arguments, i
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
 from autoencoders.schema import check_config, check_known_keys
+from autoencoders.training.run_loggers import close_loggers, run_loggers
 from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
 
@@ -46,6 +48,8 @@ class RunState:
     signals: StopSignals = field(default_factory=StopSignals)
     trainer: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
+    callbacks: list[Any] = field(default_factory=list)  # extra callback objects (train's `callbacks`)
+    outcome: str = "failed"  # how this attempt ended, as the record says (a resume's own status)
 
     def metrics_so_far(self) -> dict[str, float]:
         if self.metrics or self.trainer is None:
@@ -54,12 +58,13 @@ class RunState:
 
 
 def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None,
-          resume: ResumePlan | None = None) -> dict[str, float]:  # fmt: skip
+          resume: ResumePlan | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:  # fmt: skip
     """Train, test and evaluate the configured model; return the final metrics (also in metrics.json).
 
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
     overrides, so tests can call this with a composed config and a temporary directory.
     `resume` (rundir.resume.plan_resume) continues the run in `run_dir` from its checkpoint.
+    `callbacks`: Lightning callbacks added after the run's own and the config's, e.g. a benchmark's clock.
     """
     check_versions()
     if run_dir is None:
@@ -67,7 +72,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
-    state = RunState(_open_record(cfg, run_dir, overrides or [], resume))
+    state = RunState(_open_record(cfg, run_dir, overrides or [], resume), callbacks=list(callbacks))
     _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
     print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
     return state.metrics
@@ -89,7 +94,10 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
     try:
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
+        state.record.finish("completed", state.metrics)
+        state.outcome = "completed"
     except (KeyboardInterrupt, SystemExit):
+        state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
         stopped = RunInterrupted(f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
@@ -98,14 +106,13 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         state.record.finish("interrupted", state.metrics_so_far(), stopped, traceback.format_exc())
         raise stopped from None
     except BaseException as error:
-        status = "diverged" if isinstance(error, Diverged) else "failed"
+        status = state.outcome = "diverged" if isinstance(error, Diverged) else "failed"
         state.record.finish(status, state.metrics_so_far(), error, traceback.format_exc())
         raise
     finally:
         state.signals.restore()
-        if state.trainer is not None and state.trainer.logger is not None:
-            state.trainer.logger.close()  # the session's event file (views/tensorboard.SessionLogger)
-    state.record.finish("completed", state.metrics)
+        if state.trainer is not None:  # the event file closed; the other loggers get the attempt's end
+            close_loggers(state.trainer, state.record, state.outcome, state.metrics_so_far(), run_dir)
 
 
 def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -201,8 +208,10 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         model.gradient_clipping = gradient_clipping(cfg.trainer)
     stop = GracefulStop(state.signals, run_dir / "checkpoints")
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""),
-                                        _purge_step(run_dir, checkpoint), stop, workers, manual)  # fmt: skip
+    purge_step = _purge_step(run_dir, checkpoint)
+    loggers = run_loggers(cfg, run_dir, state.record, purge_step)
+    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""), purge_step,
+                                        stop, workers, loggers, state.callbacks, manual)  # fmt: skip
     trainer = state.trainer
     state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
                                    "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip
@@ -218,7 +227,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
             # Probe, anomaly scores and NLL on the tested weights, over the full splits.
             used: dict = {}
-            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.logger, used=used))
+            state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.loggers, used=used))
             if used:  # sample sizes and seconds beside the scores
                 state.record.update(evaluation=used)
         trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
@@ -233,7 +242,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     """Which checkpoint was tested and the epoch values it was saved with, and the last epoch's
     values apart (`last`); returns the tested checkpoint's epoch values for `metrics`.
 
-    The tested checkpoint's val/* also go to TensorBoard at the test step, beside test/*, so the
+    The tested checkpoint's val/* also go to every logger at the test step, beside test/*, so the
     HParams session (each tag's last value) shows the same numbers as metrics.json."""
     trainer = state.trainer
     if last:  # a resume whose training had finished trained no epoch: the record keeps its last one
@@ -251,9 +260,9 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     })  # fmt: skip
     if values is None:
         return last
-    if trainer.logger is not None:
-        trainer.logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
-                                   step=trainer.global_step)  # fmt: skip
+    for logger in trainer.loggers:
+        logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
+                           step=trainer.global_step)  # fmt: skip
     return dict(values)
 
 

@@ -9,6 +9,7 @@ import lightning as L
 from torch import Tensor
 
 from autoencoders.internals import file_writer
+from autoencoders.views.loggers import log_hyperparams
 from autoencoders.views.tensorboard import tensorboard
 
 
@@ -62,4 +63,5 @@ class HParamsSession(L.Callback):
         events.add_summary(session_start)
         events.add_summary(session_end)
         writer.flush()
+        log_hyperparams(trainer.loggers, self.extra)  # the loggers beside TensorBoard
         self.written = True

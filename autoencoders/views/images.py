@@ -7,7 +7,14 @@ import torch
 from torch import Tensor
 
 from autoencoders.models.inference import condition, evaluating, to_module
+from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
+
+
+def log_image(trainer: L.Trainer, writer: object, tag: str, image: Tensor, step: int) -> None:
+    """An image grid to TensorBoard and to every other logger that holds images."""
+    writer.add_image(tag, image, step)
+    log_grid(trainer.loggers, tag, image, step)
 
 
 class ImageGrids(L.Callback):
@@ -41,16 +48,16 @@ class ImageGrids(L.Callback):
             # Originals and reconstructions in alternating rows, so each pair is one above the other.
             rows = [part for start in range(0, len(images), self.per_row)
                     for part in (images[start : start + self.per_row], reconstructions[start : start + self.per_row])]  # fmt: skip
-            writer.add_image("images/reconstructions", grid(torch.cat(rows), self.per_row), step)
+            log_image(trainer, writer, "images/reconstructions", grid(torch.cat(rows), self.per_row), step)
             if callable(getattr(pl_module, "sample_grid", None)):
                 # The same seed every epoch, so epochs compare.
                 generator = torch.Generator().manual_seed(self.seed)
                 samples = pl_module.sample_grid(self.n_images, self.per_row, generator)
-                writer.add_image("images/samples", grid(samples, self.per_row), step)
+                log_image(trainer, writer, "images/samples", grid(samples, self.per_row), step)
             elif callable(getattr(pl_module, "sample", None)):
                 # decode(fixed z), not sample(n): the same noise every epoch, so epochs compare.
                 if self.noise is None:
                     generator = torch.Generator().manual_seed(self.seed)
                     self.noise = torch.randn(self.n_images, pl_module.hparams.latent_dim, generator=generator)
                 samples = pl_module.decode(to_module(self.noise, pl_module))
-                writer.add_image("images/samples", grid(samples, self.per_row), step)
+                log_image(trainer, writer, "images/samples", grid(samples, self.per_row), step)

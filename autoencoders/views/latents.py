@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from autoencoders.models.inference import condition, encode_all, evaluating, to_module
+from autoencoders.views.images import log_image
+from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 
 log = logging.getLogger(__name__)
@@ -172,9 +174,11 @@ class LatentViews(L.Callback):
             names = [class_names[int(label)] for label in labels] if labels is not None else None
             self.projector.add(codes, names, images, step)
             if labels is not None:
-                writer.add_image("latent/scatter", scatter_image(codes, labels, class_names), step, dataformats="HWC")
-            writer.add_image("images/interpolation", self.interpolation(pl_module, images, labels, codes), step)
-            writer.add_image("images/traversal", self.traversal(pl_module, codes, labels[0] if labels is not None else None), step)
+                scatter = scatter_image(codes, labels, class_names)
+                writer.add_image("latent/scatter", scatter, step, dataformats="HWC")
+                log_grid(trainer.loggers, "latent/scatter", torch.as_tensor(scatter).permute(2, 0, 1).float() / 255, step)
+            log_image(trainer, writer, "images/interpolation", self.interpolation(pl_module, images, labels, codes), step)
+            log_image(trainer, writer, "images/traversal", self.traversal(pl_module, codes, labels[0] if labels is not None else None), step)
         writer.flush()
 
     def interpolation(self, module: L.LightningModule, images: Tensor, labels: Tensor | None, codes: Tensor) -> Tensor:

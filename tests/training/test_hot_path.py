@@ -1,6 +1,8 @@
 """The training step as a GPU would see it: no host-device sync per step (read back on a
 cadence), and the data moved to a device once per fit, never per batch."""
 
+import json
+
 import lightning
 import pytest
 import torch
@@ -41,23 +43,12 @@ class SyncCounter(lightning.Callback):
         self.counting = False
 
 
-def with_callback(monkeypatch, callback) -> None:
-    """Trainers built by train() get `callback` last, after all of ours."""
-    original = lightning.Trainer
-
-    class Trainer(original):
-        def __init__(self, *args, callbacks=(), **kwargs):
-            super().__init__(*args, callbacks=[*callbacks, callback], **kwargs)
-
-    monkeypatch.setattr(lightning, "Trainer", Trainer)
-
-
 @pytest.mark.parametrize("model", ["mlp", "vae", "aae"])  # aae: three optimizers a batch (models/phases.py)
 def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):
-    counter = SyncCounter(monkeypatch)
-    with_callback(monkeypatch, counter)
+    counter = SyncCounter(monkeypatch)  # last, after all of the run's callbacks and the config's (callbacks=timing)
     train(tiny_cfg(f"model={model}", "trainer.limit_train_batches=1.0", "trainer.log_every_n_steps=4", "trainer.max_epochs=1",
-                   "eval.nll_samples=0", *QUIET), run_dir=tmp_path)  # fmt: skip
+                   "eval.nll_samples=0", "callbacks=timing", *QUIET), run_dir=tmp_path, callbacks=[counter])  # fmt: skip
+    assert [epoch["epoch"] for epoch in json.loads((tmp_path / "timing.json").read_text())] == [0]
     assert len(counter.steps) == 14  # 448 images, batches of 32
     for step, syncs in zip(counter.steps, counter.per_step):
         assert syncs == (1 if step % 4 == 0 else 0), (step, syncs)  # the loss watch's one read
