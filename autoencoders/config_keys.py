@@ -118,8 +118,13 @@ def choice(default: Any, doc: str, choices: tuple[Any, ...]) -> Rule:
 # them, and the constructors' defaults); docs/config.md is this table (a test renders it).
 RULES: dict[str, Rule] = {
     "seed": count(42, "seeds weights, data order and noise (the validation split has data.split_seed)"),
-    "torch_threads": key("int", None, "torch's intra-op threads; null: the cores but one, per parallel job, at most 4",
-                         low=1, nullable=True),  # fmt: skip
+    "torch_threads": key(
+        "int",
+        None,
+        "torch's intra-op threads; null: the cores but one, per parallel job, at most 4",
+        low=1,
+        nullable=True,
+    ),
     "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
     "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
     # model: the keys every model shares (conf/shared/model.yaml), then each model's own
@@ -127,8 +132,9 @@ RULES: dict[str, Rule] = {
     "model.latent_dim": positive_int(32, "size of the code (the VQ-VAE: numbers per image before quantizing)"),
     "model.lr": key("float", 1e-3, "Adam's peak learning rate", low=0, low_open=True),
     "model.weight_decay": non_negative(0.0, "Adam's L2 weight decay"),
-    "model.loss": choice("mse", "reconstruction loss: per-pixel mse, or bce (Bernoulli for the VAEs)",
-                         RECONSTRUCTION_LOSSES),  # fmt: skip
+    "model.loss": choice(
+        "mse", "reconstruction loss: per-pixel mse, or bce (Bernoulli for the VAEs)", RECONSTRUCTION_LOSSES
+    ),
     "model.lr_schedule": choice("constant", "constant, or cosine decay to 0 over all training steps", LR_SCHEDULES),
     "model.beta": non_negative(1.0, "vae: weight of the KL term; tcvae: of the total correlation"),
     "model.kl_warmup_epochs": non_negative(0.0, "vae: beta ramps from 0 over this many epochs; 0 = off"),
@@ -137,8 +143,9 @@ RULES: dict[str, Rule] = {
     "model.noise_std": fraction(0.3, "dae: std of the gaussian noise"),
     "model.mask_prob": fraction(0.3, "dae: probability that a pixel is zeroed"),
     "model.sparsity": choice("kl", "sparse: kl (sigmoid code) or l1 (ReLU code) penalty", SPARSITY_PENALTIES),
-    "model.sparsity_target": key("float", 0.05, "sparse: target mean activation of the kl penalty",
-                                 low=0, high=1, low_open=True, high_open=True),  # fmt: skip
+    "model.sparsity_target": key(
+        "float", 0.05, "sparse: target mean activation of the kl penalty", low=0, high=1, low_open=True, high_open=True
+    ),
     "model.sparsity_weight": non_negative(1e-2, "sparse: weight of the sparsity penalty"),
     "model.decoder_weight_decay": non_negative(1e-4, "sparse: extra L2 on the decoder's weight matrices"),
     "model.contractive_weight": non_negative(1e-3, "contractive: weight of ||J_f(x)||_F^2"),
@@ -146,14 +153,18 @@ RULES: dict[str, Rule] = {
     "model.embedding_dim": positive_int(4, "vqvae: numbers per token; must divide model.latent_dim"),
     "model.codebook_size": positive_int(512, "vqvae: codebook vectors"),
     "model.commitment": non_negative(0.25, "vqvae: weight of the commitment term (the paper's beta)"),
-    "model.codebook_update": choice("ema", "vqvae: ema moving averages, or loss (a trained codebook)", CODEBOOK_UPDATES),
+    "model.codebook_update": choice(
+        "ema", "vqvae: ema moving averages, or loss (a trained codebook)", CODEBOOK_UPDATES
+    ),
     "model.tc_estimator": choice("mws", "tcvae: minibatch-weighted (mws) or stratified (mss) sampling", TC_ESTIMATORS),
-    "model.ema_decay": key("float", 0.99, "vqvae: decay of the codebook's moving averages", low=0, high=1,
-                           high_open=True),  # fmt: skip
+    "model.ema_decay": key(
+        "float", 0.99, "vqvae: decay of the codebook's moving averages", low=0, high=1, high_open=True
+    ),
     "model.restart_dead_codes": key("bool", True, "vqvae: restart unused codes at encoder outputs each epoch"),
     "model.discriminator_width": positive_int(1000, "aae: units in each of the discriminator's 2 hidden layers"),
-    "model.adversarial_lr": key("float", 1e-4, "aae: Adam's learning rate of the discriminator and generator phases",
-                                low=0, low_open=True),  # fmt: skip
+    "model.adversarial_lr": key(
+        "float", 1e-4, "aae: Adam's learning rate of the discriminator and generator phases", low=0, low_open=True
+    ),
     "model.mmd_weight": non_negative(10.0, "wae: the paper's lambda on the MMD, against a per-image squared error"),
     "model.samples": positive_int(5, "iwae: importance samples k per image in the training bound"),
     # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
@@ -167,12 +178,14 @@ RULES: dict[str, Rule] = {
     "data.split_seed": count(0, "seed of the validation split, independent of `seed`"),
     "data.download": key("bool", True, "let torchvision download a dataset that is not on disk"),
     "data.normal_classes": key("classes", None, "anomaly detection: the classes train and val keep", nullable=True),
-    "data.holdout_class": key("classes", None, "anomaly detection: the class(es) left out of train and val",
-                              nullable=True),  # fmt: skip
+    "data.holdout_class": key(
+        "classes", None, "anomaly detection: the class(es) left out of train and val", nullable=True
+    ),
     "data.path": key("str", None, "data=npz, data=dsprites: the .npz file", nullable=True),
     "data.test_size": positive_int(1000, "npz without test_images, shapes, dsprites: images held out for testing"),
-    "data.subsample": positive_int(None, "shapes, dsprites: training + validation images drawn from the grid; null = all",
-                                   nullable=True),  # fmt: skip
+    "data.subsample": positive_int(
+        None, "shapes, dsprites: training + validation images drawn from the grid; null = all", nullable=True
+    ),
     "data.resolution": key("int", 64, "shapes: image side in pixels (a multiple of 4 for model.net=conv)", low=8),
     "data.scales": positive_int(6, "shapes: levels of the scale factor"),
     "data.orientations": positive_int(40, "shapes: levels of the orientation factor, over 2 pi"),
@@ -192,31 +205,46 @@ RULES: dict[str, Rule] = {
     "logging.projector_points": count(2000, "test codes in the projector and scatter plot; 0 = no latent views"),
     # eval: evaluation after testing and in ae-eval (docs/evaluation.md)
     "eval.probe": key("bool", True, "logistic regression on frozen codes -> test/probe_acc"),
-    "eval.probe_train_size": key("int", 10_000, "training codes the probe is fitted on; null = all", low=1,
-                                 nullable=True),  # fmt: skip
-    "eval.anomaly": key("str", "auto", "auto: when data.normal_classes or data.holdout_class is set",
-                        choices=("auto", True, False)),  # fmt: skip
+    "eval.probe_train_size": key(
+        "int", 10_000, "training codes the probe is fitted on; null = all", low=1, nullable=True
+    ),
+    "eval.anomaly": key(
+        "str", "auto", "auto: when data.normal_classes or data.holdout_class is set", choices=("auto", True, False)
+    ),
     "eval.anomaly_images": count(16, "worst-reconstructed test images in anomaly/worst; 0 = none"),
     "eval.nll_samples": count(100, "vae: importance samples per image for test/nll; 0 = off"),
     "eval.nll_images": key("int", 1000, "test images (a fixed subset) for test/nll; null = all", low=1, nullable=True),
     "eval.class_consistency": key("bool", True, "cvae: a pixel classifier checks the class of samples"),
     # on data with factors (shapes, dsprites, npz with factors): docs/disentanglement.md
     "eval.disentanglement": key("bool", True, "MIG, DCI, SAP and FactorVAE score on data with known factors"),
-    "eval.factor_codes": key("int", 10_000, "training codes MIG, SAP and DCI are fitted on; null = all", low=2,
-                             nullable=True),  # fmt: skip
-    "eval.factor_test_codes": key("int", 5000, "test codes DCI's informativeness is scored on; null = all", low=2,
-                                  nullable=True),  # fmt: skip
+    "eval.factor_codes": key(
+        "int", 10_000, "training codes MIG, SAP and DCI are fitted on; null = all", low=2, nullable=True
+    ),
+    "eval.factor_test_codes": key(
+        "int", 5000, "test codes DCI's informativeness is scored on; null = all", low=2, nullable=True
+    ),
     "eval.factorvae_votes": positive_int(10_000, "FactorVAE score: training votes (and half as many held-out votes)"),
     "eval.factorvae_batch": key("int", 64, "FactorVAE score: codes per vote, one factor fixed", low=2),
-    "eval.sample_quality": key("str", "auto", "test/fd, precision, recall, recon_fd; auto: on data with factors "
-                               "(true trains a reference network once per dataset)", choices=("auto", True, False)),  # fmt: skip
-    "eval.fd_images": key("int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10,
-                          nullable=True),  # fmt: skip
+    "eval.sample_quality": key(
+        "str",
+        "auto",
+        "test/fd, precision, recall, recon_fd; auto: on data with factors "
+        "(true trains a reference network once per dataset)",
+        choices=("auto", True, False),
+    ),
+    "eval.fd_images": key(
+        "int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10, nullable=True
+    ),
     # logger: loggers beside TensorBoard, chosen with logger=csv / mlflow / wandb / [csv,mlflow] (docs/loggers.md)
-    "logger.mlflow.tracking_uri": key("str", None, "MLflow server or store, e.g. http://host:5000; null = "
-                                      "sqlite:///<output_root>/mlflow.db", nullable=True),
-    "logger.mlflow.experiment_name": key("str", None, "MLflow experiment; null = the sweep directory's name "
-                                         "(single runs: runs)", nullable=True),
+    "logger.mlflow.tracking_uri": key(
+        "str",
+        None,
+        "MLflow server or store, e.g. http://host:5000; null = sqlite:///<output_root>/mlflow.db",
+        nullable=True,
+    ),
+    "logger.mlflow.experiment_name": key(
+        "str", None, "MLflow experiment; null = the sweep directory's name (single runs: runs)", nullable=True
+    ),
     "logger.wandb.mode": choice("offline", "online only when set explicitly; disabled = no W&B files", WANDB_MODES),
     "logger.wandb.project": key("str", "autoencoders", "W&B project"),
     "logger.wandb.entity": key("str", None, "W&B user or team; null = your default", nullable=True),

@@ -48,9 +48,12 @@ class DiskFull(OSError):
 
     def __init__(self, path: Path, free: int | None) -> None:
         space = f"{free / 2**20:.1f} MiB free there now" if free is not None else "its free space unknown"
-        super().__init__(errno.ENOSPC, f"No space left on device while writing {path} ({space}). The previous "
-                         "version of that file is intact; free some space, then continue the run with "
-                         "ae-train resume=<run-dir> (or run the command again).")
+        super().__init__(
+            errno.ENOSPC,
+            f"No space left on device while writing {path} ({space}). The previous "
+            "version of that file is intact; free some space, then continue the run with "
+            "ae-train resume=<run-dir> (or run the command again).",
+        )
         self.path = path
 
     def __str__(self) -> str:
@@ -72,8 +75,16 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-USER_ERRORS = (DataUnavailable, ConfigError, CheckpointError, Diverged, RunDirectoryBusy, UnsupportedVersion, DiskFull,
-               LoggerUnavailable)
+USER_ERRORS = (
+    DataUnavailable,
+    ConfigError,
+    CheckpointError,
+    Diverged,
+    RunDirectoryBusy,
+    UnsupportedVersion,
+    DiskFull,
+    LoggerUnavailable,
+)
 
 
 def describe(error: BaseException) -> str:

@@ -121,5 +121,6 @@ class WorkerDDPStrategy(DDPStrategy):
     def _configure_launcher(self) -> None:
         super()._configure_launcher()
         if isinstance(self._launcher, _SubprocessScriptLauncher):
-            self._launcher = WorkerLauncher(self.cluster_environment, self.num_processes, self.num_nodes,
-                                            worker_command=self.worker_command)  # fmt: skip
+            self._launcher = WorkerLauncher(
+                self.cluster_environment, self.num_processes, self.num_nodes, worker_command=self.worker_command
+            )

@@ -44,13 +44,17 @@ def check_value(key: str, value: Any) -> None:
     if rule is None and key.split(".", 1)[0] in DECLARED_SECTIONS:
         section = key.split(".", 1)[0]
         known = ", ".join(sorted(name.split(".", 1)[1] for name in RULES if name.startswith(section + ".")))
-        raise ConfigError(f"{key} is not a {section} setting of any model or dataset here; the {section} settings "
-                          f"are {known}. Check the spelling (a new setting is declared in autoencoders/schema.py).")
+        raise ConfigError(
+            f"{key} is not a {section} setting of any model or dataset here; the {section} settings "
+            f"are {known}. Check the spelling (a new setting is declared in autoencoders/schema.py)."
+        )
     if rule is not None and not rule.accepts(value):
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed()}.")
     if key == "trainer.max_steps" and value == 0:
-        raise ConfigError("trainer.max_steps=0 is not allowed: the run would train no step and report an untrained "
-                          "model. Use -1 (no limit) or a number of steps >= 1.")  # fmt: skip
+        raise ConfigError(
+            "trainer.max_steps=0 is not allowed: the run would train no step and report an untrained "
+            "model. Use -1 (no limit) or a number of steps >= 1."
+        )
 
 
 def check_section(section: str, values: Mapping[str, Any]) -> None:
@@ -64,8 +68,9 @@ def check_known_keys(section: str, values: Mapping[str, Any], known: set[str] | 
     unknown = sorted(set(values) - set(known))
     if unknown:
         article = "an" if section[0] in "aeiou" else "a"
-        raise ConfigError(f"{section}.{unknown[0]} is not {article} {section} setting; the settings are "
-                          f"{', '.join(sorted(known))}.")  # fmt: skip
+        raise ConfigError(
+            f"{section}.{unknown[0]} is not {article} {section} setting; the settings are {', '.join(sorted(known))}."
+        )
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,17 @@ def settings_block(section: str) -> type[Block]:
 
     names = [name for name in RULES if name.startswith(section + ".")]
     columns = [(name.split(".", 1)[1], Any, field(default=RULES[name].default)) for name in names]
-    cls = make_dataclass(f"{section.title()}Settings", columns, bases=(Block,), frozen=True,
-                         namespace={"section": section, "__doc__": f"The `{section}:` block of conf/train.yaml "
-                                    f"(docs/config.md); its keys and defaults are RULES['{section}.*']."})  # fmt: skip
+    cls = make_dataclass(
+        f"{section.title()}Settings",
+        columns,
+        bases=(Block,),
+        frozen=True,
+        namespace={
+            "section": section,
+            "__doc__": f"The `{section}:` block of conf/train.yaml "
+            f"(docs/config.md); its keys and defaults are RULES['{section}.*'].",
+        },
+    )
     cls.__module__ = __name__
     return cls
 

@@ -76,9 +76,11 @@ TUTORIAL_TEST_MSE = {"mlp": 0.010985, "conv": 0.007925}  # tutorial 000, one tes
 def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp: Path) -> dict:
     """(a), (b), (c) of one model, interleaved; images/s of each per epoch of (c)."""
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
-    loops = {"a": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
-             "a'": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size, plain_adam=True),
-             "b": TutorialLoop(root, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size)}  # fmt: skip
+    loops = {
+        "a": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
+        "a'": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size, plain_adam=True),
+        "b": TutorialLoop(root, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
+    }
     done = defaultdict(lambda: [0, 0.0])  # (path, epoch) -> [images, seconds]
 
     def work(epoch: int) -> None:
@@ -92,8 +94,11 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
     rates = {name: [done[name, epoch][0] / done[name, epoch][1] for epoch in range(args.epochs + 1)] for name in loops}
     rates["c"] = [clock.images_per_epoch / seconds for seconds in clock.seconds]
     for epoch in range(args.epochs + 1):
-        print(f"  {model} epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: "
-              + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in PATHS), flush=True)  # fmt: skip
+        print(
+            f"  {model} epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: "
+            + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in PATHS),
+            flush=True,
+        )
     measured = {name: values[1:] for name, values in rates.items()}  # epoch 0 is the warm-up
     ratios = {f"c/{ref}": [c / r for c, r in zip(measured["c"], measured[ref])] for ref in ("a", "a'", "b")}
     return {
@@ -125,8 +130,12 @@ sys.exit(code)"""
 
 def peak_rss_mb(threads: int, output_root: Path) -> float:
     """Peak RSS of a separate default run (one epoch: data and model set the peak, not epochs)."""
-    command = [str(Path(sys.executable).with_name("ae-train")), "trainer.max_epochs=1", f"torch_threads={threads}",
-               f"output_root={output_root}"]  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("ae-train")),
+        "trainer.max_epochs=1",
+        f"torch_threads={threads}",
+        f"output_root={output_root}",
+    ]
     done = subprocess.run([sys.executable, "-c", RSS_LAUNCHER, *command], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"bench: `{' '.join(command)}` failed with exit code {done.returncode}")
@@ -138,43 +147,65 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    commit = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
-            f"lightning {lightning.__version__}, code at {commit}")  # fmt: skip
+    commit = git("rev-parse", "--short", "HEAD") + (
+        " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
+        f"lightning {lightning.__version__}, code at {commit}"
+    )
 
 
-def speed_markdown(results: dict[str, dict], help_s: float, rss_mb: float, args: argparse.Namespace, loads: tuple) -> str:
+def speed_markdown(
+    results: dict[str, dict], help_s: float, rss_mb: float, args: argparse.Namespace, loads: tuple
+) -> str:
     lines = [
-        "## Speed", "",
+        "## Speed",
+        "",
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}; {machine()}; torch threads {args.threads} and flushed denormals in all paths; "
         f"load average (1 min) {loads[0]:.1f} at start, {loads[1]:.1f} at end. FashionMNIST, batch 256; the paths take "
         f"turns every {args.chunk} steps; medians of {args.epochs} epochs of (c) after 1 warm-up (method: the docstring "
-        "of `scripts/bench.py`).", "",
+        "of `scripts/bench.py`).",
+        "",
         "| model | (a) minimal loop, img/s | (a′) plain Adam, img/s | (b) tutorial 000, img/s | (c) ae-train, img/s "
         "| (c)/(a) (range) | target | (c)/(a′) (range) | | (c)/(b) (range) | target | (c) fixed cost per run |",
         "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|",
-    ]  # fmt: skip
+    ]
     for model, result in results.items():
         rate, targets = result["rates"], TARGETS.get(model, {})
         cells = [model, *(f"{rate[k]:,.0f}" for k in PATHS)]
         for key in ("c/a", "c/a'", "c/b"):
             target, (low, high) = targets.get(key), result["spread"][key]
-            cells += [f"{result[key]:.2f} ({low:.2f}–{high:.2f})", f"≥ {target:g}: {verdict(result[key], target)}" if target else "—"]
+            cells += [
+                f"{result[key]:.2f} ({low:.2f}–{high:.2f})",
+                f"≥ {target:g}: {verdict(result[key], target)}" if target else "—",
+            ]
         lines.append("| " + " | ".join([*cells, f"{result['fixed']:.1f} s"]) + " |")
     lines += [
-        "", "| check | measured | target | |", "|---|---:|---|---|",
+        "",
+        "| check | measured | target | |",
+        "|---|---:|---|---|",
         f"| `ae-train --help` (median of 5) | {help_s:.2f} s | < {HELP_SECONDS:.0f} s | {verdict(help_s, HELP_SECONDS, False)} |",
         f"| peak RSS of `ae-train trainer.max_epochs=1` | {rss_mb:,.0f} MB | < 2 GB | {verdict(rss_mb, PEAK_RSS_MB, False)} |",
-        "", "(a) builds Adam as ae-train does (PyTorch's fused kernel), so (c)/(a) is the cost of the framework alone; "
+        "",
+        "(a) builds Adam as ae-train does (PyTorch's fused kernel), so (c)/(a) is the cost of the framework alone; "
         "(a′) is the same loop with `torch.optim.Adam`'s defaults, as hand-written loops and tutorial 000 have it.",
-        "", "(c) counts the 55,000 training images of an epoch, and its epoch time includes validation, checkpoints, "
+        "",
+        "(c) counts the 55,000 training images of an epoch, and its epoch time includes validation, checkpoints, "
         "logging, TensorBoard images and the progress bar. Its fixed cost (data loading, sanity check, test, files) "
         "is paid once per run and is not in the per-epoch figures. Ratios are medians of the per-epoch ratios "
-        "(range: lowest to highest epoch). Targets are benchmark figures, not tests.", "",
-    ]  # fmt: skip
+        "(range: lowest to highest epoch). Targets are benchmark figures, not tests.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -186,24 +217,38 @@ def write_section(path: Path, name: str, text: str) -> None:
     sections = dict(zip(parts[1::2], parts[2::2]))
     sections[name] = text.rstrip("\n") + "\n\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(f"<!-- bench:{key} -->\n{sections[key]}" for key in ("speed", "quality", "startup") if key in sections)
+    body = "".join(
+        f"<!-- bench:{key} -->\n{sections[key]}" for key in ("speed", "quality", "startup") if key in sections
+    )
     path.write_text(parts[0] + body.rstrip("\n") + "\n")
 
 
 # --- --quality and --profile ------------------------------------------------------------------
 def quality(args: argparse.Namespace, tmp: Path) -> str:
-    lines = ["## Quality", "",
-             f"{datetime.datetime.now():%Y-%m-%d %H:%M}; `ae-train model=<model> trainer.max_epochs={args.quality_epochs}` "
-             f"(default config otherwise), torch threads {args.threads}; {machine()}. Tutorial 000's figure is the MSE of "
-             "one test batch of 256 images after 20 epochs; ours is over all 10,000 test images, with the checkpoint of "
-             "lowest val/loss.", "",
-             "| model | epochs | test/mse (ours) | tutorial 000 | wall time |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "## Quality",
+        "",
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}; `ae-train model=<model> trainer.max_epochs={args.quality_epochs}` "
+        f"(default config otherwise), torch threads {args.threads}; {machine()}. Tutorial 000's figure is the MSE of "
+        "one test batch of 256 images after 20 epochs; ours is over all 10,000 test images, with the checkpoint of "
+        "lowest val/loss.",
+        "",
+        "| model | epochs | test/mse (ours) | tutorial 000 | wall time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for model in args.models:
         start = time.perf_counter()
-        metrics, _ = run_ours(compose_config(model, args.quality_epochs, args.threads, tmp), tmp / f"quality-{model}", Interleave())
+        metrics, _ = run_ours(
+            compose_config(model, args.quality_epochs, args.threads, tmp), tmp / f"quality-{model}", Interleave()
+        )
         seconds = time.perf_counter() - start
-        print(f"{model}: test/mse {metrics['test/mse']:.6f} (tutorial 000: {TUTORIAL_TEST_MSE[model]}) in {seconds:.0f} s", flush=True)
-        lines.append(f"| {model} | {args.quality_epochs} | {metrics['test/mse']:.6f} | {TUTORIAL_TEST_MSE[model]} | {seconds:.0f} s |")
+        print(
+            f"{model}: test/mse {metrics['test/mse']:.6f} (tutorial 000: {TUTORIAL_TEST_MSE[model]}) in {seconds:.0f} s",
+            flush=True,
+        )
+        lines.append(
+            f"| {model} | {args.quality_epochs} | {metrics['test/mse']:.6f} | {TUTORIAL_TEST_MSE[model]} | {seconds:.0f} s |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -239,10 +284,15 @@ def main() -> None:
             root = tutorial_root(tmp / "torchvision")
             images, load_start, results = tutorial_images(root), os.getloadavg()[0], {}
             for model in args.models:
-                print(f"{model}: (a) minimal loop, (b) tutorial 000, (c) ae-train, taking turns every {args.chunk} steps", flush=True)
+                print(
+                    f"{model}: (a) minimal loop, (b) tutorial 000, (c) ae-train, taking turns every {args.chunk} steps",
+                    flush=True,
+                )
                 results[model] = speed(model, args, images, root, tmp)
             help_s, rss_mb = time_help(), peak_rss_mb(args.threads, tmp)
-            write_section(args.out, "speed", speed_markdown(results, help_s, rss_mb, args, (load_start, os.getloadavg()[0])))
+            write_section(
+                args.out, "speed", speed_markdown(results, help_s, rss_mb, args, (load_start, os.getloadavg()[0]))
+            )
     print(args.out.read_text())
 
 

@@ -70,9 +70,18 @@ def ms_per_step(model_class: type, data: ImageDataModule, steps: int, root: str,
     torch.manual_seed(0)
     model = model_class(input_shape=list(data.input_shape), **settings)
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        log_every_n_steps=50, default_root_dir=root, accelerator="cpu")  # fmt: skip
+    trainer = L.Trainer(
+        max_steps=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        log_every_n_steps=50,
+        default_root_dir=root,
+        accelerator="cpu",
+    )
     trainer.fit(model, datamodule=data)
     return 1000 * statistics.median(timer.times[WARM_UP:])
 
@@ -118,7 +127,9 @@ def objectives(data: ImageDataModule, args: argparse.Namespace) -> None:
     print(f"threads {args.threads}, {args.rounds} rounds of {args.steps} steps, mlp, batch 256, FashionMNIST")
     for name, values in times.items():
         ratio = statistics.median(v / vae for v, vae in zip(values, times["vae"]))
-        print(f"{name}: {statistics.median(values):.2f} ms/step, {ratio:.2f} x the vae's; per round {[round(v, 1) for v in values]}")
+        print(
+            f"{name}: {statistics.median(values):.2f} ms/step, {ratio:.2f} x the vae's; per round {[round(v, 1) for v in values]}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ class MinimalLoop:
     """(a): one in-memory float tensor, a randperm per epoch, batches sliced from the shuffled copy.
     With plain_adam, (a'): the same loop with torch.optim.Adam's defaults, as loops are written by hand."""
 
-    def __init__(self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256, plain_adam: bool = False) -> None:
+    def __init__(
+        self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256, plain_adam: bool = False
+    ) -> None:
         self.images, self.batch_size = images, batch_size
         self.model = make_network(net, latent_dim).train()
         if plain_adam:
@@ -70,7 +72,12 @@ class MinimalLoop:
                 t3 = time.perf_counter()
                 self.optimizer.step()
                 t4 = time.perf_counter()
-                for part, seconds in (("data", t1 - t0), ("forward", t2 - t1), ("backward", t3 - t2), ("optimizer", t4 - t3)):
+                for part, seconds in (
+                    ("data", t1 - t0),
+                    ("forward", t2 - t1),
+                    ("backward", t3 - t2),
+                    ("optimizer", t4 - t3),
+                ):
                     self.parts[part] += seconds
             seen += len(x)
         return seen
@@ -134,8 +141,13 @@ class Interleave(EpochTimes):
     last): checkpoint writes fall in the epoch end. `trainer` is the Trainer train() built.
     """
 
-    def __init__(self, work: Callable[[int], None] = lambda epoch: None, every: int = 10,
-                 at_epoch_start: Callable[[int], None] = lambda epoch: None, at_end: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        work: Callable[[int], None] = lambda epoch: None,
+        every: int = 10,
+        at_epoch_start: Callable[[int], None] = lambda epoch: None,
+        at_end: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(file=None)
         self.work, self.every, self.at_epoch_start, self.at_end = work, every, at_epoch_start, at_end
 
@@ -161,7 +173,12 @@ def compose_config(model: str, epochs: int, threads: int, output_root: Path):
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("autoencoders.conf", version_base="1.3"):
-        overrides = [f"model={model}", f"trainer.max_epochs={epochs}", f"torch_threads={threads}", f"output_root={output_root}"]
+        overrides = [
+            f"model={model}",
+            f"trainer.max_epochs={epochs}",
+            f"torch_threads={threads}",
+            f"output_root={output_root}",
+        ]
         return compose("train", overrides=overrides)
 
 

@@ -32,7 +32,9 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     def at_epoch_start(epoch: int) -> None:
         if epoch == 1:  # drop the warm-up epoch from both
             minimal.parts.clear()
-            first.update({action: len(durations) for action, durations in clock.trainer.profiler.recorded_durations.items()})
+            first.update(
+                {action: len(durations) for action, durations in clock.trainer.profiler.recorded_durations.items()}
+            )
 
     def at_end() -> None:
         last.update({action: len(durations) for action, durations in clock.trainer.profiler.recorded_durations.items()})
@@ -41,8 +43,15 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     run_ours(cfg, tmp / "profile-simple", clock, profiler="simple")
     steps_c = epochs * -(-clock.images_per_epoch // cfg.data.batch_size)
     steps_a = sum(a_done[epoch][0] for epoch in range(1, epochs + 1)) / cfg.data.batch_size
-    measured = {action: durations[first.get(action, 0) : last.get(action, 0)] for action, durations in clock.trainer.profiler.recorded_durations.items()}
-    ms = {action: 1000 * sum(durations) / steps_c for action, durations in measured.items() if durations and "Interleave" not in action}
+    measured = {
+        action: durations[first.get(action, 0) : last.get(action, 0)]
+        for action, durations in clock.trainer.profiler.recorded_durations.items()
+    }
+    ms = {
+        action: 1000 * sum(durations) / steps_c
+        for action, durations in measured.items()
+        if durations and "Interleave" not in action
+    }
 
     def total(*patterns: str) -> float:
         return sum(value for action, value in ms.items() if any(re.search(pattern, action) for pattern in patterns))
@@ -63,9 +72,11 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
         ("rest of Lightning's training loop (and the profiler)", 0.0, phases["train"] - data - batch - hooks),
         ("validation of 5,000 images, image grids (per training step)", 0.0, phases["validation"]),
         ("epoch end: checkpoints, epoch logging (per training step)", 0.0, phases["epoch end"]),
-    ]  # fmt: skip
-    print(f"\n{args.profile_model}, {args.threads} threads, {epochs} epochs after a warm-up, paths alternating every {args.chunk} steps; "
-          f"ms per training step ((a) {steps_a:.0f} steps; (c) {steps_c} steps and its validation):")  # fmt: skip
+    ]
+    print(
+        f"\n{args.profile_model}, {args.threads} threads, {epochs} epochs after a warm-up, paths alternating every {args.chunk} steps; "
+        f"ms per training step ((a) {steps_a:.0f} steps; (c) {steps_c} steps and its validation):"
+    )
     print(f"  {'':<60} {'(a)':>8} {'(c)':>8} {'(c)-(a)':>8}")
     for name, a_value, c_value in rows:
         print(f"  {name:<60} {a_value:8.3f} {c_value:8.3f} {c_value - a_value:8.3f}")
@@ -79,8 +90,10 @@ def profile(args: argparse.Namespace, images: Tensor, tmp: Path) -> None:
     profiler = cProfile.Profile()
     clock = Interleave(at_epoch_start=lambda epoch: profiler.enable() if epoch == 1 else None, at_end=profiler.disable)
     run_ours(compose_config(args.profile_model, 2, args.threads, tmp), tmp / "profile-cprofile", clock)
-    print(f"\ncProfile of one (c) epoch after a warm-up ({1000 * clock.seconds[1] / (steps_c / epochs):.2f} ms per step "
-          "under cProfile, which inflates Python-heavy code), by own time:")  # fmt: skip
+    print(
+        f"\ncProfile of one (c) epoch after a warm-up ({1000 * clock.seconds[1] / (steps_c / epochs):.2f} ms per step "
+        "under cProfile, which inflates Python-heavy code), by own time:"
+    )
     pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
     print("by cumulative time:")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile_top)

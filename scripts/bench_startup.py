@@ -62,8 +62,13 @@ print("BENCH" + json.dumps({"born": born, "start": start, "imported": imported, 
 
 def run_child(jobs: int, output: Path) -> dict:
     born = time.time()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(born), str(jobs), str(output), *OVERRIDES],
-                          capture_output=True, text=True, cwd=output, timeout=1800)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(born), str(jobs), str(output), *OVERRIDES],
+        capture_output=True,
+        text=True,
+        cwd=output,
+        timeout=1800,
+    )
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH"))
@@ -95,15 +100,24 @@ def markdown(rows: list[dict[str, float]], lightning_s: list[float], later: list
     median = {name: statistics.median(row[name] for row in rows) for name in rows[0]}
     bare = statistics.median(lightning_s)
     fixed = median["whole process"] - bare - median["the epoch (training and validation)"]
-    lines = [f"### Fixed cost of a 1-epoch run ({time.strftime('%Y-%m-%d')}; {machine})", "",
-             f"`ae-train {' '.join(OVERRIDES)}`, whole process, median of {len(rows)} fresh processes.", "",
-             "| phase | seconds |", "|---|---|"]  # fmt: skip
+    lines = [
+        f"### Fixed cost of a 1-epoch run ({time.strftime('%Y-%m-%d')}; {machine})",
+        "",
+        f"`ae-train {' '.join(OVERRIDES)}`, whole process, median of {len(rows)} fresh processes.",
+        "",
+        "| phase | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {value:.2f} |" for name, value in median.items()]
-    lines += [f"| `python -c \"import lightning\"` alone, same sitting | {bare:.2f} |",
-              f"| **whole process − import lightning − the epoch** (target ≤ 2.5) | **{fixed:.2f}** |", "",
-              f"4-job multirun in one process (basic launcher): each later job's wall time beyond its epoch, "
-              f"median {statistics.median(later):.2f} s (target ≤ 1.5; jobs 2-4: "
-              + ", ".join(f"{value:.2f}" for value in later) + " s)."]  # fmt: skip
+    lines += [
+        f'| `python -c "import lightning"` alone, same sitting | {bare:.2f} |',
+        f"| **whole process − import lightning − the epoch** (target ≤ 2.5) | **{fixed:.2f}** |",
+        "",
+        f"4-job multirun in one process (basic launcher): each later job's wall time beyond its epoch, "
+        f"median {statistics.median(later):.2f} s (target ≤ 1.5; jobs 2-4: "
+        + ", ".join(f"{value:.2f}" for value in later)
+        + " s).",
+    ]
     return "\n".join(lines)
 
 

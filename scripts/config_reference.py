@@ -5,15 +5,27 @@ from autoencoders.config_keys import reference_table
 
 SECTIONS = [
     ("", "Top level", "Overridden as `key=value`, e.g. `ae-train seed=1`."),
-    ("model", "model", "The keys every model shares come first (conf/shared/model.yaml); a model's "
-     "own keys say which model reads them. `ae-train model=vae model.beta=4`."),
+    (
+        "model",
+        "model",
+        "The keys every model shares come first (conf/shared/model.yaml); a model's "
+        "own keys say which model reads them. `ae-train model=vae model.beta=4`.",
+    ),
     ("data", "data", "`ae-train data=mnist data.batch_size=128`."),
-    ("trainer", "trainer", "A free mapping of `lightning.Trainer` arguments: these are the ones checked at "
-     "start-up; any other argument is passed on with `++trainer.<name>=<value>`."),
+    (
+        "trainer",
+        "trainer",
+        "A free mapping of `lightning.Trainer` arguments: these are the ones checked at "
+        "start-up; any other argument is passed on with `++trainer.<name>=<value>`.",
+    ),
     ("logging", "logging", "What goes to TensorBoard beyond the scalars (docs/tensorboard.md)."),
     ("eval", "eval", "Evaluation after testing and in `ae-eval` (docs/evaluation.md)."),
-    ("logger", "logger", "Loggers beside TensorBoard, chosen with `logger=csv`, `logger=mlflow`, `logger=wandb` or a "
-     "list, `logger=[csv,mlflow]`; their keys exist once the logger is chosen (docs/loggers.md)."),
+    (
+        "logger",
+        "logger",
+        "Loggers beside TensorBoard, chosen with `logger=csv`, `logger=mlflow`, `logger=wandb` or a "
+        "list, `logger=[csv,mlflow]`; their keys exist once the logger is chosen (docs/loggers.md).",
+    ),
 ]
 
 print("# Config keys\n")

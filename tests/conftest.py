@@ -48,7 +48,9 @@ def finished_run(tiny_cfg, tmp_path) -> Path:
     from tests.helpers import read_events
 
     run = tmp_path / "run"
-    metrics = train(tiny_cfg("model=vae", "model.latent_dim=4", "data.holdout_class=3", "eval.nll_samples=10"), run_dir=run)
+    metrics = train(
+        tiny_cfg("model=vae", "model.latent_dim=4", "data.holdout_class=3", "eval.nll_samples=10"), run_dir=run
+    )
     expected = {"test/probe_acc", "test/nll", "test/anomaly_auroc", "test/anomaly_f1_p99", "test/anomaly_recall_p95"}
     assert expected <= set(metrics) and read_record(run)["metrics"] == metrics
     assert read_record(run)["data"]["normal_classes"] == [0, 1, 2, 4, 5, 6, 7, 8, 9]

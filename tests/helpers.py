@@ -26,14 +26,16 @@ def _environment(env: dict | None) -> dict:
 
 def ae_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`ae-train args...` to completion, output captured as text."""
-    return subprocess.run([AE_TRAIN, *args], cwd=cwd, env=_environment(env), capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [AE_TRAIN, *args], cwd=cwd, env=_environment(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def start_ae_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """`ae-train args...` started in the background (to signal it), output piped as text."""
-    return subprocess.Popen([AE_TRAIN, *args], cwd=cwd, env=_environment(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [AE_TRAIN, *args], cwd=cwd, env=_environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -49,8 +51,11 @@ def only_run(root: Path) -> Path:
 def digest(run: Path) -> dict[str, str]:
     """Every file of a run directory (hidden ones too) with its content hash and mtime: equal
     digests mean no file was written, created or removed."""
-    return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest() + str(path.stat().st_mtime_ns)
-            for path in sorted(Path(run).rglob("*")) if path.is_file()}  # fmt: skip
+    return {
+        str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest() + str(path.stat().st_mtime_ns)
+        for path in sorted(Path(run).rglob("*"))
+        if path.is_file()
+    }
 
 
 def free_port() -> int:
@@ -60,8 +65,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def signal_when(process: subprocess.Popen, ready: Callable[[], bool], signal_number: int,
-                timeout: float = 120) -> tuple[str, str]:  # fmt: skip
+def signal_when(
+    process: subprocess.Popen, ready: Callable[[], bool], signal_number: int, timeout: float = 120
+) -> tuple[str, str]:
     """Send `signal_number` to `process` as soon as `ready()` holds; then its stdout and stderr."""
     deadline = time.monotonic() + timeout
     while not ready() and time.monotonic() < deadline:

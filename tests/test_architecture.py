@@ -59,8 +59,10 @@ def imports_of(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{module}: relative import; the package uses absolute ones"
             # `from package import submodule` imports the submodule; `from module import name`, the module.
-            found.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module
-                         for alias in node.names)  # fmt: skip
+            found.update(
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module
+                for alias in node.names
+            )
     return {name for name in found if name in MODULES}
 
 
@@ -88,7 +90,7 @@ def test_no_import_circles():
         path.append(module)
         for target in sorted(GRAPH[module]):
             if state.get(target) == "open":
-                circle = path[path.index(target):] + [target]
+                circle = path[path.index(target) :] + [target]
                 raise AssertionError("import circle: " + " -> ".join(circle))
             if target not in state:
                 visit(target)
@@ -104,7 +106,9 @@ def test_the_checker_sees_lazy_imports_and_circles(tmp_path, monkeypatch):
     # The checks above must be able to fail: an import inside a function is found, and a
     # two-module circle is reported.
     assert "autoencoders.evaluation.finished_run" in GRAPH["autoencoders.cli.evaluate"]  # imported inside main()
-    monkeypatch.setitem(GRAPH, "autoencoders.models.nets", GRAPH["autoencoders.models.nets"] | {"autoencoders.models.base"})
+    monkeypatch.setitem(
+        GRAPH, "autoencoders.models.nets", GRAPH["autoencoders.models.nets"] | {"autoencoders.models.base"}
+    )
     with pytest.raises(AssertionError, match="import circle: .*autoencoders.models.base"):
         test_no_import_circles()
 

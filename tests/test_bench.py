@@ -15,8 +15,10 @@ sys.path.insert(0, str(SCRIPT.parent))  # as `python scripts/bench.py` has it: i
 spec = importlib.util.spec_from_file_location("bench", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
-pytestmark = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-                                reason="needs Debian's dataset-fashion-mnist (make data)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason="needs Debian's dataset-fashion-mnist (make data)",
+)
 
 
 @pytest.fixture(scope="module")

@@ -48,10 +48,16 @@ def test_every_model_has_a_net_and_instantiates_with_both_nets(compose_cfg, opti
 
 def test_sweepable_keys_exist_without_plus(compose_cfg):
     cfg = compose_cfg(
-        "model.latent_dim=8", "model.lr=0.01", "model.net=conv", "data.batch_size=64",
-        "trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.accelerator=cpu",
-        "seed=7", "torch_threads=1",
-    )  # fmt: skip
+        "model.latent_dim=8",
+        "model.lr=0.01",
+        "model.net=conv",
+        "data.batch_size=64",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=5",
+        "trainer.accelerator=cpu",
+        "seed=7",
+        "torch_threads=1",
+    )
     assert (cfg.model.latent_dim, cfg.model.net, cfg.data.batch_size, cfg.trainer.max_epochs) == (8, "conv", 64, 3)
     assert (cfg.trainer.limit_train_batches, cfg.trainer.accelerator, cfg.seed, cfg.torch_threads) == (5, "cpu", 7, 1)
 

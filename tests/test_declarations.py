@@ -80,8 +80,11 @@ def test_every_logger_key_is_declared_and_its_defaults_agree(compose_cfg, option
     cfg = compose_cfg(f"logger={option}")
     for name, entry in cfg.logger.items():
         factory = _factory(entry._target_)
-        defaults = {key: parameter.default for key, parameter in inspect.signature(factory).parameters.items()
-                    if key != "context"}  # fmt: skip
+        defaults = {
+            key: parameter.default
+            for key, parameter in inspect.signature(factory).parameters.items()
+            if key != "context"
+        }
         assert set(defaults) == {key for key in entry if key != "_target_"}, option
         for key, value in entry.items():
             if key != "_target_":
@@ -98,31 +101,43 @@ def _factory(path: str):
 def test_a_misspelt_logger_key_is_refused_naming_the_known_ones(compose_cfg):
     from autoencoders.schema import check_config
 
-    with pytest.raises(ConfigError, match=r"logger.mlflow.trackin_uri is not a logger.mlflow setting; the settings "
-                                          r"are experiment_name, tracking_uri"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"logger.mlflow.trackin_uri is not a logger.mlflow setting; the settings "
+        r"are experiment_name, tracking_uri",
+    ):
         check_config(compose_cfg("logger=mlflow", "+logger.mlflow.trackin_uri=http://x"))
-    with pytest.raises(ConfigError, match=r"logger.wandb.mode=.onlin. is not allowed: .* one of offline, online, disabled"):
+    with pytest.raises(
+        ConfigError, match=r"logger.wandb.mode=.onlin. is not allowed: .* one of offline, online, disabled"
+    ):
         check_config(compose_cfg("logger=wandb", "logger.wandb.mode=onlin"))
     check_config(compose_cfg("logger=[csv,mlflow,wandb]", "+logger.mine._target_=my.Logger"))  # a user's own: free
 
 
 def test_the_checks_find_a_planted_gap():
     # A YAML key and a constructor argument that nobody declared are both reported.
-    assert undeclared(["model.latent_dim", "model.planted_weight", "trainer.gradient_clip_val"]) == ["model.planted_weight"]
+    assert undeclared(["model.latent_dim", "model.planted_weight", "trainer.gradient_clip_val"]) == [
+        "model.planted_weight"
+    ]
 
     class Planted:
         def __init__(self, *, planted_weight: float = 1.0, **shared: Any) -> None: ...
 
     Planted.__module__ = "autoencoders.models.planted"
     assert undeclared([f"model.{name}" for name in constructor_arguments(Planted)]) == ["model.planted_weight"]
-    with pytest.raises(ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/schema"):
+    with pytest.raises(
+        ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/schema"
+    ):
         check_value("model.planted_weight", -5.0)
     check_value("trainer.gradient_clip_val", 0.5)  # trainer stays a free mapping of Trainer arguments
 
 
 def yaml_values(path: Path) -> dict[str, Any]:
-    return {name: value for name, value in (yaml.safe_load(path.read_text()) or {}).items()
-            if name not in ("_target_", "defaults")}  # fmt: skip
+    return {
+        name: value
+        for name, value in (yaml.safe_load(path.read_text()) or {}).items()
+        if name not in ("_target_", "defaults")
+    }
 
 
 def test_shared_model_defaults_agree_with_the_base_constructor():
@@ -140,8 +155,11 @@ def test_each_models_own_defaults_agree(compose_cfg, option):
     shared = set(yaml_values(CONF / "shared" / "model.yaml"))
     cfg = compose_cfg(f"model={option}")
     cls = get_class(cfg.model._target_)
-    own = {name: parameter for name, parameter in inspect.signature(cls.__init__).parameters.items()
-           if name not in shared and parameter.default is not inspect.Parameter.empty}  # fmt: skip
+    own = {
+        name: parameter
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name not in shared and parameter.default is not inspect.Parameter.empty
+    }
     for name, parameter in own.items():
         assert parameter.default == RULES[f"model.{name}"].default, f"{cls.__name__}.{name}"
         if name in cfg.model:
@@ -161,8 +179,9 @@ def test_data_trainer_and_root_defaults_agree():
     for name in ("seed", "torch_threads", "optimized_metric", "output_root"):
         assert train[name] == RULES[name].default, name
     for section, block in (("eval", EvalSettings), ("logging", LoggingSettings)):
-        assert train[section] == {name.split(".")[1]: rule.default for name, rule in RULES.items()
-                                  if name.startswith(section + ".")}  # fmt: skip
+        assert train[section] == {
+            name.split(".")[1]: rule.default for name, rule in RULES.items() if name.startswith(section + ".")
+        }
         assert OmegaConf.structured(block()) == train[section]  # the dataclasses take RULES' defaults
 
 
@@ -175,5 +194,7 @@ def test_every_declaration_has_a_doc_and_an_allowed_default():
 def test_docs_config_md_is_the_declarations_table():
     text = (ROOT / "docs" / "config.md").read_text()
     for section in ("", *DECLARED_SECTIONS, "trainer", "logger"):
-        assert reference_table(section) in text, f"docs/config.md: the {section or 'top-level'} table is stale; " \
-            "regenerate it with `python scripts/config_reference.py > docs/config.md`"  # fmt: skip
+        assert reference_table(section) in text, (
+            f"docs/config.md: the {section or 'top-level'} table is stale; "
+            "regenerate it with `python scripts/config_reference.py > docs/config.md`"
+        )

@@ -50,6 +50,9 @@ def test_every_link_resolves_inside_the_repository(page):
 def test_a_planted_broken_link_is_found():
     page = ROOT / "docs" / "models.md"
     text = "[a](config.md) [b](missing.md) [c](../../shared/DESIGN.md) [d](models.md#no-such) [e](#networks) [f](https://x.org)"
-    assert broken_links(page, text) == ["missing.md (no such file)", "../../shared/DESIGN.md (outside the repository)",
-                                        "models.md#no-such (no such heading)"]  # fmt: skip
+    assert broken_links(page, text) == [
+        "missing.md (no such file)",
+        "../../shared/DESIGN.md (outside the repository)",
+        "models.md#no-such (no such heading)",
+    ]
     assert anchor("A sweep at a glance: `--images`") == "a-sweep-at-a-glance---images"

@@ -11,9 +11,11 @@ from autoencoders.errors import UnsupportedVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 # The private names of other libraries the package has needed (each explained in internals.py).
-PRIVATE = re.compile(r"_SubprocessScriptLauncher|_call_children_scripts|_check_can_spawn_children|_configure_launcher"
-                     r"|\b_launcher\b|_broadcast_sigterm_tensor|\._experiment\b|_get_file_writer|\._trainer\b"
-                     r"|\._fabric\b|\._logger_connector\b|\._checkpoint_connector\b")  # fmt: skip
+PRIVATE = re.compile(
+    r"_SubprocessScriptLauncher|_call_children_scripts|_check_can_spawn_children|_configure_launcher"
+    r"|\b_launcher\b|_broadcast_sigterm_tensor|\._experiment\b|_get_file_writer|\._trainer\b"
+    r"|\._fabric\b|\._logger_connector\b|\._checkpoint_connector\b"
+)
 
 
 def private_uses(paths: list[Path]) -> dict[str, list[str]]:
@@ -40,8 +42,11 @@ def test_the_check_finds_a_planted_private_name(tmp_path, monkeypatch):
 
 def test_an_untested_lightning_version_stops_with_one_clear_message():
     internals.check_versions()  # the installed one is tested
-    with pytest.raises(UnsupportedVersion, match=r"lightning 2\.7\.0 is installed, but autoencoders was tested with "
-                                                 r"lightning 2\.6\.x only.*pip install 'lightning>=2\.6,<2\.7'"):
+    with pytest.raises(
+        UnsupportedVersion,
+        match=r"lightning 2\.7\.0 is installed, but autoencoders was tested with "
+        r"lightning 2\.6\.x only.*pip install 'lightning>=2\.6,<2\.7'",
+    ):
         internals.check_versions("2.7.0")
 
 

@@ -20,17 +20,30 @@ SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3}
 
 # --- config checks --------------------------------------------------------------------------
 BAD_VALUES = [
-    (VAE, "beta", -1.0), (VAE, "kl_warmup_epochs", -0.5), (VAE, "free_bits", -0.1),
-    (DenoisingAutoencoder, "noise", "salt"), (DenoisingAutoencoder, "noise_std", 1.5),
-    (DenoisingAutoencoder, "mask_prob", -0.1), (SparseAutoencoder, "sparsity", "l2"),
-    (SparseAutoencoder, "sparsity_target", 1.0), (SparseAutoencoder, "sparsity_target", 0.0),
-    (SparseAutoencoder, "sparsity_weight", -1.0), (SparseAutoencoder, "decoder_weight_decay", -1e-4),
-    (ContractiveAutoencoder, "contractive_weight", -1e-3), (ContractiveAutoencoder, "jacobian_projections", -1),
+    (VAE, "beta", -1.0),
+    (VAE, "kl_warmup_epochs", -0.5),
+    (VAE, "free_bits", -0.1),
+    (DenoisingAutoencoder, "noise", "salt"),
+    (DenoisingAutoencoder, "noise_std", 1.5),
+    (DenoisingAutoencoder, "mask_prob", -0.1),
+    (SparseAutoencoder, "sparsity", "l2"),
+    (SparseAutoencoder, "sparsity_target", 1.0),
+    (SparseAutoencoder, "sparsity_target", 0.0),
+    (SparseAutoencoder, "sparsity_weight", -1.0),
+    (SparseAutoencoder, "decoder_weight_decay", -1e-4),
+    (ContractiveAutoencoder, "contractive_weight", -1e-3),
+    (ContractiveAutoencoder, "jacobian_projections", -1),
     (ContractiveAutoencoder, "jacobian_projections", 1.5),
-    (VQVAE, "embedding_dim", 0), (VQVAE, "codebook_size", 0), (VQVAE, "commitment", -0.25),
-    (VQVAE, "codebook_update", "kmeans"), (VQVAE, "ema_decay", 1.0), (VQVAE, "restart_dead_codes", "yes"),
-    (CVAE, "num_classes", 0), (TCVAE, "dataset_size", -1), (TCVAE, "beta", -1.0),
-]  # fmt: skip
+    (VQVAE, "embedding_dim", 0),
+    (VQVAE, "codebook_size", 0),
+    (VQVAE, "commitment", -0.25),
+    (VQVAE, "codebook_update", "kmeans"),
+    (VQVAE, "ema_decay", 1.0),
+    (VQVAE, "restart_dead_codes", "yes"),
+    (CVAE, "num_classes", 0),
+    (TCVAE, "dataset_size", -1),
+    (TCVAE, "beta", -1.0),
+]
 # What the data gives the models that need it (rundir.loading.data_arguments).
 DATA_SIZES = {CVAE: {"num_classes": 10}, TCVAE: {"dataset_size": 100}}
 

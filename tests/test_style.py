@@ -19,6 +19,19 @@ def test_the_package_tests_and_scripts_pass_ruff():
     assert done.returncode == 0, done.stdout[-3000:]
 
 
+def test_the_code_is_formatted_and_nothing_opts_out():
+    paths = [ROOT / "autoencoders", ROOT / "tests", ROOT / "scripts"]
+    done = subprocess.run(
+        [RUFF, "format", "--check", "--config", ROOT / "pyproject.toml", "--no-cache", *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    marker = "fmt: " + "skip"  # spelled apart, so this file does not count itself
+    assert not [str(path) for folder in paths for path in folder.rglob("*.py") if marker in path.read_text()]
+
+
 def test_ruff_reports_a_planted_defect(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text("import os\n\n\ndef f(x):\n    return undefined_name + x\n")

@@ -16,6 +16,42 @@ from autoencoders.compare.collect import CompareError
 from autoencoders.compare.table import compare
 
 
+def _add_picture_options(parser: argparse.ArgumentParser) -> None:
+    """--plot and --images, and the options that go with each."""
+    plot = parser.add_argument_group("plot", "write a PNG of a metric against one override key")
+    plot.add_argument("--plot", metavar="METRIC", help="metric on the y axis")
+    plot.add_argument(
+        "--x",
+        metavar="KEY",
+        help="override key on the x axis (numeric axis when values are numbers); "
+        "a metric (a name with /, e.g. test/mse): one point per seed group, mean ± std on both axes",
+    )
+    plot.add_argument(
+        "--lines",
+        metavar="KEY",
+        help="one line per value of this override key (with a metric --x: the colour of each point, default model)",
+    )
+    plot.add_argument("--logx", action="store_true", help="logarithmic x axis")
+    images = parser.add_argument_group(
+        "images",
+        "write a PNG with one image from every run, drawn with its tested checkpoint, laid out by the swept keys",
+    )
+    images.add_argument(
+        "--images",
+        metavar="NAME",
+        help="samples, reconstructions, traversal or interpolation "
+        "(TensorBoard's images/NAME), or another image tag such as latent/scatter",
+    )
+    images.add_argument("--rows", metavar="KEY", help="override key down the rows (default: the second swept key)")
+    images.add_argument(
+        "--cols",
+        metavar="KEY",
+        help="override key across the columns (default: the first swept key); "
+        "other swept keys give one PNG per combination",
+    )
+    images.add_argument("--label", metavar="METRIC", help="metric in each cell's title (default: test/mse)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ae-compare",
@@ -24,30 +60,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "into mean ± sample std.",
     )
     parser.add_argument("directory", type=Path, help="a sweep directory, outputs/, or any folder of runs")
-    parser.add_argument("--metrics", action="append", metavar="NAMES",
-                        help="metric columns, comma-separated or repeated (default: test/mse, test/loss, other test/*)")
+    parser.add_argument(
+        "--metrics",
+        action="append",
+        metavar="NAMES",
+        help="metric columns, comma-separated or repeated (default: test/mse, test/loss, other test/*)",
+    )
     parser.add_argument("--sort", metavar="METRIC", help="sort rows by this metric, ascending (missing values last)")
     parser.add_argument("--desc", action="store_true", help="sort descending")
-    parser.add_argument("--format", choices=("rich", "markdown", "csv"),
-                        help="output format (default: rich table on a terminal, markdown otherwise)")
+    parser.add_argument(
+        "--format",
+        choices=("rich", "markdown", "csv"),
+        help="output format (default: rich table on a terminal, markdown otherwise)",
+    )
     parser.add_argument("--no-group", action="store_true", help="one row per run even when seed was swept")
-    plot = parser.add_argument_group("plot", "write a PNG of a metric against one override key")
-    plot.add_argument("--plot", metavar="METRIC", help="metric on the y axis")
-    plot.add_argument("--x", metavar="KEY", help="override key on the x axis (numeric axis when values are numbers); "
-                      "a metric (a name with /, e.g. test/mse): one point per seed group, mean ± std on both axes")
-    plot.add_argument("--lines", metavar="KEY", help="one line per value of this override key (with a metric --x: "
-                      "the colour of each point, default model)")
-    plot.add_argument("--logx", action="store_true", help="logarithmic x axis")
-    images = parser.add_argument_group("images", "write a PNG with one image from every run, drawn with its tested "
-                                       "checkpoint, laid out by the swept keys")  # fmt: skip
-    images.add_argument("--images", metavar="NAME", help="samples, reconstructions, traversal or interpolation "
-                        "(TensorBoard's images/NAME), or another image tag such as latent/scatter")  # fmt: skip
-    images.add_argument("--rows", metavar="KEY", help="override key down the rows (default: the second swept key)")
-    images.add_argument("--cols", metavar="KEY", help="override key across the columns (default: the first swept key); "
-                        "other swept keys give one PNG per combination")  # fmt: skip
-    images.add_argument("--label", metavar="METRIC", help="metric in each cell's title (default: test/mse)")
-    parser.add_argument("--out", type=Path, help="PNG path for --plot or --images (default: <metric>_vs_<x>.png, "
-                        "<NAME>_grid.png, in the current directory)")  # fmt: skip
+    _add_picture_options(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="PNG path for --plot or --images (default: <metric>_vs_<x>.png, "
+        "<NAME>_grid.png, in the current directory)",
+    )
     args = parser.parse_args(argv)
     if args.plot and not args.x:
         parser.error("--plot needs --x KEY")

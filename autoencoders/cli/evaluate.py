@@ -20,13 +20,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ae-eval",
         description="Re-test a trained run's checkpoint and evaluate it (linear probe, anomaly detection, VAE "
-        "test/nll); results go to <run>/metrics.json under \"eval\" and to TensorBoard in <run>/eval/.",
+        'test/nll); results go to <run>/metrics.json under "eval" and to TensorBoard in <run>/eval/.',
     )
     parser.add_argument("target", help="a run directory, or a checkpoint file in <run>/checkpoints/")
-    parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run "
-                        "directory)")  # fmt: skip
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null")  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run directory)"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="settings for this evaluation only, e.g. eval.nll_samples=1000 eval.nll_images=null",
+    )
     args = parser.parse_intermixed_args(argv)
     from autoencoders.console import log_to_console, print_metrics
     from autoencoders.evaluation.finished_run import evaluate_run
@@ -38,10 +43,16 @@ def main(argv: list[str] | None = None) -> None:
         full = full_error_requested()
         if full:
             traceback.print_exc()
-        print(f"ae-eval: {describe(error)}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"), file=sys.stderr)
+        print(
+            f"ae-eval: {describe(error)}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"),
+            file=sys.stderr,
+        )
         sys.exit(1)
-    print_metrics(f"ae-eval: {entry['checkpoint']} (epoch {entry['epoch']})", entry["metrics"],
-                  f"TensorBoard: {entry['tensorboard']}")  # fmt: skip
+    print_metrics(
+        f"ae-eval: {entry['checkpoint']} (epoch {entry['epoch']})",
+        entry["metrics"],
+        f"TensorBoard: {entry['tensorboard']}",
+    )
 
 
 if __name__ == "__main__":

@@ -30,20 +30,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "flags at the p95/p99 thresholds the run recorded. Writes FILE.npz and a FILE.json sidecar, atomically.",
     )
     parser.add_argument("run", help="a run directory (or one of its checkpoints/*.ckpt)")
-    parser.add_argument("input", nargs="?", help="a folder of PNG/JPEG images, one such image, or an .npz file "
-                        "(data=npz format)")  # fmt: skip
+    parser.add_argument(
+        "input", nargs="?", help="a folder of PNG/JPEG images, one such image, or an .npz file (data=npz format)"
+    )
     parser.add_argument("--split", choices=("train", "val", "test"), help="the run's own data instead of INPUT")
-    parser.add_argument("--decode", metavar="CODES.npz", help="decode the 'codes' (and 'labels', for the cvae) of "
-                        "an ae-predict output back into images, instead of INPUT")  # fmt: skip
+    parser.add_argument(
+        "--decode",
+        metavar="CODES.npz",
+        help="decode the 'codes' (and 'labels', for the cvae) of "
+        "an ae-predict output back into images, instead of INPUT",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="the .npz to write (its sidecar: FILE.json)")
     parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path")
-    parser.add_argument("--what", default="codes,errors,flags", metavar="NAMES",
-                        help=f"comma-separated arrays among {WHAT} (default: codes,errors,flags)")  # fmt: skip
-    parser.add_argument("--resize", action="store_true", help="scale images of another size to the run's (bilinear, "
-                        "antialiased); without it a size mismatch is an error")  # fmt: skip
+    parser.add_argument(
+        "--what",
+        default="codes,errors,flags",
+        metavar="NAMES",
+        help=f"comma-separated arrays among {WHAT} (default: codes,errors,flags)",
+    )
+    parser.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale images of another size to the run's (bilinear, "
+        "antialiased); without it a size mismatch is an error",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: the accelerator if there is one)")
-    parser.add_argument("--chunk-size", type=int, default=1000, metavar="N",
-                        help="images read and run through the model at once (default 1000)")  # fmt: skip
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="images read and run through the model at once (default 1000)",
+    )
     args = parser.parse_args(argv)
     given = [name for name in ("input", "split", "decode") if getattr(args, name) is not None]
     if len(given) != 1:
@@ -63,13 +81,18 @@ def main(argv: list[str] | None = None) -> None:
         full = full_error_requested()
         if full:
             traceback.print_exc()
-        print(f"ae-predict: {describe(error)}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"), file=sys.stderr)
+        print(
+            f"ae-predict: {describe(error)}" + ("" if full else " (HYDRA_FULL_ERROR=1 shows the traceback)"),
+            file=sys.stderr,
+        )
         sys.exit(1)
     if sidecar.get("note"):
         print(f"ae-predict: {sidecar['note']}", file=sys.stderr)
     arrays = ", ".join(f"{name} ({shape})" for name, shape in sidecar["arrays"].items())
-    print(f"ae-predict: {sidecar['input']} with {sidecar['checkpoint']} "
-          f"(epoch {sidecar['epoch']}) -> {args.out}: {arrays}")  # fmt: skip
+    print(
+        f"ae-predict: {sidecar['input']} with {sidecar['checkpoint']} "
+        f"(epoch {sidecar['epoch']}) -> {args.out}: {arrays}"
+    )
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,11 +100,27 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     with _progress_bar() as progress:
         if args.decode is not None:
-            return decode(args.run, args.decode, out=args.out, checkpoint=args.checkpoint, device=args.device,
-                          chunk_size=args.chunk_size, progress=progress)  # fmt: skip
-        return predict(args.run, args.input, out=args.out, split=args.split, checkpoint=args.checkpoint,
-                       what=args.what, resize=args.resize, device=args.device, chunk_size=args.chunk_size,
-                       progress=progress)  # fmt: skip
+            return decode(
+                args.run,
+                args.decode,
+                out=args.out,
+                checkpoint=args.checkpoint,
+                device=args.device,
+                chunk_size=args.chunk_size,
+                progress=progress,
+            )
+        return predict(
+            args.run,
+            args.input,
+            out=args.out,
+            split=args.split,
+            checkpoint=args.checkpoint,
+            what=args.what,
+            resize=args.resize,
+            device=args.device,
+            chunk_size=args.chunk_size,
+            progress=progress,
+        )
 
 
 @contextmanager

@@ -24,7 +24,9 @@ from autoencoders.training.sweep import FAILURES, SWEEP_SUMMARY, job_dirname
 
 # A per-process token in run directory names (conf/train.yaml): two runs started in the same
 # second differ. use_cache keeps one value per composed config, so every reference agrees.
-OmegaConf.register_new_resolver("run_token", lambda: f"{os.getpid()}{secrets.token_hex(2)}", use_cache=True, replace=True)
+OmegaConf.register_new_resolver(
+    "run_token", lambda: f"{os.getpid()}{secrets.token_hex(2)}", use_cache=True, replace=True
+)
 # Sweep job folders (conf/train.yaml): their overrides, shortened with a hash past the file system's limit.
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 

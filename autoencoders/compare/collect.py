@@ -79,16 +79,24 @@ def _read_run(path: Path, root: Path) -> Run:
     except (TypeError, ValueError) as error:
         raise ValueError(f"a metric is not a number ({error})") from error
     label = path.parent.relative_to(root).as_posix()
-    return Run(label, record["status"], floats, effective_overrides(record, [str(item) for item in overrides]),
-               _short_error(record.get("error")), _evaluation_settings(record.get("evaluation")))  # fmt: skip
+    return Run(
+        label,
+        record["status"],
+        floats,
+        effective_overrides(record, [str(item) for item in overrides]),
+        _short_error(record.get("error")),
+        _evaluation_settings(record.get("evaluation")),
+    )
 
 
 def _evaluation_settings(used: Any) -> str:
     """The record's `evaluation` entry without its timings: equal strings, comparable scores."""
     if not isinstance(used, dict):
         return ""
-    kept = {name: {key: value for key, value in part.items() if key != "seconds"} if isinstance(part, dict) else part
-            for name, part in used.items()}  # fmt: skip
+    kept = {
+        name: {key: value for key, value in part.items() if key != "seconds"} if isinstance(part, dict) else part
+        for name, part in used.items()
+    }
     return json.dumps(kept, sort_keys=True)
 
 
@@ -99,9 +107,11 @@ def evaluation_differences(runs: list[Run]) -> str:
     others = [run.label for run in settings if run.evaluation != settings[0].evaluation] if settings else []
     if not others:
         return ""
-    return (f"note: {len(others)} run(s) were scored with other evaluation settings or another reference network "
-            f"than {settings[0].label} (metrics.json, 'evaluation'): {', '.join(others[:5])}"
-            + (" ..." if len(others) > 5 else ""))
+    return (
+        f"note: {len(others)} run(s) were scored with other evaluation settings or another reference network "
+        f"than {settings[0].label} (metrics.json, 'evaluation'): {', '.join(others[:5])}"
+        + (" ..." if len(others) > 5 else "")
+    )
 
 
 # A pseudo-key beside the overrides: the epochs a run trained (its own, its resumes' included).
@@ -171,7 +181,9 @@ def check_key(key: str | None, runs: list[Run], option: str) -> None:
     known = sorted({name for run in runs for name in run.overrides})
     if key is not None and key not in known:
         listed = ", ".join(known) or "(none)"
-        raise CompareError(f"ae-compare: error: unknown override key {key!r} for {option}; keys in these runs: {listed}", 2)
+        raise CompareError(
+            f"ae-compare: error: unknown override key {key!r} for {option}; keys in these runs: {listed}", 2
+        )
 
 
 def available_metrics(runs: list[Run]) -> list[str]:

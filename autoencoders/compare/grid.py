@@ -65,7 +65,9 @@ def first_seed(runs: list[Run], axes: tuple[str | None, ...]) -> tuple[list[Run]
     if SEED_KEY not in varying_keys(runs) or SEED_KEY in axes:
         return runs, ""
     seeds = value_order(list({_value(run, SEED_KEY) for run in runs}))
-    return [run for run in runs if _value(run, SEED_KEY) == seeds[0]], f"seed={seeds[0]}, the first of {len(seeds)} seeds"
+    return [
+        run for run in runs if _value(run, SEED_KEY) == seeds[0]
+    ], f"seed={seeds[0]}, the first of {len(seeds)} seeds"
 
 
 def _sheet_path(out: Path, fixed: dict[str, str]) -> Path:
@@ -89,8 +91,10 @@ def plan_sheets(runs: list[Run], rows: str | None, cols: str | None, fixed_keys:
         for run in groups[combination]:
             cell = (_value(run, rows), _value(run, cols))
             if cell in sheet.cells:  # runs that differ in nothing swept (a sweep run twice under one folder)
-                print(f"note: {run.label} has the same values as {sheet.cells[cell].label}; showing the first",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"note: {run.label} has the same values as {sheet.cells[cell].label}; showing the first",
+                    file=sys.stderr,
+                )
                 continue
             sheet.cells[cell] = run
         sheets.append(sheet)
@@ -115,8 +119,9 @@ def cell_title(run: Run | None, values: list[tuple[str, str]], label: str, image
     return f"{first}\n{second}{' *' if image is not None and not image.tested else ''}"
 
 
-def draw_sheet(sheet: Sheet, images: dict[str, RunImage | None], keys: tuple[str | None, str | None],
-               label: str, title: str) -> None:  # fmt: skip
+def draw_sheet(
+    sheet: Sheet, images: dict[str, RunImage | None], keys: tuple[str | None, str | None], label: str, title: str
+) -> None:
     """Write sheet.out: one cell per row and column value, each image at twice its pixel size."""
     from matplotlib.figure import Figure  # Figure + savefig use Agg without touching pyplot's state
     from matplotlib.image import imread
@@ -128,8 +133,10 @@ def draw_sheet(sheet: Sheet, images: dict[str, RunImage | None], keys: tuple[str
     width = max((picture.shape[1] for picture in pictures.values()), default=100)
     scale = 2 if width <= 400 else 1  # whole pixels: small grids stay sharp with nearest-neighbour scaling
     cell_width, cell_height = max(width * scale / DPI, 1.6), height * scale / DPI
-    figure = Figure(figsize=(len(sheet.cols) * (cell_width + 0.1), len(sheet.rows) * (cell_height + TITLE_INCHES) + 0.6),
-                    layout="constrained")  # fmt: skip
+    figure = Figure(
+        figsize=(len(sheet.cols) * (cell_width + 0.1), len(sheet.rows) * (cell_height + TITLE_INCHES) + 0.6),
+        layout="constrained",
+    )
     grid = figure.subplots(len(sheet.rows), len(sheet.cols), squeeze=False)
     names = _short_names(list(keys))
     for i, row in enumerate(sheet.rows):
@@ -142,11 +149,20 @@ def draw_sheet(sheet: Sheet, images: dict[str, RunImage | None], keys: tuple[str
             if image is not None:  # centred at the top of the cell
                 own_height, own_width = pictures[run.label].shape[:2]
                 left = (width - own_width) / 2
-                axes.imshow(pictures[run.label], interpolation="nearest", extent=(left, left + own_width, own_height, 0))
+                axes.imshow(
+                    pictures[run.label], interpolation="nearest", extent=(left, left + own_width, own_height, 0)
+                )
             axes.set(xlim=(0, width), ylim=(height, 0), aspect="equal")
             if image is None:
-                axes.text(width / 2, height / 2, "no run" if run is None else f"no image\n({run.status})",
-                          ha="center", va="center", fontsize=8, color="0.4")  # fmt: skip
+                axes.text(
+                    width / 2,
+                    height / 2,
+                    "no run" if run is None else f"no image\n({run.status})",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="0.4",
+                )
     if any(image is not None and not image.tested for image in images.values()):
         title += "\n* no image after testing in this run: its last one, which may show other weights than the number"
     figure.suptitle(title, fontsize=9)
@@ -154,8 +170,15 @@ def draw_sheet(sheet: Sheet, images: dict[str, RunImage | None], keys: tuple[str
     figure.savefig(sheet.out, dpi=DPI)
 
 
-def image_grids(runs: list[Run], root: Path, name: str, out: Path, rows: str | None = None, cols: str | None = None,
-                label: str = "test/mse") -> list[Path]:  # fmt: skip
+def image_grids(
+    runs: list[Run],
+    root: Path,
+    name: str,
+    out: Path,
+    rows: str | None = None,
+    cols: str | None = None,
+    label: str = "test/mse",
+) -> list[Path]:
     """Write the PNG(s) of image `name` from every run below `root`; returns their paths."""
     tag = image_tag(name)
     rows, cols, fixed_keys = choose_axes(runs, rows, cols)
@@ -168,15 +191,27 @@ def image_grids(runs: list[Run], root: Path, name: str, out: Path, rows: str | N
         images[run.label] = tested_image(events, tag)
     if not any(images.values()):
         listed = ", ".join(sorted(found.removeprefix("images/") for found in tags)) or "(none)"
-        raise CompareError(f"ae-compare: error: no run has the image {name!r} ({tag}) for --images; images in these "
-                           f"runs: {listed}", 2)  # fmt: skip
+        raise CompareError(
+            f"ae-compare: error: no run has the image {name!r} ({tag}) for --images; images in these runs: {listed}", 2
+        )
     untested = [label for label, image in images.items() if image is not None and not image.tested]
     if untested:
-        print(f"note: no image after testing in {', '.join(untested)}; showing each one's last image instead",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: no image after testing in {', '.join(untested)}; showing each one's last image instead",
+            file=sys.stderr,
+        )
     sheets = plan_sheets(runs, rows, cols, fixed_keys, out)
     for sheet in sheets:
-        parts = [f"{tag} of {root.resolve().name}", *(f"{key}={value}" for key, value in sheet.fixed.items()), seed_note]
-        draw_sheet(sheet, {run.label: images[run.label] for run in sheet.cells.values()}, (rows, cols), label,
-                   ", ".join(part for part in parts if part))  # fmt: skip
+        parts = [
+            f"{tag} of {root.resolve().name}",
+            *(f"{key}={value}" for key, value in sheet.fixed.items()),
+            seed_note,
+        ]
+        draw_sheet(
+            sheet,
+            {run.label: images[run.label] for run in sheet.cells.values()},
+            (rows, cols),
+            label,
+            ", ".join(part for part in parts if part),
+        )
     return [sheet.out for sheet in sheets]

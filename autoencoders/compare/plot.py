@@ -37,8 +37,7 @@ def collect(runs: list[Run], metric: str, x_key: str, lines_key: str | None) -> 
     return points
 
 
-def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None, out: Path,
-                logx: bool = False) -> None:  # fmt: skip
+def plot_metric(runs: list[Run], metric: str, x_key: str, lines_key: str | None, out: Path, logx: bool = False) -> None:
     """Write `out` (PNG): mean of `metric` per x value, error bars = sample std over repeats."""
     if "/" in x_key:
         return plot_tradeoff(runs, metric, x_key, lines_key, out)
@@ -107,7 +106,9 @@ def plot_tradeoff(runs: list[Run], y_metric: str, x_metric: str, lines_key: str 
     colour_key = lines_key or "model"  # the default may be absent from the overrides: then one colour
     groups = seed_groups(runs, y_metric, x_metric)
     if not groups:
-        raise CompareError(f"ae-compare: no run has both a finite {x_metric} and a finite {y_metric}; nothing to plot", 1)
+        raise CompareError(
+            f"ae-compare: no run has both a finite {x_metric} and a finite {y_metric}; nothing to plot", 1
+        )
 
     from matplotlib.figure import Figure
 
@@ -135,4 +136,3 @@ def plot_tradeoff(runs: list[Run], y_metric: str, x_metric: str, lines_key: str 
         axes.legend()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
-

@@ -32,8 +32,16 @@ class BatchIndices(Sampler):
     image is counted exactly once.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 epoch_source: Callable[[], int] | None = None, rank: int = 0, world: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        epoch_source: Callable[[], int] | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.epoch = 0
         self.epoch_source = epoch_source

@@ -31,6 +31,31 @@ def to_pixels(images: Tensor) -> Tensor:
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
+def _check_choices(
+    name: str, path: str | None, normal_classes: Any, holdout_class: Any, grid: dict[str, int], subsample: int | None
+) -> None:
+    """Settings that go together, or only with some datasets."""
+    if normal_classes is not None and holdout_class is not None:
+        raise ConfigError(
+            "Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
+            "every class but k is normal)."
+        )
+    if (name in FILE_SETS) != (path is not None):
+        raise ConfigError(
+            f"data={name} needs data.path=<file.npz>."
+            if name in FILE_SETS
+            else f"data.path is read only with data=npz or data=dsprites, not with data={name}."
+        )
+    changed = [key for key, value in grid.items() if value != GRID_DEFAULTS[key]]
+    if name != "shapes" and changed:
+        raise ConfigError(
+            f"data.{changed[0]} is read only with data=shapes (it shapes the generated grid), "
+            f"not with data={name}; remove it."
+        )
+    if name not in ("shapes", "dsprites") and subsample is not None:
+        raise ConfigError(f"data.subsample is read only with data=shapes or data=dsprites, not with data={name}.")
+
+
 class ImageDataModule(L.LightningDataModule):
     """Train/val/test splits of an in-memory image set; pixels as float32 in [0, 1]."""
 
@@ -54,23 +79,24 @@ class ImageDataModule(L.LightningDataModule):
         subsample: int | None = None,
     ) -> None:
         super().__init__()
-        check_section("data", {"batch_size": batch_size, "val_size": val_size, "split_seed": split_seed,
-                               "download": download, "path": path, "test_size": test_size, "resolution": resolution,
-                               "scales": scales, "orientations": orientations, "positions": positions,
-                               "subsample": subsample})  # fmt: skip
-        if normal_classes is not None and holdout_class is not None:
-            raise ConfigError("Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
-                              "every class but k is normal).")  # fmt: skip
-        if (name in FILE_SETS) != (path is not None):
-            raise ConfigError(f"data={name} needs data.path=<file.npz>." if name in FILE_SETS else
-                              f"data.path is read only with data=npz or data=dsprites, not with data={name}.")  # fmt: skip
+        check_section(
+            "data",
+            {
+                "batch_size": batch_size,
+                "val_size": val_size,
+                "split_seed": split_seed,
+                "download": download,
+                "path": path,
+                "test_size": test_size,
+                "resolution": resolution,
+                "scales": scales,
+                "orientations": orientations,
+                "positions": positions,
+                "subsample": subsample,
+            },
+        )
         grid = {"resolution": resolution, "scales": scales, "orientations": orientations, "positions": positions}
-        changed = [key for key, value in grid.items() if value != GRID_DEFAULTS[key]]
-        if name != "shapes" and changed:
-            raise ConfigError(f"data.{changed[0]} is read only with data=shapes (it shapes the generated grid), "
-                              f"not with data={name}; remove it.")  # fmt: skip
-        if name not in ("shapes", "dsprites") and subsample is not None:
-            raise ConfigError(f"data.subsample is read only with data=shapes or data=dsprites, not with data={name}.")
+        _check_choices(name, path, normal_classes, holdout_class, grid, subsample)
         self.path, self.test_size = path, test_size
         self.shapes_grid = grid
         self.subsample = subsample
@@ -95,10 +121,14 @@ class ImageDataModule(L.LightningDataModule):
             image_set = load_image_set(self.name, self.root, self.download)
         n_train = len(image_set.train_images)
         if n_train < 2:
-            raise ConfigError(f"{self.name} has {n_train} training image(s): data.val_size of them are held out for "
-                              "validation, which needs at least 2 (one to validate, one to train). Use more images.")
+            raise ConfigError(
+                f"{self.name} has {n_train} training image(s): data.val_size of them are held out for "
+                "validation, which needs at least 2 (one to validate, one to train). Use more images."
+            )
         if not 0 < self.val_size < n_train:
-            raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}.")
+            raise ConfigError(
+                f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}."
+            )
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
         val_index, train_index = order[: self.val_size], order[self.val_size :]
         # Anomaly detection: train and val see only the normal classes; test keeps every class.
@@ -109,12 +139,17 @@ class ImageDataModule(L.LightningDataModule):
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
         # Index the bytes, then convert: a float copy of the whole training set first would add
         # ~190 MB to the peak memory of a FashionMNIST run.
-        self.train_set = TensorDataset(to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index])
+        self.train_set = TensorDataset(
+            to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index]
+        )
         self.val_set = TensorDataset(to_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
         self.test_set = TensorDataset(to_pixels(image_set.test_images), image_set.test_labels)
         if image_set.train_factors is not None:  # beside the splits, not in the batches: `x, labels = batch` holds
-            self.factors = {"train": image_set.train_factors[train_index], "val": image_set.train_factors[val_index],
-                            "test": image_set.test_factors}  # fmt: skip
+            self.factors = {
+                "train": image_set.train_factors[train_index],
+                "val": image_set.train_factors[val_index],
+                "test": image_set.test_factors,
+            }
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
 
@@ -128,11 +163,15 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"{key} needs class labels, and {self.name} has none (an npz file without 'labels').")
         chosen = [given] if isinstance(given, int) else list(given)
         if not chosen or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_classes for c in chosen):
-            raise ConfigError(f"{key}={given!r} is not allowed: it must name classes 0..{n_classes - 1} of {self.name}.")
+            raise ConfigError(
+                f"{key}={given!r} is not allowed: it must name classes 0..{n_classes - 1} of {self.name}."
+            )
         normal = sorted(set(chosen)) if key == "data.normal_classes" else sorted(set(range(n_classes)) - set(chosen))
         if not normal or len(normal) == n_classes:
-            raise ConfigError(f"{key}={given!r} leaves {'no' if not normal else 'no anomalous'} class; "
-                              "anomaly detection needs both normal and held-out classes.")  # fmt: skip
+            raise ConfigError(
+                f"{key}={given!r} leaves {'no' if not normal else 'no anomalous'} class; "
+                "anomaly detection needs both normal and held-out classes."
+            )
         return normal
 
     @property

@@ -27,8 +27,10 @@ def image_files(folder: str | Path) -> list[Path]:
         raise DataUnavailable(f"{folder} is not a folder; give a folder of PNG or JPEG images or an .npz file.")
     files = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in SUFFIXES)
     if not files:
-        raise DataUnavailable(f"{folder} holds no PNG or JPEG images (files ending in {', '.join(SUFFIXES)}; "
-                              "subfolders are not searched). Put the images in the folder itself, or give an .npz.")  # fmt: skip
+        raise DataUnavailable(
+            f"{folder} holds no PNG or JPEG images (files ending in {', '.join(SUFFIXES)}; "
+            "subfolders are not searched). Put the images in the folder itself, or give an .npz."
+        )
     return files
 
 
@@ -42,9 +44,11 @@ def image_shape(path: Path) -> tuple[int, int, int]:
     except Exception as error:  # noqa: BLE001 - PIL raises many types for a file that is no image
         raise DataUnavailable(_unreadable(path, error)) from None
     if mode not in CHANNELS:
-        raise DataUnavailable(f"{path} has PIL mode {mode}; images are read as greyscale (L) or RGB as they are. "
-                              "Save it as greyscale or RGB without transparency (e.g. Image.convert('L') or "
-                              "Image.convert('RGB')).")  # fmt: skip
+        raise DataUnavailable(
+            f"{path} has PIL mode {mode}; images are read as greyscale (L) or RGB as they are. "
+            "Save it as greyscale or RGB without transparency (e.g. Image.convert('L') or "
+            "Image.convert('RGB'))."
+        )
     return CHANNELS[mode], height, width
 
 

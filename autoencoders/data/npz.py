@@ -31,15 +31,18 @@ HOW_TO_SAVE = "Save it with np.savez(path, images=..., labels=...) (docs/data.md
 def _read(path: Path) -> dict[str, np.ndarray]:
     """The known arrays of the file, refusing unknown names (a typo would silently drop labels)."""
     if not path.is_file():
-        raise DataUnavailable(f"data.path={path} is not a file. Give the .npz file's path (absolute, or relative "
-                              "to the directory ae-train runs in).")  # fmt: skip
+        raise DataUnavailable(
+            f"data.path={path} is not a file. Give the .npz file's path (absolute, or relative "
+            "to the directory ae-train runs in)."
+        )
     try:
         archive = np.load(path, allow_pickle=False)  # never unpickle objects from a data file
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         # numpy's own words for a text or pickle file advise loading it unsafely: never that.
         reason = "" if "pickle" in str(error) else f" ({error})"
-        raise DataUnavailable(f"{path} is not an npz file{reason}: data=npz reads NumPy's .npz archives of named "
-                              f"arrays. {HOW_TO_SAVE}") from None  # fmt: skip
+        raise DataUnavailable(
+            f"{path} is not an npz file{reason}: data=npz reads NumPy's .npz archives of named arrays. {HOW_TO_SAVE}"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataUnavailable(f"{path} holds one unnamed array, not an .npz of named arrays. {HOW_TO_SAVE}")
     with archive:
@@ -47,8 +50,10 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         if "images" not in archive.files or unknown:
             problems = ["no array named 'images'"] * ("images" not in archive.files)
             problem = " and ".join(problems + [f"unknown arrays {', '.join(unknown)}"] * bool(unknown))
-            raise DataUnavailable(f"{path} has {problem}; its arrays are {', '.join(archive.files) or '(none)'}, "
-                                  f"and the ones read are {', '.join(ARRAYS)}. {HOW_TO_SAVE}")  # fmt: skip
+            raise DataUnavailable(
+                f"{path} has {problem}; its arrays are {', '.join(archive.files) or '(none)'}, "
+                f"and the ones read are {', '.join(ARRAYS)}. {HOW_TO_SAVE}"
+            )
         arrays = {}
         for name in archive.files:
             try:
@@ -71,16 +76,22 @@ def _images(path: Path, name: str, array: np.ndarray) -> Tensor:
     elif np.issubdtype(array.dtype, np.floating):
         finite = np.isfinite(array)
         if not finite.all():
-            raise DataUnavailable(f"{where} has {array.size - int(finite.sum())} values that are NaN or infinite; "
-                                  "every pixel must be a number in [0, 1].")  # fmt: skip
+            raise DataUnavailable(
+                f"{where} has {array.size - int(finite.sum())} values that are NaN or infinite; "
+                "every pixel must be a number in [0, 1]."
+            )
         low, high = float(array.min()), float(array.max())
         if low < 0 or high > 1:
-            raise DataUnavailable(f"{where} has floats from {low:g} to {high:g}; float pixels must lie in [0, 1] "
-                                  "(divide 0..255 values by 255, or store them as uint8).")  # fmt: skip
+            raise DataUnavailable(
+                f"{where} has floats from {low:g} to {high:g}; float pixels must lie in [0, 1] "
+                "(divide 0..255 values by 255, or store them as uint8)."
+            )
         pixels = torch.from_numpy(array.astype(np.float32))
     else:
-        raise DataUnavailable(f"{where} has type {array.dtype}; pixels are uint8 (0..255) or floats in [0, 1] "
-                              f"(np.asarray({name}, dtype=np.uint8) converts 0..255 integers).")  # fmt: skip
+        raise DataUnavailable(
+            f"{where} has type {array.dtype}; pixels are uint8 (0..255) or floats in [0, 1] "
+            f"(np.asarray({name}, dtype=np.uint8) converts 0..255 integers)."
+        )
     pixels = pixels.unsqueeze(-1) if array.ndim == 3 else pixels
     return pixels.permute(0, 3, 1, 2).contiguous()
 
@@ -88,30 +99,40 @@ def _images(path: Path, name: str, array: np.ndarray) -> Tensor:
 def _labels(path: Path, name: str, array: np.ndarray, count: int) -> Tensor:
     where = f"{path}: array '{name}'"
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise DataUnavailable(f"{where} has shape {array.shape} and type {array.dtype}; labels are one integer "
-                              "class index per image.")  # fmt: skip
+        raise DataUnavailable(
+            f"{where} has shape {array.shape} and type {array.dtype}; labels are one integer class index per image."
+        )
     if len(array) != count:
         images = "test_images" if name.startswith("test_") else "images"
-        raise DataUnavailable(f"{where} has {len(array)} labels for {count} images in '{images}'; "
-                              "they must match one to one.")  # fmt: skip
+        raise DataUnavailable(
+            f"{where} has {len(array)} labels for {count} images in '{images}'; they must match one to one."
+        )
     if count and array.min() < 0:
-        raise DataUnavailable(f"{where} has negative values (down to {array.min()}); labels are class "
-                              "indices 0, 1, 2 ...")  # fmt: skip
+        raise DataUnavailable(
+            f"{where} has negative values (down to {array.min()}); labels are class indices 0, 1, 2 ..."
+        )
     return torch.from_numpy(array.astype(np.int64))
 
 
 def _factors(path: Path, name: str, array: np.ndarray, count: int) -> Tensor:
     where = f"{path}: array '{name}'"
     if array.ndim != 2 or len(array) != count or not np.issubdtype(array.dtype, np.integer) or array.shape[1] == 0:
-        raise DataUnavailable(f"{where} has shape {array.shape} and type {array.dtype}; factors are {count}×K "
-                              "integers, the level of each of K factors for each image.")  # fmt: skip
+        raise DataUnavailable(
+            f"{where} has shape {array.shape} and type {array.dtype}; factors are {count}×K "
+            "integers, the level of each of K factors for each image."
+        )
     if array.min() < 0:
         raise DataUnavailable(f"{where} has negative values; factor levels are 0, 1, 2 ...")
     return torch.from_numpy(array.astype(np.int64))
 
 
-def _attach_factors(path: Path, arrays: dict[str, np.ndarray], image_set: ImageSet,
-                    train_index: Tensor | None, test_index: Tensor | None) -> ImageSet:  # fmt: skip
+def _attach_factors(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    image_set: ImageSet,
+    train_index: Tensor | None,
+    test_index: Tensor | None,
+) -> ImageSet:
     """The file's factors beside the splits (indexed like the images when the test set was held out)."""
     if "factors" not in arrays:
         for extra in ("test_factors", "factor_names"):
@@ -133,8 +154,10 @@ def _attach_factors(path: Path, arrays: dict[str, np.ndarray], image_set: ImageS
     if "factor_names" in arrays:
         given = arrays["factor_names"]
         if given.shape != (n_factors,) or given.dtype.kind != "U":
-            raise DataUnavailable(f"{path}: 'factor_names' must be {n_factors} strings (one per column of 'factors'), "
-                                  f"got shape {given.shape} and type {given.dtype}.")  # fmt: skip
+            raise DataUnavailable(
+                f"{path}: 'factor_names' must be {n_factors} strings (one per column of 'factors'), "
+                f"got shape {given.shape} and type {given.dtype}."
+            )
         names = [str(name) for name in given]
     image_set.train_factors, image_set.test_factors, image_set.factor_names = train, test, names
     image_set.factor_sizes = [int(size) for size in torch.maximum(train.max(0).values, test.max(0).values) + 1]
@@ -161,30 +184,49 @@ def load_npz(path: str | Path, test_size: int, split_seed: int) -> ImageSet:
     if "test_images" in arrays:
         test_images = _images(path, "test_images", arrays["test_images"])
         if test_images.shape[1:] != images.shape[1:]:
-            raise DataUnavailable(f"{path}: 'test_images' are {_shape(test_images)} but 'images' are "
-                                  f"{_shape(images)}; both splits need one image shape.")  # fmt: skip
+            raise DataUnavailable(
+                f"{path}: 'test_images' are {_shape(test_images)} but 'images' are "
+                f"{_shape(images)}; both splits need one image shape."
+            )
         test_labels = None if labels is None else _labels(path, "test_labels", arrays["test_labels"], len(test_images))
     else:
         if len(images) < 2:
-            raise DataUnavailable(f"{path} has {len(images)} image(s) and no 'test_images': holding data.test_size of "
-                                  "them out for testing needs at least 2 (one to test, one to train). Add images, "
-                                  "or give the file a 'test_images' array.")  # fmt: skip
+            raise DataUnavailable(
+                f"{path} has {len(images)} image(s) and no 'test_images': holding data.test_size of "
+                "them out for testing needs at least 2 (one to test, one to train). Add images, "
+                "or give the file a 'test_images' array."
+            )
         if not 0 < test_size < len(images):
-            raise DataUnavailable(f"{path} has {len(images)} images and no 'test_images', so data.test_size of them "
-                                  f"are held out for testing; it must be between 1 and {len(images) - 1}, "
-                                  f"got {test_size}.")  # fmt: skip
+            raise DataUnavailable(
+                f"{path} has {len(images)} images and no 'test_images', so data.test_size of them "
+                f"are held out for testing; it must be between 1 and {len(images) - 1}, "
+                f"got {test_size}."
+            )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(split_seed))
         test_index, train_index = order[:test_size], order[test_size:]
         test_images, images = images[test_index], images[train_index]
         test_labels, labels = (labels[test_index], labels[train_index]) if labels is not None else (None, None)
     if labels is None:
         unlabelled = lambda tensor: torch.full((len(tensor),), NO_LABEL)  # noqa: E731
-        image_set = ImageSet(images, unlabelled(images), test_images, unlabelled(test_images),
-                             source=f"npz file {path}", class_names=[], note="no labels")  # fmt: skip
+        image_set = ImageSet(
+            images,
+            unlabelled(images),
+            test_images,
+            unlabelled(test_images),
+            source=f"npz file {path}",
+            class_names=[],
+            note="no labels",
+        )
     else:
         n_classes = int(max(labels.max(), test_labels.max())) + 1
-        image_set = ImageSet(images, labels, test_images, test_labels, source=f"npz file {path}",
-                             class_names=[str(index) for index in range(n_classes)])  # fmt: skip
+        image_set = ImageSet(
+            images,
+            labels,
+            test_images,
+            test_labels,
+            source=f"npz file {path}",
+            class_names=[str(index) for index in range(n_classes)],
+        )
     return _attach_factors(path, arrays, image_set, train_index, test_index)
 
 

@@ -83,17 +83,26 @@ def grid_factors(index: Tensor, sizes: tuple[int, ...]) -> Tensor:
     return torch.stack(levels[::-1], dim=1)
 
 
-def load_shapes(root: str | Path, resolution: int, scales: int, orientations: int, positions: int,
-                subsample: int | None, test_size: int) -> ImageSet:  # fmt: skip
+def load_shapes(
+    root: str | Path,
+    resolution: int,
+    scales: int,
+    orientations: int,
+    positions: int,
+    subsample: int | None,
+    test_size: int,
+) -> ImageSet:
     """The generated set: `subsample` images of the grid (None: all) for training and validation,
     `test_size` more for testing; from the cache under `root`/shapes when it was generated before."""
     sizes = factor_sizes(scales, orientations, positions)
     total = math.prod(sizes)
     wanted = total - test_size if subsample is None else subsample
     if test_size >= total or wanted + test_size > total:
-        raise DataUnavailable(f"data=shapes has {total} images in its grid ({' × '.join(map(str, sizes))}), fewer than "
-                              f"data.subsample + data.test_size = {wanted} + {test_size}; lower them, or raise "
-                              "data.scales, data.orientations or data.positions.")  # fmt: skip
+        raise DataUnavailable(
+            f"data=shapes has {total} images in its grid ({' × '.join(map(str, sizes))}), fewer than "
+            f"data.subsample + data.test_size = {wanted} + {test_size}; lower them, or raise "
+            "data.scales, data.orientations or data.positions."
+        )
     settings = {"resolution": resolution, "sizes": sizes, "subsample": wanted, "test_size": test_size, "version": 1}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(root).expanduser() / "shapes" / f"shapes-{key}.npz"
@@ -106,8 +115,9 @@ def load_shapes(root: str | Path, resolution: int, scales: int, orientations: in
         images = rasterise(factors, sizes, resolution)
         _save_atomically(path, images=images.numpy(), factors=factors.numpy())
         log.info("Generated %d shapes images (%s) into %s", len(images), settings, path)
-    return _factor_set(images, factors, list(FACTOR_NAMES), sizes, len(images) - test_size,
-                       f"generated shapes in {path}")  # fmt: skip
+    return _factor_set(
+        images, factors, list(FACTOR_NAMES), sizes, len(images) - test_size, f"generated shapes in {path}"
+    )
 
 
 def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
@@ -119,23 +129,36 @@ def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def _factor_set(images: Tensor, factors: Tensor, names: list[str], sizes: tuple[int, ...], n_train: int,
-                source: str) -> ImageSet:  # fmt: skip
+def _factor_set(
+    images: Tensor, factors: Tensor, names: list[str], sizes: tuple[int, ...], n_train: int, source: str
+) -> ImageSet:
     """The first n_train images for training (and validation), the rest for testing; labels are the shape."""
     factors = factors.long()
     labels = factors[:, names.index("shape")] if "shape" in names else torch.full((len(images),), -1)
     class_names = list(SHAPES) if "shape" in names else []
-    return ImageSet(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], source=source,
-                    class_names=class_names, train_factors=factors[:n_train], test_factors=factors[n_train:],
-                    factor_names=names, factor_sizes=list(sizes), factorial=True)  # fmt: skip
+    return ImageSet(
+        images[:n_train],
+        labels[:n_train],
+        images[n_train:],
+        labels[n_train:],
+        source=source,
+        class_names=class_names,
+        train_factors=factors[:n_train],
+        test_factors=factors[n_train:],
+        factor_names=names,
+        factor_sizes=list(sizes),
+        factorial=True,
+    )
 
 
 def load_dsprites(path: str | Path, subsample: int | None, test_size: int) -> ImageSet:
     """The published dSprites file: `subsample` images (None: all) for training and validation and
     `test_size` more for testing, drawn uniformly without replacement (seed 0)."""
     path = Path(path).expanduser()
-    how = ("Give data.path the published dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz "
-           "(github.com/deepmind/dsprites-dataset).")  # fmt: skip
+    how = (
+        "Give data.path the published dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz "
+        "(github.com/deepmind/dsprites-dataset)."
+    )
     if not path.is_file():
         raise DataUnavailable(f"data.path={path} is not a file. {how}")
     try:
@@ -143,25 +166,36 @@ def load_dsprites(path: str | Path, subsample: int | None, test_size: int) -> Im
         with archive:
             missing = [name for name in ("imgs", "latents_classes") if name not in archive.files]
             if missing:
-                raise DataUnavailable(f"{path} has no array {', '.join(missing)}; its arrays are "
-                                      f"{', '.join(archive.files)}. {how}")  # fmt: skip
+                raise DataUnavailable(
+                    f"{path} has no array {', '.join(missing)}; its arrays are {', '.join(archive.files)}. {how}"
+                )
             imgs, classes = archive["imgs"], archive["latents_classes"]
     except (OSError, ValueError, zipfile.BadZipFile, AttributeError) as error:
         raise DataUnavailable(f"{path} is not a readable dSprites .npz file ({error}). {how}") from None
     if imgs.ndim != 3 or imgs.dtype != np.uint8 or imgs.max(initial=0) > 1:
         raise DataUnavailable(f"{path}: 'imgs' must be N×H×W uint8 of 0/1, got {imgs.shape} {imgs.dtype}. {how}")
     if classes.shape != (len(imgs), len(DSPRITES_FACTORS)) or not np.issubdtype(classes.dtype, np.integer):
-        raise DataUnavailable(f"{path}: 'latents_classes' must be {len(imgs)}×{len(DSPRITES_FACTORS)} integers, "
-                              f"got {classes.shape} {classes.dtype}. {how}")  # fmt: skip
+        raise DataUnavailable(
+            f"{path}: 'latents_classes' must be {len(imgs)}×{len(DSPRITES_FACTORS)} integers, "
+            f"got {classes.shape} {classes.dtype}. {how}"
+        )
     wanted = len(imgs) - test_size if subsample is None else subsample
     if not 0 < test_size < len(imgs) or wanted + test_size > len(imgs):
-        raise DataUnavailable(f"{path} has {len(imgs)} images, fewer than data.subsample + data.test_size = "
-                              f"{wanted} + {test_size}; lower them.")  # fmt: skip
+        raise DataUnavailable(
+            f"{path} has {len(imgs)} images, fewer than data.subsample + data.test_size = "
+            f"{wanted} + {test_size}; lower them."
+        )
     chosen = np.sort(np.random.default_rng(0).choice(len(imgs), wanted + test_size, replace=False))
     chosen = np.random.default_rng(1).permutation(chosen)  # sorted reads, shuffled order
     sizes = classes.max(axis=0) + 1
     kept = [k for k, size in enumerate(sizes) if size > 1]  # colour has one level
     images = torch.from_numpy(imgs[chosen] * np.uint8(255)).unsqueeze(1)  # 0/1 -> 0/255, not /255
     factors = torch.from_numpy(classes[chosen][:, kept].astype(np.int64))
-    return _factor_set(images, factors, [DSPRITES_FACTORS[k] for k in kept], tuple(int(sizes[k]) for k in kept),
-                       wanted, f"dSprites file {path}")  # fmt: skip
+    return _factor_set(
+        images,
+        factors,
+        [DSPRITES_FACTORS[k] for k in kept],
+        tuple(int(sizes[k]) for k in kept),
+        wanted,
+        f"dSprites file {path}",
+    )

@@ -31,9 +31,17 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DIGIT_CLASSES = [str(digit) for digit in range(10)]
 
 
@@ -145,8 +153,9 @@ def _download(dataset_class_name: str, root: Path) -> tuple[dict[str, Tensor] | 
     }, ""
 
 
-def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[str],
-                 cache_dir: Path | None = None) -> ImageSet | None:  # fmt: skip
+def _from_folder(
+    folder: Path, label: str, class_names: list[str], tried: list[str], cache_dir: Path | None = None
+) -> ImageSet | None:
     """The idx files of `folder`, or None (noting in `tried` that they were not there)."""
     tensors = read_idx_folder(folder, cache_dir)
     if tensors is None:
@@ -155,8 +164,9 @@ def _from_folder(folder: Path, label: str, class_names: list[str], tried: list[s
     return ImageSet(**tensors, source=f"{label} in {folder}", class_names=class_names)
 
 
-def _from_torchvision_files(dataset_class_name: str, root: Path, class_names: list[str],
-                            tried: list[str]) -> ImageSet | None:  # fmt: skip
+def _from_torchvision_files(
+    dataset_class_name: str, root: Path, class_names: list[str], tried: list[str]
+) -> ImageSet | None:
     """An earlier torchvision download under `root`, in torchvision's own layout: <root>/FashionMNIST/raw
     (torchvision's datasets.FashionMNIST(root) anywhere), then <root>/torchvision/FashionMNIST/raw
     (where data.download=true puts it). Read like any idx folder, .gz or unzipped."""
@@ -237,9 +247,13 @@ def make_synthetic(train_size: int = 512, test_size: int = 256, side: int = 28) 
     images = torch.exp(-(distance**2) / 0.02) + 0.05 * torch.rand(n, side, side, generator=generator)
     images = (images.clamp(0, 1) * 255).round().to(torch.uint8).unsqueeze(1)
     return ImageSet(
-        images[:train_size], labels[:train_size], images[train_size:], labels[train_size:],
-        source="generated (autoencoders.data.sources.make_synthetic)", class_names=[f"bar-{k}" for k in range(10)],
-    )  # fmt: skip
+        images[:train_size],
+        labels[:train_size],
+        images[train_size:],
+        labels[train_size:],
+        source="generated (autoencoders.data.sources.make_synthetic)",
+        class_names=[f"bar-{k}" for k in range(10)],
+    )
 
 
 def load_image_set(name: str, root: str | Path, download: bool) -> ImageSet:
@@ -250,5 +264,7 @@ def load_image_set(name: str, root: str | Path, download: bool) -> ImageSet:
         return load_mnist(root, download)
     if name == "synthetic":
         return make_synthetic()
-    raise DataUnavailable(f"data.name={name!r} is not a dataset; choose fashionmnist, mnist, synthetic or npz "
-                          "(with data.path=<file.npz>).")  # fmt: skip
+    raise DataUnavailable(
+        f"data.name={name!r} is not a dataset; choose fashionmnist, mnist, synthetic or npz "
+        "(with data.path=<file.npz>)."
+    )

@@ -25,7 +25,13 @@ RunDDPStrategy = WorkerDDPStrategy
 
 def worker_command(run_dir: Path, checkpoint: Path | None, threads: int) -> list[str]:
     """The command that starts one worker process of the run in `run_dir`."""
-    command = [sys.executable, "-m", "autoencoders.cli.ddp_worker", str(Path(run_dir).resolve()), f"--threads={threads}"]
+    command = [
+        sys.executable,
+        "-m",
+        "autoencoders.cli.ddp_worker",
+        str(Path(run_dir).resolve()),
+        f"--threads={threads}",
+    ]
     return command + ([f"--checkpoint={Path(checkpoint).resolve()}"] if checkpoint is not None else [])
 
 

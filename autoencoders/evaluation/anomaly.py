@@ -18,8 +18,9 @@ PERCENTILES = (95, 99)
 HEATMAP_COLORMAP = "inferno"
 
 
-def reconstruction_errors(module: torch.nn.Module, images: Tensor, labels: Tensor | None = None,
-                          batch_size: int = 1000) -> Tensor:  # fmt: skip
+def reconstruction_errors(
+    module: torch.nn.Module, images: Tensor, labels: Tensor | None = None, batch_size: int = 1000
+) -> Tensor:
     """Per-image mean squared error of the deterministic reconstruction, shape (N,), on the CPU.
 
     The same quantity as `*/mse` but per image: the per-pixel mean of (x - reconstruct(x))^2
@@ -93,8 +94,14 @@ def error_heatmaps(images: Tensor, reconstructions: Tensor, scale: float | None 
     return torch.from_numpy(coloured).permute(0, 3, 1, 2).float()
 
 
-def worst_grid(module: torch.nn.Module, images: Tensor, errors: Tensor, n_images: int = 16, per_row: int = 8,
-               labels: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+def worst_grid(
+    module: torch.nn.Module,
+    images: Tensor,
+    errors: Tensor,
+    n_images: int = 16,
+    per_row: int = 8,
+    labels: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """The `n_images` highest-error images: per group of `per_row`, a row of originals, a row of
     reconstructions and a row of error heatmaps (`labels`: the images' classes, which conditional
     models need). Returns the (3, H, W) grid and the indices shown."""
@@ -107,6 +114,5 @@ def worst_grid(module: torch.nn.Module, images: Tensor, errors: Tensor, n_images
     reconstructions = module.reconstruct(to_module(originals, module), *given).float().cpu().clamp(0, 1)
     heatmaps = error_heatmaps(originals, reconstructions)
     rgb = [tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor for tensor in (originals, reconstructions)]
-    rows = [part[start : start + per_row] for start in range(0, len(worst), per_row)
-            for part in (*rgb, heatmaps)]  # fmt: skip
+    rows = [part[start : start + per_row] for start in range(0, len(worst), per_row) for part in (*rgb, heatmaps)]
     return grid(torch.cat(rows), per_row), worst

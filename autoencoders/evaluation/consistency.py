@@ -18,8 +18,13 @@ TRAIN_IMAGES = 10_000
 SAMPLES_PER_CLASS = 100
 
 
-def class_consistency(model: torch.nn.Module, train: tuple[Tensor, Tensor], train_size: int | None = TRAIN_IMAGES,
-                      per_class: int = SAMPLES_PER_CLASS, seed: int = 0) -> float:  # fmt: skip
+def class_consistency(
+    model: torch.nn.Module,
+    train: tuple[Tensor, Tensor],
+    train_size: int | None = TRAIN_IMAGES,
+    per_class: int = SAMPLES_PER_CLASS,
+    seed: int = 0,
+) -> float:
     """Fraction of `model.sample(n, y=...)` samples that a pixel classifier fitted on
     `train_size` training images (a seeded subset; None = all) assigns to their asked-for class.
     Call in eval mode; the samples are drawn with a generator seeded by `seed`."""

@@ -61,8 +61,10 @@ def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = MIG_BINS) -> float:
     """The mutual information gap, in [0, 1]."""
     codes = standardise(codes)
-    discrete = [np.digitize(column, np.histogram(column, bins)[1][:-1]) if column.any() else np.zeros(len(column))
-                for column in codes.T]  # fmt: skip
+    discrete = [
+        np.digitize(column, np.histogram(column, bins)[1][:-1]) if column.any() else np.zeros(len(column))
+        for column in codes.T
+    ]
     gaps = []
     for factor in np.asarray(factors).T:
         entropy = _mutual_information(factor, factor)
@@ -73,8 +75,13 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = MIG_BINS) -> float:
     return float(np.mean(gaps)) if gaps else 0.0
 
 
-def dci(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray, test_factors: np.ndarray,
-        alpha: float = LASSO_ALPHA) -> dict[str, float]:  # fmt: skip
+def dci(
+    train_codes: np.ndarray,
+    train_factors: np.ndarray,
+    test_codes: np.ndarray,
+    test_factors: np.ndarray,
+    alpha: float = LASSO_ALPHA,
+) -> dict[str, float]:
     """DCI disentanglement, completeness and informativeness from one lasso per factor."""
     from sklearn.linear_model import Lasso
 
@@ -120,8 +127,10 @@ def dci_from_importance(importance: np.ndarray) -> dict[str, float]:
         complete[present] = 1 - _entropy(importance[:, present] / per_factor[present], n_dims, axis=0)
     else:
         complete[present] = 1.0
-    return {"disentanglement": float((disentangled * per_dim / total).sum()),
-            "completeness": float((complete * per_factor / total).sum())}  # fmt: skip
+    return {
+        "disentanglement": float((disentangled * per_dim / total).sum()),
+        "completeness": float((complete * per_factor / total).sum()),
+    }
 
 
 def sap(codes: np.ndarray, factors: np.ndarray) -> float:
@@ -137,8 +146,9 @@ def sap(codes: np.ndarray, factors: np.ndarray) -> float:
     return float((top[0] - top[1]).mean())
 
 
-def factorvae_score(codes: np.ndarray, factors: np.ndarray, votes: int = 10_000, batch_size: int = 64,
-                    seed: int = 0) -> float:  # fmt: skip
+def factorvae_score(
+    codes: np.ndarray, factors: np.ndarray, votes: int = 10_000, batch_size: int = 64, seed: int = 0
+) -> float:
     """The FactorVAE score: the held-out accuracy of the majority-vote classifier, in [0, 1]."""
     codes = standardise(codes)
     active = codes.any(axis=0)  # z-scored: every non-constant dimension has variance 1
@@ -146,8 +156,9 @@ def factorvae_score(codes: np.ndarray, factors: np.ndarray, votes: int = 10_000,
         return 0.0
     rng = np.random.default_rng(seed)
     varying = [k for k in range(factors.shape[1]) if len(np.unique(factors[:, k])) > 1]
-    members = {k: {level: np.flatnonzero(factors[:, k] == level) for level in np.unique(factors[:, k])}
-               for k in varying}  # fmt: skip
+    members = {
+        k: {level: np.flatnonzero(factors[:, k] == level) for level in np.unique(factors[:, k])} for k in varying
+    }
     active_index = np.flatnonzero(active)
 
     def vote_matrix(n_votes: int) -> np.ndarray:
@@ -164,13 +175,21 @@ def factorvae_score(codes: np.ndarray, factors: np.ndarray, votes: int = 10_000,
     return float(held_out[np.arange(len(classifier)), classifier].sum() / held_out.sum())
 
 
-def disentanglement_metrics(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
-                            test_factors: np.ndarray, factorial: bool, votes: int = 10_000,
-                            batch_size: int = 64, seed: int = 0) -> dict[str, float]:  # fmt: skip
+def disentanglement_metrics(
+    train_codes: np.ndarray,
+    train_factors: np.ndarray,
+    test_codes: np.ndarray,
+    test_factors: np.ndarray,
+    factorial: bool,
+    votes: int = 10_000,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
     """Every metric, named as the record holds them (without the test/ prefix)."""
     scores = {"mig": mig(train_codes, train_factors), "sap": sap(train_codes, train_factors)}
-    scores.update({f"dci_{name}": value for name, value in
-                   dci(train_codes, train_factors, test_codes, test_factors).items()})  # fmt: skip
+    scores.update(
+        {f"dci_{name}": value for name, value in dci(train_codes, train_factors, test_codes, test_factors).items()}
+    )
     if factorial:
         scores["factorvae_score"] = factorvae_score(train_codes, train_factors, votes, batch_size, seed)
     return scores
@@ -189,14 +208,30 @@ def factor_scores(model: object, datamodule: object, settings: object, seed: int
     for split, size in (("train", settings.factor_codes), ("test", settings.factor_test_codes)):
         images, labels = getattr(datamodule, f"{split}_set").tensors
         chosen = subset(len(images), size, seed)
-        splits[split] = (encode_all(model, images[chosen], labels[chosen]).double().numpy(),
-                         datamodule.factors[split][chosen].numpy())  # fmt: skip
-    scores = disentanglement_metrics(*splits["train"], *splits["test"], datamodule.factorial,
-                                     settings.factorvae_votes, settings.factorvae_batch, seed)  # fmt: skip
-    used = {"factors": datamodule.factor_names, "train_codes": len(splits["train"][0]),
-            "test_codes": len(splits["test"][0]), "mig_bins": MIG_BINS, "dci": f"lasso alpha={LASSO_ALPHA}",
-            "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+        splits[split] = (
+            encode_all(model, images[chosen], labels[chosen]).double().numpy(),
+            datamodule.factors[split][chosen].numpy(),
+        )
+    scores = disentanglement_metrics(
+        *splits["train"],
+        *splits["test"],
+        datamodule.factorial,
+        settings.factorvae_votes,
+        settings.factorvae_batch,
+        seed,
+    )
+    used = {
+        "factors": datamodule.factor_names,
+        "train_codes": len(splits["train"][0]),
+        "test_codes": len(splits["test"][0]),
+        "mig_bins": MIG_BINS,
+        "dci": f"lasso alpha={LASSO_ALPHA}",
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     if datamodule.factorial:
-        used.update(factorvae_votes=settings.factorvae_votes, factorvae_held_out_votes=max(settings.factorvae_votes // 2, 1),
-                    factorvae_batch=settings.factorvae_batch)  # fmt: skip
+        used.update(
+            factorvae_votes=settings.factorvae_votes,
+            factorvae_held_out_votes=max(settings.factorvae_votes // 2, 1),
+            factorvae_batch=settings.factorvae_batch,
+        )
     return {f"test/{name}": value for name, value in scores.items()}, used

@@ -27,7 +27,9 @@ from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timest
 from autoencoders.schema import EvalSettings, LoggingSettings
 
 
-def evaluate_run(target: str | Path, checkpoint: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+def evaluate_run(
+    target: str | Path, checkpoint: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """ae-eval without the command line: re-test a run's checkpoint and evaluate it; returns
     the "eval" entry it adds to the run's metrics.json."""
     check_versions()
@@ -52,10 +54,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
-    for name, value in data_arguments(type(model), datamodule).items():
-        if model.hparams[name] != value:
-            raise CheckpointError(f"Checkpoint {path} was built for {name}={model.hparams[name]}, but the run's "
-                                  f"data gives {name}={value}.")  # fmt: skip
+    _check_data_fits(model, datamodule, path)
 
     eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
     _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points
@@ -65,12 +64,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     callbacks: list[L.Callback] = [ImageGrids(0, views.n_images, after_test=True)]
     if views.projector_points > 0:
         callbacks.append(LatentViews(0, views.projector_points))
-    # One process, whatever the run trained with (a DDP run's checkpoint is evaluated the same way),
-    # and the run's own test batches (its limit_test_batches), so test/mse equals the run's.
-    trainer_args = {**OmegaConf.to_container(cfg.trainer, resolve=True), "strategy": "auto", "devices": 1,
-                    "num_nodes": 1, "use_distributed_sampler": False, "enable_progress_bar": False,
-                    "enable_model_summary": False, "enable_checkpointing": False}  # fmt: skip
-    trainer = L.Trainer(**trainer_args, default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
+    trainer = L.Trainer(**_trainer_args(cfg), default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = floats(trainer.callback_metrics)
     used: dict = {}
@@ -79,8 +73,11 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     checkpoint_path = path.resolve()
     entry = {
         # Relative to the run when inside it, so the record survives moving the run directory.
-        "checkpoint": str(checkpoint_path.relative_to(run_dir.resolve()) if checkpoint_path.is_relative_to(run_dir.resolve())
-                          else checkpoint_path),  # fmt: skip
+        "checkpoint": str(
+            checkpoint_path.relative_to(run_dir.resolve())
+            if checkpoint_path.is_relative_to(run_dir.resolve())
+            else checkpoint_path
+        ),
         "epoch": saved.get("epoch"),
         "global_step": saved.get("global_step"),
         "settings": asdict(settings),
@@ -93,6 +90,22 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     record["eval"] = entry  # the rest of the record (status, training metrics, provenance) is kept
     write_json_atomic(run_dir / METRICS_FILE, record)
     return entry
+
+
+def _check_data_fits(model: Any, datamodule: Any, path: Path) -> None:
+    for name, value in data_arguments(type(model), datamodule).items():
+        if model.hparams[name] != value:
+            raise CheckpointError(
+                f"Checkpoint {path} was built for {name}={model.hparams[name]}, but the run's data gives {name}={value}."
+            )
+
+
+def _trainer_args(cfg: Any) -> dict[str, Any]:
+    """One process, whatever the run trained with (a DDP run's checkpoint is evaluated the same way),
+    and the run's own test batches (its limit_test_batches), so test/mse equals the run's."""
+    single = {"strategy": "auto", "devices": 1, "num_nodes": 1, "use_distributed_sampler": False}
+    quiet = {"enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+    return {**OmegaConf.to_container(cfg.trainer, resolve=True), **single, **quiet}
 
 
 def evaluation_name(run_dir: Path, checkpoint: Path) -> str:

@@ -21,7 +21,7 @@ from torch import Tensor
 from autoencoders.data.datamodule import to_pixels
 from autoencoders.data.folder import SUFFIXES, image_files, image_shape, read_image
 from autoencoders.data.npz import load_arrays
-from autoencoders.errors import DataUnavailable
+from autoencoders.errors import ConfigError, DataUnavailable
 from autoencoders.rundir.loading import instantiate
 
 SPLITS = ("train", "val", "test")
@@ -54,8 +54,10 @@ def open_input(source: str | Path) -> Inputs:
         return open_images([source], f"image {source}")
     if source.is_file():
         return open_npz(source)
-    raise DataUnavailable(f"{source} does not exist; give a folder of PNG or JPEG images, an .npz file "
-                          "(data=npz format) or --split train|val|test.")  # fmt: skip
+    raise DataUnavailable(
+        f"{source} does not exist; give a folder of PNG or JPEG images, an .npz file "
+        "(data=npz format) or --split train|val|test."
+    )
 
 
 def open_images(files: list[Path], where: str) -> Inputs:
@@ -64,8 +66,14 @@ def open_images(files: list[Path], where: str) -> Inputs:
     for path in files:
         shapes.setdefault(image_shape(path), path.name)
     read = lambda start, stop: [read_image(path)[None] for path in files[start:stop]]  # noqa: E731
-    return Inputs(f"{where} ({len(files)} image{'s' * (len(files) != 1)})", [path.name for path in files], None, shapes, read,
-                  "uint8 0..255 divided by 255")  # fmt: skip
+    return Inputs(
+        f"{where} ({len(files)} image{'s' * (len(files) != 1)})",
+        [path.name for path in files],
+        None,
+        shapes,
+        read,
+        "uint8 0..255 divided by 255",
+    )
 
 
 def open_npz(path: Path) -> Inputs:
@@ -80,8 +88,11 @@ def open_npz(path: Path) -> Inputs:
     labels = torch.cat([labels for _, _, labels in arrays]) if arrays[0][2] is not None else None
 
     def read(start: int, stop: int) -> list[Tensor]:
-        return [part[max(start - low, 0) : stop - low] for part, low in zip(images, offsets)
-                if start < low + len(part) and stop > low]  # fmt: skip
+        return [
+            part[max(start - low, 0) : stop - low]
+            for part, low in zip(images, offsets)
+            if start < low + len(part) and stop > low
+        ]
 
     pixels = "uint8 0..255 divided by 255" if images[0].dtype == torch.uint8 else "float32 in [0, 1] as stored"
     return Inputs(f"npz file {path} ({len(names)} images)", names, labels, shapes, read, pixels)
@@ -95,10 +106,14 @@ def open_split(cfg: Any, split: str) -> Inputs:
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
     images, labels = getattr(datamodule, f"{split}_set").tensors
-    return Inputs(f"the run's {split} split (data={datamodule.name}, {len(images)} images)",
-                  [f"{split}[{index}]" for index in range(len(images))], labels if datamodule.has_labels else None,
-                  {tuple(images.shape[1:]): f"{split}[0]"}, lambda start, stop: [images[start:stop]],
-                  "as the run's DataModule gives them (floats in [0, 1])")  # fmt: skip
+    return Inputs(
+        f"the run's {split} split (data={datamodule.name}, {len(images)} images)",
+        [f"{split}[{index}]" for index in range(len(images))],
+        labels if datamodule.has_labels else None,
+        {tuple(images.shape[1:]): f"{split}[0]"},
+        lambda start, stop: [images[start:stop]],
+        "as the run's DataModule gives them (floats in [0, 1])",
+    )
 
 
 def check_shapes(inputs: Inputs, trained: tuple[int, int, int], resize: bool) -> bool:
@@ -112,13 +127,13 @@ def check_shapes(inputs: Inputs, trained: tuple[int, int, int], resize: bool) ->
                 f"but the run was trained on {_kind(channels)} images ({_shape(*trained)}). Convert the images to "
                 f"{_kind(channels)} first (e.g. PIL's Image.convert('{'L' if channels == 1 else 'RGB'}')); "
                 "--resize changes sizes, never channels."
-            )  # fmt: skip
+            )
         if (given_height, given_width) != (height, width) and not resize:
             raise DataUnavailable(
                 f"{inputs.description}: {example} is {given_height}×{given_width} pixels, but the run was trained on "
                 f"{height}×{width}. Pass --resize to scale every image to {height}×{width} ({RESIZE}), or resize "
                 "them yourself."
-            )  # fmt: skip
+            )
     return any(shape[1:] != (height, width) for shape in inputs.shapes)
 
 
@@ -132,10 +147,12 @@ def check_labels(inputs: Inputs, model: Any) -> None:
             f"The run's model ({type(model).__name__}) is conditional: it encodes and decodes every image with its "
             f"class label, and {inputs.description} has none. Give an .npz file with a 'labels' array (one class "
             f"index 0..{classes - 1} per image), or --split of the run's own data."
-        )  # fmt: skip
+        )
     if len(inputs.labels) and not 0 <= int(inputs.labels.min()) <= int(inputs.labels.max()) < classes:
-        raise DataUnavailable(f"{inputs.description} has labels {int(inputs.labels.min())}..{int(inputs.labels.max())}, "
-                              f"but the run's {type(model).__name__} knows classes 0..{classes - 1}.")  # fmt: skip
+        raise DataUnavailable(
+            f"{inputs.description} has labels {int(inputs.labels.min())}..{int(inputs.labels.max())}, "
+            f"but the run's {type(model).__name__} knows classes 0..{classes - 1}."
+        )
 
 
 def pixels(batches: list[Tensor], size: tuple[int, int]) -> Tensor:
@@ -156,18 +173,23 @@ def open_codes(path: str | Path, model: Any) -> tuple[Tensor, Tensor | None]:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in ("codes", "labels") if name in archive.files}
     except (OSError, ValueError, AttributeError) as error:  # missing, not a zip, a bare .npy (no .files)
-        raise DataUnavailable(f"{path} is not a readable .npz file of codes ({error}); give the output of "
-                              "ae-predict ... --what codes.") from None  # fmt: skip
+        raise DataUnavailable(
+            f"{path} is not a readable .npz file of codes ({error}); give the output of ae-predict ... --what codes."
+        ) from None
     latent_dim = model.hparams.latent_dim
     codes = arrays.get("codes")
     if codes is None or codes.ndim != 2 or codes.shape[1] != latent_dim or not np.issubdtype(codes.dtype, np.floating):
         found = "no array 'codes'" if codes is None else f"'codes' of shape {codes.shape} and type {codes.dtype}"
-        raise DataUnavailable(f"{path} has {found}; the run's model decodes float codes of shape N×{latent_dim} "
-                              "(ae-predict ... --what codes writes them).")  # fmt: skip
+        raise DataUnavailable(
+            f"{path} has {found}; the run's model decodes float codes of shape N×{latent_dim} "
+            "(ae-predict ... --what codes writes them)."
+        )
     labels = arrays.get("labels")
     if labels is not None and (labels.shape != (len(codes),) or not np.issubdtype(labels.dtype, np.integer)):
-        raise DataUnavailable(f"{path} has 'labels' of shape {labels.shape} and type {labels.dtype}; they must be one "
-                              f"integer class per code ({len(codes)}).")  # fmt: skip
+        raise DataUnavailable(
+            f"{path} has 'labels' of shape {labels.shape} and type {labels.dtype}; they must be one "
+            f"integer class per code ({len(codes)})."
+        )
     labels = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None
     inputs = Inputs(f"codes file {path}", [""] * len(codes), labels, {}, lambda start, stop: [], "")
     check_labels(inputs, model)
@@ -180,3 +202,38 @@ def _kind(channels: int) -> str:
 
 def _shape(channels: int, height: int, width: int) -> str:
     return f"{height}×{width}×{channels}"
+
+
+def check_out(out: str | Path) -> Path:
+    out = Path(out).expanduser()
+    if out.suffix != ".npz" or out.is_dir():
+        raise ConfigError(
+            f"--out {out} must name an .npz file to write (e.g. --out predictions.npz); its JSON "
+            "sidecar goes beside it with the suffix .json."
+        )
+    return out
+
+
+def check_chunk_size(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(
+            f"--chunk-size {chunk_size} is not allowed: it is how many images go through the model at "
+            "once, a whole number >= 1."
+        )
+    return chunk_size
+
+
+def choose_device(name: str | None) -> torch.device:
+    """`name` ("cpu", "cuda", "cuda:1", "mps"), by default the accelerator if there is one."""
+    if name is None:
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu")
+    try:
+        chosen = torch.device(name)
+        torch.empty(1, device=chosen)
+    except (RuntimeError, AssertionError) as error:
+        raise ConfigError(
+            f"--device {name} cannot be used here ({str(error).splitlines()[0]}); choose cpu, or an "
+            "accelerator this machine has (cuda, cuda:1, mps)."
+        ) from None
+    return chosen

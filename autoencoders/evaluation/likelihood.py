@@ -18,8 +18,14 @@ from autoencoders.models.inference import chunks
 from autoencoders.models.iwae import log_importance_weights  # the iwae trains on the same bound
 
 
-def importance_weighted_nll(model: torch.nn.Module, images: Tensor, samples: int = 100, batch_size: int = 500,
-                            seed: int = 0, labels: Tensor | None = None) -> Tensor:  # fmt: skip
+def importance_weighted_nll(
+    model: torch.nn.Module,
+    images: Tensor,
+    samples: int = 100,
+    batch_size: int = 500,
+    seed: int = 0,
+    labels: Tensor | None = None,
+) -> Tensor:
     """-log p(x) (-log p(x|y) given `labels`) estimated with `samples` importance samples per image:
     (N,) nats, on the CPU. Seeded, so two evaluations of one checkpoint agree. Call under eval
     mode and no_grad.

@@ -34,8 +34,11 @@ from autoencoders.evaluation.anomaly import PERCENTILES, per_image_mse
 from autoencoders.evaluation.inputs import (
     RESIZE,
     Inputs,
+    check_chunk_size,
     check_labels,
+    check_out,
     check_shapes,
+    choose_device,
     open_codes,
     open_input,
     open_split,
@@ -58,9 +61,19 @@ CHUNK_SIZE = 1000
 Progress = Callable[[int, int], None]  # (images done, images in all)
 
 
-def predict(target: str | Path, source: str | Path | None = None, *, out: str | Path, split: str | None = None,
-            checkpoint: str | None = None, what: Iterable[str] = DEFAULT_WHAT, resize: bool = False,
-            device: str | None = None, chunk_size: int = CHUNK_SIZE, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+def predict(
+    target: str | Path,
+    source: str | Path | None = None,
+    *,
+    out: str | Path,
+    split: str | None = None,
+    checkpoint: str | None = None,
+    what: Iterable[str] = DEFAULT_WHAT,
+    resize: bool = False,
+    device: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Run the model of `target` (a run directory or one of its checkpoints) on `source` (a folder
     of PNG/JPEG images or an .npz) or on the run's own `split`; write `out` and its JSON sidecar.
     Returns the sidecar. Every input is checked before the model runs."""
@@ -90,16 +103,28 @@ def predict(target: str | Path, source: str | Path | None = None, *, out: str | 
         "images": len(inputs),
         "thresholds": {f"p{p}": tau for p, tau in thresholds.items()} or None,
         "note": note,
-        "preprocessing": {"pixels": inputs.pixels, "resize": f"to {_size(model.input_shape)}, {RESIZE}" if resized else None,
-                          "precision": "float32", "chunk_size": chunk_size},  # fmt: skip
+        "preprocessing": {
+            "pixels": inputs.pixels,
+            "resize": f"to {_size(model.input_shape)}, {RESIZE}" if resized else None,
+            "precision": "float32",
+            "chunk_size": chunk_size,
+        },
         "arrays": _describe(arrays),
     }
     write_outputs(out, arrays, sidecar)
     return sidecar
 
 
-def decode(target: str | Path, codes_file: str | Path, *, out: str | Path, checkpoint: str | None = None,
-           device: str | None = None, chunk_size: int = CHUNK_SIZE, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+def decode(
+    target: str | Path,
+    codes_file: str | Path,
+    *,
+    out: str | Path,
+    checkpoint: str | None = None,
+    device: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Decode the `codes` (and, for the cvae, `labels`) of `codes_file` with the run's model into
     `out`: `images` (N × H × W × C float32 in [0, 1]) and `labels` if given, a data=npz file."""
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
@@ -120,14 +145,19 @@ def decode(target: str | Path, codes_file: str | Path, *, out: str | Path, check
             if progress is not None:
                 progress(stop, len(codes))
     arrays = {"images": images, **({"labels": labels.numpy()} if labels is not None else {})}
-    sidecar = {**_about(run_dir, path, saved, cfg, chosen), "input": f"codes file {Path(codes_file).expanduser()}",
-               "images": len(codes), "arrays": _describe(arrays)}  # fmt: skip
+    sidecar = {
+        **_about(run_dir, path, saved, cfg, chosen),
+        "input": f"codes file {Path(codes_file).expanduser()}",
+        "images": len(codes),
+        "arrays": _describe(arrays),
+    }
     write_outputs(out, arrays, sidecar)
     return sidecar
 
 
-def run_model(model: Any, inputs: Inputs, what: tuple[str, ...], chunk_size: int,
-              progress: Progress | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def run_model(
+    model: Any, inputs: Inputs, what: tuple[str, ...], chunk_size: int, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
     """codes (and tokens), errors, reconstructions of `inputs`, `chunk_size` images at a time: the
     input is read per chunk and the outputs are filled in place, so memory holds one chunk of
     images beside the outputs asked for. Errors are computed whenever flags are asked for."""
@@ -168,8 +198,10 @@ def recorded_thresholds(run_dir: Path, checkpoint: Path, saved: dict[str, Any]) 
     ({}, a note saying why) when there are none."""
     record = read_record(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
     tested, evaluated = record.get("tested") or {}, record.get("eval") or {}
-    candidates = [(evaluated.get("checkpoint"), evaluated.get("epoch"), evaluated.get("global_step"), evaluated.get("metrics")),
-                  (tested.get("checkpoint"), tested.get("epoch"), tested.get("step"), record.get("metrics"))]  # fmt: skip
+    candidates = [
+        (evaluated.get("checkpoint"), evaluated.get("epoch"), evaluated.get("global_step"), evaluated.get("metrics")),
+        (tested.get("checkpoint"), tested.get("epoch"), tested.get("step"), record.get("metrics")),
+    ]
     for recorded, epoch, step, metrics in candidates:
         if recorded is None or not metrics or (run_dir / recorded).resolve() != checkpoint.resolve():
             continue
@@ -179,11 +211,15 @@ def recorded_thresholds(run_dir: Path, checkpoint: Path, saved: dict[str, Any]) 
         if all(value is not None for value in values.values()):
             return {p: float(value) for p, value in values.items()}, None
     if "normal_classes" not in record.get("data", {}):
-        return {}, ("No flags: the run was trained without data.normal_classes or data.holdout_class, so it has no "
-                    "anomaly thresholds (tutorial 001's detector trains on normal classes only).")  # fmt: skip
-    return {}, (f"No flags: {run_dir / METRICS_FILE} records no anomaly thresholds for {checkpoint.name} at epoch "
-                f"{saved.get('epoch')} (training records them for its tested checkpoint); `ae-eval {run_dir} "
-                f"--checkpoint {checkpoint}` records them for this one.")  # fmt: skip
+        return {}, (
+            "No flags: the run was trained without data.normal_classes or data.holdout_class, so it has no "
+            "anomaly thresholds (tutorial 001's detector trains on normal classes only)."
+        )
+    return {}, (
+        f"No flags: {run_dir / METRICS_FILE} records no anomaly thresholds for {checkpoint.name} at epoch "
+        f"{saved.get('epoch')} (training records them for its tested checkpoint); `ae-eval {run_dir} "
+        f"--checkpoint {checkpoint}` records them for this one."
+    )
 
 
 def write_outputs(out: Path, arrays: dict[str, np.ndarray], sidecar: dict[str, Any]) -> None:
@@ -205,45 +241,26 @@ def parse_what(what: Iterable[str] | str) -> tuple[str, ...]:
     names = [name.strip() for name in (what.split(",") if isinstance(what, str) else what) if name.strip()]
     unknown = sorted(set(names) - set(WHAT))
     if unknown or not names:
-        raise ConfigError(f"--what {','.join(names)!s} is not allowed{': unknown ' + ', '.join(unknown) if unknown else ''}; "
-                          f"choose from {','.join(WHAT)} (comma-separated, default {','.join(DEFAULT_WHAT)}).")  # fmt: skip
+        raise ConfigError(
+            f"--what {','.join(names)!s} is not allowed{': unknown ' + ', '.join(unknown) if unknown else ''}; "
+            f"choose from {','.join(WHAT)} (comma-separated, default {','.join(DEFAULT_WHAT)})."
+        )
     return tuple(name for name in WHAT if name in names)
-
-
-def check_out(out: str | Path) -> Path:
-    out = Path(out).expanduser()
-    if out.suffix != ".npz" or out.is_dir():
-        raise ConfigError(f"--out {out} must name an .npz file to write (e.g. --out predictions.npz); its JSON "
-                          "sidecar goes beside it with the suffix .json.")  # fmt: skip
-    return out
-
-
-def check_chunk_size(chunk_size: int) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"--chunk-size {chunk_size} is not allowed: it is how many images go through the model at "
-                          "once, a whole number >= 1.")  # fmt: skip
-    return chunk_size
-
-
-def choose_device(name: str | None) -> torch.device:
-    """`name` ("cpu", "cuda", "cuda:1", "mps"), by default the accelerator if there is one."""
-    if name is None:
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu")
-    try:
-        chosen = torch.device(name)
-        torch.empty(1, device=chosen)
-    except (RuntimeError, AssertionError) as error:
-        raise ConfigError(f"--device {name} cannot be used here ({str(error).splitlines()[0]}); choose cpu, or an "
-                          "accelerator this machine has (cuda, cuda:1, mps).") from None  # fmt: skip
-    return chosen
 
 
 def _about(run_dir: Path, path: Path, saved: dict[str, Any], cfg: Any, device: torch.device) -> dict[str, Any]:
     """What the sidecar says about where the predictions came from."""
-    return {"run": str(run_dir.resolve()), "checkpoint": str(path.resolve()), "epoch": saved.get("epoch"),
-            "global_step": saved.get("global_step"), "model": cfg.model._target_, "data": cfg.data.name,
-            "device": str(device), "command": command_line(), "at": timestamp()}  # fmt: skip
+    return {
+        "run": str(run_dir.resolve()),
+        "checkpoint": str(path.resolve()),
+        "epoch": saved.get("epoch"),
+        "global_step": saved.get("global_step"),
+        "model": cfg.model._target_,
+        "data": cfg.data.name,
+        "device": str(device),
+        "command": command_line(),
+        "at": timestamp(),
+    }
 
 
 def _describe(arrays: dict[str, np.ndarray]) -> dict[str, str]:

@@ -17,8 +17,9 @@ from torch import Tensor
 MAX_ITER = 1000
 
 
-def probe_accuracy(train_codes: Tensor, train_labels: Tensor, test_codes: Tensor, test_labels: Tensor,
-                   seed: int = 0) -> float:  # fmt: skip
+def probe_accuracy(
+    train_codes: Tensor, train_labels: Tensor, test_codes: Tensor, test_labels: Tensor, seed: int = 0
+) -> float:
     """Accuracy on the test codes of a logistic regression fitted on the training codes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -40,8 +41,13 @@ def subset(n: int, size: int | None, seed: int = 0) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
 
 
-def linear_probe(module: torch.nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
-                 train_size: int | None = 10_000, seed: int = 0) -> float:  # fmt: skip
+def linear_probe(
+    module: torch.nn.Module,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    train_size: int | None = 10_000,
+    seed: int = 0,
+) -> float:
     """Probe accuracy of `module.encode` codes: fitted on a subset of `train_size` training
     images (None = all), scored on the test images whose class occurs in the training labels."""
     from autoencoders.models.inference import encode_all

@@ -37,10 +37,16 @@ class ReferenceNet(nn.Module):
         channels, height, width = input_shape
         first, second = RECIPE["channels"]
         self.body = nn.Sequential(
-            nn.Conv2d(channels, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(second * (height // 4) * (width // 4), RECIPE["features"]), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(channels, first, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(second * (height // 4) * (width // 4), RECIPE["features"]),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(RECIPE["features"], n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -68,8 +74,9 @@ def data_hash(train: tuple[Tensor, Tensor], input_shape: tuple[int, ...]) -> str
     return digest.hexdigest()[:16]
 
 
-def reference_network(root: str | Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
-                      n_classes: int) -> Reference:  # fmt: skip
+def reference_network(
+    root: str | Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], n_classes: int
+) -> Reference:
     """The cached network of this training data, trained now if there is none yet."""
     input_shape = tuple(train[0].shape[1:])
     name = data_hash(train, input_shape)
@@ -81,8 +88,16 @@ def reference_network(root: str | Path, train: tuple[Tensor, Tensor], test: tupl
             net = train_reference(ReferenceNet(input_shape, n_classes), *train)
             accuracy = accuracy_of(net, *test)
             with atomic_write(path, "wb") as handle:
-                torch.save({"state_dict": net.state_dict(), "test_accuracy": accuracy, "recipe": RECIPE,
-                            "input_shape": input_shape, "n_classes": n_classes}, handle)  # fmt: skip
+                torch.save(
+                    {
+                        "state_dict": net.state_dict(),
+                        "test_accuracy": accuracy,
+                        "recipe": RECIPE,
+                        "input_shape": input_shape,
+                        "n_classes": n_classes,
+                    },
+                    handle,
+                )
             log.info("Trained the reference network %s: test accuracy %.4f (%s)", name, accuracy, path)
     saved = torch.load(path, map_location="cpu", weights_only=True)
     net = ReferenceNet(tuple(saved["input_shape"]), saved["n_classes"])

@@ -44,8 +44,10 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
         residue = np.abs(root.imag).max()
         scale = max(np.trace(cov_a) + np.trace(cov_b), 1e-12)
         if residue > IMAGINARY_TOLERANCE * scale:
-            raise ArithmeticError(f"The square root of the covariance product has an imaginary part of {residue:.3g}, "
-                                  "too large to be rounding; the features are degenerate.")  # fmt: skip
+            raise ArithmeticError(
+                f"The square root of the covariance product has an imaginary part of {residue:.3g}, "
+                "too large to be rounding; the features are degenerate."
+            )
         root = root.real
     distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
     return float(max(distance, 0.0))
@@ -72,28 +74,43 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEAREST) -> tuple[fl
     return float(precision), float(recall)
 
 
-def sample_quality(model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0) -> tuple[dict[str, float], dict]:
+def sample_quality(
+    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0
+) -> tuple[dict[str, float], dict]:
     """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images."""
     from autoencoders.evaluation.probe import subset
     from autoencoders.evaluation.reference import reference_network
     from autoencoders.models.inference import chunks, condition, to_module
 
-    reference = reference_network(datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors,
-                                  datamodule.num_classes)  # fmt: skip
+    reference = reference_network(
+        datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, datamodule.num_classes
+    )
     images, labels = datamodule.test_set.tensors
     chosen = subset(len(images), n, seed)
     images, labels = images[chosen], labels[chosen]
     real = reference.features(images)
-    reconstructions = torch.cat([model.reconstruct(to_module(x, model), *condition(model, y)).float().cpu()
-                                 for x, y in chunks(images, labels, 1000)])  # fmt: skip
+    reconstructions = torch.cat(
+        [
+            model.reconstruct(to_module(x, model), *condition(model, y)).float().cpu()
+            for x, y in chunks(images, labels, 1000)
+        ]
+    )
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
     if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        samples = torch.cat([model.sample(len(part), generator=generator).float().cpu()
-                             for part in torch.arange(len(images)).split(1000)])  # fmt: skip
+        samples = torch.cat(
+            [
+                model.sample(len(part), generator=generator).float().cpu()
+                for part in torch.arange(len(images)).split(1000)
+            ]
+        )
         fake = reference.features(samples)
         scores["test/fd"] = frechet_distance(real, fake)
         scores["test/precision"], scores["test/recall"] = precision_recall(real, fake)
-    used = {"images": len(images), "k": K_NEAREST, "reference_hash": reference.hash,
-            "reference_test_accuracy": reference.test_accuracy}  # fmt: skip
+    used = {
+        "images": len(images),
+        "k": K_NEAREST,
+        "reference_hash": reference.hash,
+        "reference_test_accuracy": reference.test_accuracy,
+    }
     return scores, used

@@ -57,9 +57,11 @@ class AAE(PhasedAutoencoder):
         many prior draws."""
         real = self.discriminator(torch.randn_like(z))
         fake = self.discriminator(z.detach())
-        return {"disc_loss": losses.discriminator_loss(real, fake),
-                "gen_loss": losses.generator_loss(self.discriminator(z)),
-                "disc_acc": losses.discriminator_accuracy(real, fake)}  # fmt: skip
+        return {
+            "disc_loss": losses.discriminator_loss(real, fake),
+            "gen_loss": losses.generator_loss(self.discriminator(z)),
+            "disc_acc": losses.discriminator_accuracy(real, fake),
+        }
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         z = self.encode(x)
@@ -74,7 +76,11 @@ class AAE(PhasedAutoencoder):
         real = self.discriminator(torch.randn_like(z))
         fake = self.discriminator(z.detach())
         disc_loss = losses.discriminator_loss(real, fake)
-        yield "discriminator", disc_loss, {"disc_loss": disc_loss, "disc_acc": losses.discriminator_accuracy(real, fake)}
+        yield (
+            "discriminator",
+            disc_loss,
+            {"disc_loss": disc_loss, "disc_acc": losses.discriminator_accuracy(real, fake)},
+        )
         # D after its update; the encoder's graph from above (its weights unchanged since).
         gen_loss = losses.generator_loss(self.discriminator(z))
         yield "generator", gen_loss, {"gen_loss": gen_loss}

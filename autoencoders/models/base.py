@@ -66,8 +66,9 @@ class AutoencoderBase(L.LightningModule):
         self.save_hyperparameters()  # also the subclass's own arguments, from its frame
         check_section("model", {name: value for name, value in self.hparams.items() if name != "input_shape"})
         self.input_shape = tuple(input_shape)
-        self.encoder, self.decoder = build_nets(net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim,
-                                                self.condition_dim())  # fmt: skip
+        self.encoder, self.decoder = build_nets(
+            net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim, self.condition_dim()
+        )
         self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
         self._watch = LossWatch()
         self.running_loss: float | None = None  # the training loss at the last read, for the progress bar
@@ -126,9 +127,13 @@ class AutoencoderBase(L.LightningModule):
         if reading.diverged:
             # Raised before ModelCheckpoint saves, so last.ckpt keeps the last good weights.
             where = f"at step {reading.first_bad_step}" if reading.first_bad_step is not None else "in another process"
-            terms = ", ".join(f"{name}={value}" for name, value in reading.bad_terms.items() if not math.isfinite(value))
-            raise Diverged(f"The loss became non-finite {where} (epoch {self.current_epoch})"
-                           f"{': ' + terms if terms else ''}. {_AFTER_DIVERGENCE}")  # fmt: skip
+            terms = ", ".join(
+                f"{name}={value}" for name, value in reading.bad_terms.items() if not math.isfinite(value)
+            )
+            raise Diverged(
+                f"The loss became non-finite {where} (epoch {self.current_epoch})"
+                f"{': ' + terms if terms else ''}. {_AFTER_DIVERGENCE}"
+            )
         self.running_loss = reading.running_loss
         return reading
 
@@ -183,8 +188,10 @@ class AutoencoderBase(L.LightningModule):
         means = self._means[stage].compute(self._reduce_over_processes())
         if stage == "val" and not self.trainer.sanity_checking and not torch.isfinite(means["loss"]):
             # Raised before ModelCheckpoint saves, so last.ckpt keeps the last good weights.
-            raise Diverged(f"val/loss became non-finite after step {self.global_step} (epoch {self.current_epoch}): "
-                           f"{_non_finite(means)}. {_AFTER_DIVERGENCE}")  # fmt: skip
+            raise Diverged(
+                f"val/loss became non-finite after step {self.global_step} (epoch {self.current_epoch}): "
+                f"{_non_finite(means)}. {_AFTER_DIVERGENCE}"
+            )
         self.log_dict({f"{stage}/{name}": value for name, value in means.items()})
 
     # --- checkpoints: what a run's record and a resume need ------------------------------------
@@ -198,8 +205,11 @@ class AutoencoderBase(L.LightningModule):
         if trainer_of(self) is not None:
             # The epoch's values (train/*, val/*, lr) with the weights they describe: the run's
             # record reports those of the checkpoint it tested.
-            checkpoint["epoch_metrics"] = {name: float(value) for name, value in self.trainer.callback_metrics.items()
-                                           if not name.startswith("test/")}  # fmt: skip
+            checkpoint["epoch_metrics"] = {
+                name: float(value)
+                for name, value in self.trainer.callback_metrics.items()
+                if not name.startswith("test/")
+            }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")

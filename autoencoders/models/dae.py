@@ -47,7 +47,9 @@ class DenoisingAutoencoder(AutoencoderBase):
     fixed by DENOISE_SEED and the batch index) and the clean image.
     """
 
-    def __init__(self, *, noise: str = "gaussian", noise_std: float = 0.3, mask_prob: float = 0.3, **shared: Any) -> None:
+    def __init__(
+        self, *, noise: str = "gaussian", noise_std: float = 0.3, mask_prob: float = 0.3, **shared: Any
+    ) -> None:
         super().__init__(**shared)
 
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

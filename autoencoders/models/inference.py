@@ -53,5 +53,9 @@ def chunks(images: Tensor, labels: Tensor | None, batch_size: int) -> Iterator[t
 def encode_all(module: nn.Module, images: Tensor, labels: Tensor | None = None, batch_size: int = 1000) -> Tensor:
     """Deterministic codes of `images` on the CPU, in chunks so a large subset fits on a GPU
     (`labels`: their classes, which conditional models need)."""
-    return torch.cat([module.encode(to_module(x, module), *condition(module, y)).float().cpu()
-                      for x, y in chunks(images, labels, batch_size)])  # fmt: skip
+    return torch.cat(
+        [
+            module.encode(to_module(x, module), *condition(module, y)).float().cpu()
+            for x, y in chunks(images, labels, batch_size)
+        ]
+    )

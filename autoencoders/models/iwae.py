@@ -21,8 +21,14 @@ from autoencoders.models.vae import VAE
 DECODES_PER_CHUNK = 10_000
 
 
-def log_importance_weights(model: torch.nn.Module, x: Tensor, samples: int, generator: torch.Generator | None = None,
-                           labels: Tensor | None = None, posterior: tuple[Tensor, Tensor] | None = None) -> Tensor:  # fmt: skip
+def log_importance_weights(
+    model: torch.nn.Module,
+    x: Tensor,
+    samples: int,
+    generator: torch.Generator | None = None,
+    labels: Tensor | None = None,
+    posterior: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """(samples, B) log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x), k = 1..samples, nats.
 
     `model` is a VAE (`posterior`, `decode`, `hparams.loss`); differentiable (the iwae trains on
@@ -66,12 +72,17 @@ class IWAE(VAE):
 
     def __init__(self, *, samples: int = 5, **settings: Any) -> None:
         super().__init__(**settings)
-        changed = {name: self.hparams[name] for name in ("beta", "kl_warmup_epochs", "free_bits")
-                   if self.hparams[name] != (1.0 if name == "beta" else 0.0)}  # fmt: skip
+        changed = {
+            name: self.hparams[name]
+            for name in ("beta", "kl_warmup_epochs", "free_bits")
+            if self.hparams[name] != (1.0 if name == "beta" else 0.0)
+        }
         if changed:
             given = ", ".join(f"model.{name}={value!r}" for name, value in changed.items())
-            raise ConfigError(f"{given}: not allowed for the iwae, whose bound has no separate KL term to weigh. "
-                              "Remove the override (beta 1, kl_warmup_epochs 0, free_bits 0), or use model=vae.")
+            raise ConfigError(
+                f"{given}: not allowed for the iwae, whose bound has no separate KL term to weigh. "
+                "Remove the override (beta 1, kl_warmup_epochs 0, free_bits 0), or use model=vae."
+            )
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         mu, logvar = self.posterior(x)

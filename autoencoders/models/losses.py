@@ -1,11 +1,10 @@
 """Pure loss functions, each documented with its units.
 
 The models train on `mean_reconstruction` and `mean_negative_log_likelihood`: batch means of
-per-pixel (or per-image) losses, computed by PyTorch's fused kernels. Per-image forms exist
-where the package needs one value per image (the VAE's importance-weighted likelihood). Penalties
-on codes are per image too, except the batch-level ones (free bits, KL sparsity), which need the
-batch mean first and so return one scalar, as their docstrings say. Tests hold every fused mean
-equal to the mean of per-image sums computed by hand.
+per-pixel (or per-image) losses, by PyTorch's fused kernels. Per-image forms exist where one
+value per image is needed (the importance-weighted likelihood). Penalties on codes are per image
+too, except the batch-level ones (free bits, KL sparsity), which return one scalar, as their
+docstrings say. Tests hold every fused mean equal to the mean of per-image sums by hand.
 """
 
 from __future__ import annotations
@@ -203,7 +202,9 @@ def minibatch_log_weights(batch: int, dataset_size: int, estimator: str) -> Tens
         return torch.zeros(1, 1, dtype=torch.float64)
     others = batch - 1
     if dataset_size < batch:
-        raise ValueError(f"stratified sampling draws a batch from the data set: a batch of {batch} from {dataset_size} images")
+        raise ValueError(
+            f"stratified sampling draws a batch from the data set: a batch of {batch} from {dataset_size} images"
+        )
     weights = torch.full((batch, batch), 1 / others, dtype=torch.float64)  # float64: 1/N and 1/M' differ by ~1e5
     index = torch.arange(batch)
     weights[index, (index + 1) % batch] = (dataset_size - others) / (dataset_size * others)
@@ -211,8 +212,9 @@ def minibatch_log_weights(batch: int, dataset_size: int, estimator: str) -> Tens
     return weights.log()
 
 
-def minibatch_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int,
-                            estimator: str = "mws") -> tuple[Tensor, Tensor]:  # fmt: skip
+def minibatch_log_densities(
+    z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int, estimator: str = "mws"
+) -> tuple[Tensor, Tensor]:
     """Estimates of log q(z_i) and of log prod_d q(z_id) for each sample z_i ~ q(z|n_i) of a
     minibatch of M images from a training set of N = `dataset_size`: (M,) each, in nats,
         log q(z_i)  ~ logsumexp_j [log q(z_i | n_j)  + log w_ij],
@@ -226,8 +228,9 @@ def minibatch_log_densities(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size:
     return log_qz, log_prod_marginals
 
 
-def total_correlation_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int,
-                                    estimator: str = "mws") -> dict[str, Tensor]:  # fmt: skip
+def total_correlation_decomposition(
+    z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int, estimator: str = "mws"
+) -> dict[str, Tensor]:
     """The KL term of the ELBO split three ways for each sample z_i ~ q(z|n_i): (M,) each, nats.
 
     mi   = log q(z_i|n_i) - log q(z_i)                 index-code mutual information
@@ -250,8 +253,9 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """-mean log D(real) - mean log(1 - D(fake)) with D = sigmoid(logit), in nats: the
     discriminator's cross-entropy, real (prior draws) labelled 1 and fake (codes) 0. A scalar;
     2 log 2 = 1.386 when it cannot tell them apart (D = 1/2 everywhere)."""
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))  # fmt: skip
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def generator_loss(fake_logits: Tensor) -> Tensor:

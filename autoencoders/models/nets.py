@@ -128,8 +128,9 @@ NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 }
 
 
-def build_nets(net: str, input_shape: InputShape, latent_dim: int, encoder_out: int,
-               condition_dim: int = 0) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+def build_nets(
+    net: str, input_shape: InputShape, latent_dim: int, encoder_out: int, condition_dim: int = 0
+) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder of the named network family for images of `input_shape`; with
     `condition_dim` > 0, both also take that many condition inputs (see the module docstring)."""
     check_value("model.net", net)

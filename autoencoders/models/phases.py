@@ -101,9 +101,13 @@ class PhasedAutoencoder(AutoencoderBase):
             return optimizers
         # One multiplier per optimizer, each stepped once per batch over all batches of the run.
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        schedulers = [{"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(total_steps)),
-                       "name": _lr_name(name, first=index == 0)}
-                      for index, (name, optimizer) in enumerate(zip(self._optimizer_names, optimizers))]  # fmt: skip
+        schedulers = [
+            {
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(total_steps)),
+                "name": _lr_name(name, first=index == 0),
+            }
+            for index, (name, optimizer) in enumerate(zip(self._optimizer_names, optimizers))
+        ]
         return optimizers, schedulers
 
 

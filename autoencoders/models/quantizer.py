@@ -79,8 +79,15 @@ class VectorQuantizer(nn.Module):
     `restart_dead_codes`, `recent_outputs` (K, D), encoder outputs of the latest training batch.
     """
 
-    def __init__(self, codebook_size: int, embedding_dim: int, positions: int, update: str = "ema",
-                 decay: float = 0.99, restart_dead_codes: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        codebook_size: int,
+        embedding_dim: int,
+        positions: int,
+        update: str = "ema",
+        decay: float = 0.99,
+        restart_dead_codes: bool = False,
+    ) -> None:
         super().__init__()
         self.decay, self.restarts = decay, restart_dead_codes
         self.learned_by_loss = CODEBOOK_UPDATES[update]

@@ -47,8 +47,15 @@ class SparseAutoencoder(AutoencoderBase):
     weight growth, so there the guard is weaker: compare rho_hat with recon, not alone.
     """
 
-    def __init__(self, *, sparsity: str = "kl", sparsity_weight: float = 1e-2, sparsity_target: float = 0.05,
-                 decoder_weight_decay: float = 1e-4, **shared: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        sparsity: str = "kl",
+        sparsity_weight: float = 1e-2,
+        sparsity_target: float = 0.05,
+        decoder_weight_decay: float = 1e-4,
+        **shared: Any,
+    ) -> None:
         super().__init__(**shared)
         self.activation, self.penalty = SPARSITY[sparsity]
 

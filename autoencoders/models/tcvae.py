@@ -38,13 +38,16 @@ class TCVAE(VAE):
     def __init__(self, *, dataset_size: int, tc_estimator: str = "mws", **settings: Any) -> None:
         super().__init__(**settings)
         if self.hparams.free_bits != 0:
-            raise ConfigError(f"model.free_bits={self.hparams.free_bits!r} is not allowed for the tcvae: free bits "
-                              "floor each latent dimension's KL, which the tcvae splits into mi, tc and dwkl "
-                              "instead. Use model.free_bits=0, or model=vae for free bits.")  # fmt: skip
+            raise ConfigError(
+                f"model.free_bits={self.hparams.free_bits!r} is not allowed for the tcvae: free bits "
+                "floor each latent dimension's KL, which the tcvae splits into mi, tc and dwkl "
+                "instead. Use model.free_bits=0, or model=vae for free bits."
+            )
 
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = losses.total_correlation_decomposition(z, mu, logvar, self.hparams.dataset_size,
-                                                       self.hparams.tc_estimator)  # fmt: skip
+        parts = losses.total_correlation_decomposition(
+            z, mu, logvar, self.hparams.dataset_size, self.hparams.tc_estimator
+        )
         terms = {name: value.mean() for name, value in parts.items()}
         penalty = terms["mi"] + self.hparams.beta * terms["tc"] + terms["dwkl"]
         return self.warmup_fraction() * penalty, terms

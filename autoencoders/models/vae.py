@@ -40,9 +40,15 @@ class PosteriorStats:
         sums and counts added, so the variance is that of the whole split)."""
         if self.count == 0:
             return torch.tensor(0.0)
-        total, total_sq, count = self.sum, self.sum_sq, torch.tensor(float(self.count), dtype=torch.float64, device=self.sum.device)
+        total, total_sq, count = (
+            self.sum,
+            self.sum_sq,
+            torch.tensor(float(self.count), dtype=torch.float64, device=self.sum.device),
+        )
         if reduce is not None:
-            total, total_sq, count = reduce(torch.cat([total, total_sq, count[None]])).split([len(total), len(total), 1])
+            total, total_sq, count = reduce(torch.cat([total, total_sq, count[None]])).split(
+                [len(total), len(total), 1]
+            )
         mean = total / count
         variance = total_sq / count - mean.pow(2)
         return (variance > ACTIVE_UNIT_VARIANCE).sum().float()
@@ -69,8 +75,15 @@ class VAE(AutoencoderBase):
     encoder_outputs = 2  # mean and log-variance
     stochastic_reconstruction = True  # */mse decodes the posterior mean, not a sample
 
-    def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: float = 0.0, free_bits: float = 0.0,
-                 loss: str = "bce", **shared: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0.0,
+        free_bits: float = 0.0,
+        loss: str = "bce",
+        **shared: Any,
+    ) -> None:
         # The VAE's own default likelihood is Bernoulli; the other shared settings are the base's.
         super().__init__(loss=loss, **shared)
         self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}

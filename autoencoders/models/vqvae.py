@@ -20,7 +20,7 @@ from autoencoders.models.quantizer import (
     codebook_usage,
     perplexity,
     straight_through,
-    sum_across_processes,  # fmt: skip
+    sum_across_processes,
 )
 
 
@@ -44,18 +44,29 @@ class VQVAE(AutoencoderBase):
     training epoch (a simple prior, not a learned autoregressive one), kept in buffers.
     """
 
-    def __init__(self, *, embedding_dim: int = 4, codebook_size: int = 512, commitment: float = 0.25,
-                 codebook_update: str = "ema", ema_decay: float = 0.99, restart_dead_codes: bool = True,
-                 **shared: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 4,
+        codebook_size: int = 512,
+        commitment: float = 0.25,
+        codebook_update: str = "ema",
+        ema_decay: float = 0.99,
+        restart_dead_codes: bool = True,
+        **shared: Any,
+    ) -> None:
         super().__init__(**shared)
         latent_dim = self.hparams.latent_dim
         if latent_dim % embedding_dim != 0:
-            raise ConfigError(f"model.latent_dim={latent_dim} is not a multiple of model.embedding_dim={embedding_dim}: "
-                              "the VQ-VAE cuts the latent code into tokens of embedding_dim numbers. Choose "
-                              "model.embedding_dim dividing model.latent_dim (e.g. 4 for 32).")  # fmt: skip
+            raise ConfigError(
+                f"model.latent_dim={latent_dim} is not a multiple of model.embedding_dim={embedding_dim}: "
+                "the VQ-VAE cuts the latent code into tokens of embedding_dim numbers. Choose "
+                "model.embedding_dim dividing model.latent_dim (e.g. 4 for 32)."
+            )
         self.positions = latent_dim // embedding_dim
-        self.quantizer = VectorQuantizer(codebook_size, embedding_dim, self.positions, codebook_update, ema_decay,
-                                         restart_dead_codes)  # fmt: skip
+        self.quantizer = VectorQuantizer(
+            codebook_size, embedding_dim, self.positions, codebook_update, ema_decay, restart_dead_codes
+        )
         self._usage: dict[str, Tensor] = {}
 
     def tokens(self, z: Tensor) -> Tensor:

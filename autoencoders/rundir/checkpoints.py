@@ -76,8 +76,11 @@ def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[
     stored = checkpoint.get("hyper_parameters", {})
     configured = {key: value for key, value in model_cfg.items() if key != "_target_"}
     keys = sorted((set(stored) | set(configured)) - FROM_DATA)
-    differing = [f"{key}={stored.get(key)!r} in the checkpoint, {configured.get(key)!r} in the config"
-                 for key in keys if stored.get(key) != configured.get(key)]  # fmt: skip
+    differing = [
+        f"{key}={stored.get(key)!r} in the checkpoint, {configured.get(key)!r} in the config"
+        for key in keys
+        if stored.get(key) != configured.get(key)
+    ]
     if differing:
         raise CheckpointError(
             f"Checkpoint {path} was saved by a different model ({'; '.join(differing)}). A checkpoint belongs to the "
@@ -129,9 +132,14 @@ class RunCheckpoint(ModelCheckpoint):
         saved_dir = state_dict.get("dirpath")
         if saved_dir is not None and self.dirpath is not None and Path(saved_dir) != Path(self.dirpath):
             moved = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
-            state_dict = {**state_dict, "dirpath": self.dirpath,
-                          "best_model_path": moved(state_dict.get("best_model_path")),
-                          "kth_best_model_path": moved(state_dict.get("kth_best_model_path")),
-                          "last_model_path": moved(state_dict.get("last_model_path")),
-                          "best_k_models": {moved(path): score for path, score in (state_dict.get("best_k_models") or {}).items()}}  # fmt: skip
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                "best_model_path": moved(state_dict.get("best_model_path")),
+                "kth_best_model_path": moved(state_dict.get("kth_best_model_path")),
+                "last_model_path": moved(state_dict.get("last_model_path")),
+                "best_k_models": {
+                    moved(path): score for path, score in (state_dict.get("best_k_models") or {}).items()
+                },
+            }
         super().load_state_dict(state_dict)

@@ -48,8 +48,11 @@ def constructor_arguments(klass: type) -> set[str]:
     names: set[str] = set()
     for base in klass.__mro__:
         if "__init__" in vars(base) and base.__module__.startswith("autoencoders."):
-            names.update(name for name, parameter in inspect.signature(base.__init__).parameters.items()
-                         if name != "self" and parameter.kind is not parameter.VAR_KEYWORD)  # fmt: skip
+            names.update(
+                name
+                for name, parameter in inspect.signature(base.__init__).parameters.items()
+                if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
+            )
     return names
 
 
@@ -61,9 +64,11 @@ def data_arguments(model_class: type, datamodule: Any) -> dict[str, Any]:
     for name in sorted(FROM_DATA & constructor_arguments(model_class)):
         value = getattr(datamodule, name, None)
         if value is None:
-            raise ConfigError(f"{model_class.__name__} needs {_DATA_SIZE_MEANING[name]} from the data ({name}), but "
-                              f"data {getattr(datamodule, 'name', type(datamodule).__name__)!r} has none. Choose a "
-                              f"dataset with {_DATA_SIZE_MEANING[name]}, or another model.")  # fmt: skip
+            raise ConfigError(
+                f"{model_class.__name__} needs {_DATA_SIZE_MEANING[name]} from the data ({name}), but "
+                f"data {getattr(datamodule, 'name', type(datamodule).__name__)!r} has none. Choose a "
+                f"dataset with {_DATA_SIZE_MEANING[name]}, or another model."
+            )
         values[name] = list(value) if isinstance(value, tuple) else value
     return values
 
@@ -78,23 +83,32 @@ def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[P
     target = Path(target).expanduser()
     if target.suffix == ".ckpt" or target.is_file():
         if checkpoint is not None:
-            raise CheckpointError(f"{target} is a checkpoint file already; pass its run directory to choose "
-                                  "another checkpoint with --checkpoint.")  # fmt: skip
+            raise CheckpointError(
+                f"{target} is a checkpoint file already; pass its run directory to choose "
+                "another checkpoint with --checkpoint."
+            )
         run_dir = target.resolve().parent.parent if target.resolve().parent.name == "checkpoints" else target.parent
         return run_dir, target
     if not (target / "config.yaml").is_file():
-        raise CheckpointError(f"{target} is not a run directory (no config.yaml); pass the directory of a finished "
-                              "run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
+        raise CheckpointError(
+            f"{target} is not a run directory (no config.yaml); pass the directory of a finished "
+            "run, or one of its checkpoints/*.ckpt files."
+        )
     name = str(checkpoint or "best")
     if name not in CHECKPOINT_NAMES:
         return target, Path(name).expanduser()
     path = target / "checkpoints" / f"{name}.ckpt"
     if not path.is_file():
         present = sorted(found.stem for found in (target / "checkpoints").glob("*.ckpt"))
-        raise CheckpointError(f"{target} has no {name} checkpoint ({path} is missing); "
-                              + (f"its checkpoints are {', '.join(present)}: choose one with --checkpoint."
-                                 if present else "it has no checkpoints at all (training was stopped or failed "
-                                 "before its first epoch ended, or ran with checkpointing off); train it again."))  # fmt: skip
+        raise CheckpointError(
+            f"{target} has no {name} checkpoint ({path} is missing); "
+            + (
+                f"its checkpoints are {', '.join(present)}: choose one with --checkpoint."
+                if present
+                else "it has no checkpoints at all (training was stopped or failed "
+                "before its first epoch ended, or ran with checkpointing off); train it again."
+            )
+        )
     return target, path
 
 
@@ -102,8 +116,10 @@ def load_config(run_dir: Path) -> DictConfig:
     """The run's resolved config.yaml."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} has no config.yaml, so its model cannot be rebuilt; a checkpoint must sit "
-                              "in <run>/checkpoints/ beside the run's config.yaml.")  # fmt: skip
+        raise CheckpointError(
+            f"{run_dir} has no config.yaml, so its model cannot be rebuilt; a checkpoint must sit "
+            "in <run>/checkpoints/ beside the run's config.yaml."
+        )
     return OmegaConf.load(path)
 
 
@@ -125,8 +141,9 @@ def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
     try:
         model.load_state_dict(saved["state_dict"])
     except (KeyError, RuntimeError) as error:
-        raise CheckpointError(f"Checkpoint {path} does not hold this model's weights "
-                              f"({str(error).splitlines()[0]}).") from None  # fmt: skip
+        raise CheckpointError(
+            f"Checkpoint {path} does not hold this model's weights ({str(error).splitlines()[0]})."
+        ) from None
     return model.eval(), saved
 
 

@@ -74,8 +74,9 @@ class RunLock:
         self.release()
 
 
-def wait_for_decision(run_dir: Path, job: str, timeout: float = 600, poll: float = 0.5,
-                      not_before: float | None = None) -> dict[str, Any]:  # fmt: skip
+def wait_for_decision(
+    run_dir: Path, job: str, timeout: float = 600, poll: float = 0.5, not_before: float | None = None
+) -> dict[str, Any]:
     """A worker process's wait for the main process of the same cluster job (`job`) to announce,
     in the lock file, what it decided (skip, or the config and the checkpoint to train from).
 
@@ -92,8 +93,10 @@ def wait_for_decision(run_dir: Path, job: str, timeout: float = 600, poll: float
         if decision.get("job") == job and decision.get("at", 0) >= not_before:
             return decision
         time.sleep(poll)
-    raise RuntimeError(f"The main process (rank 0) of job {job} did not announce its plan in {path} within {timeout:.0f} s; "
-                       "see its log for why (another run may hold the directory).")  # fmt: skip
+    raise RuntimeError(
+        f"The main process (rank 0) of job {job} did not announce its plan in {path} within {timeout:.0f} s; "
+        "see its log for why (another run may hold the directory)."
+    )
 
 
 def _holder(path: Path) -> str:

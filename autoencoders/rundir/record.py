@@ -65,9 +65,11 @@ def check_schema_version(payload: Any, path: Path) -> Any:
     UnsupportedVersion: a newer autoencoders wrote it, and rewriting it would lose what it holds."""
     version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UnsupportedVersion(f"{path} has record schema_version {version!r}, newer than this autoencoders reads "
-                                 f"(up to {SCHEMA_VERSION}). Upgrade autoencoders to read, resume or compare this run; "
-                                 "nothing was changed.")  # fmt: skip
+        raise UnsupportedVersion(
+            f"{path} has record schema_version {version!r}, newer than this autoencoders reads "
+            f"(up to {SCHEMA_VERSION}). Upgrade autoencoders to read, resume or compare this run; "
+            "nothing was changed."
+        )
     return payload
 
 
@@ -141,8 +143,14 @@ class RunRecord:
         self.save()
 
     @classmethod
-    def reopen(cls, run_dir: Path, overrides: list[str], checkpoint: str | None, torch_threads: int | None,
-               config_changes: dict[str, Any] | None = None) -> RunRecord:  # fmt: skip
+    def reopen(
+        cls,
+        run_dir: Path,
+        overrides: list[str],
+        checkpoint: str | None,
+        torch_threads: int | None,
+        config_changes: dict[str, Any] | None = None,
+    ) -> RunRecord:
         """The record of a run that continues (resume). The record of its last finished state
         (status, metrics, tested, last, data, model, error) stays as it is until this attempt
         completes: what the attempt learns is staged, and a failed or stopped attempt leaves
@@ -152,9 +160,17 @@ class RunRecord:
         record.payload = read_record(run_dir)
         record.staged = {}
         resumes = record.payload.setdefault("resumes", [])
-        resumes.append({"at": timestamp(), "overrides": list(overrides), "checkpoint": checkpoint,
-                        "command": command_line(), "torch_threads": torch_threads, "status": "running",
-                        **({"config_changes": config_changes} if config_changes else {})})  # fmt: skip
+        resumes.append(
+            {
+                "at": timestamp(),
+                "overrides": list(overrides),
+                "checkpoint": checkpoint,
+                "command": command_line(),
+                "torch_threads": torch_threads,
+                "status": "running",
+                **({"config_changes": config_changes} if config_changes else {}),
+            }
+        )
         record.payload.update(schema_version=SCHEMA_VERSION, attempt=_attempt(len(resumes) - 1))  # 2 adds to 1
         record.save()
         return record
@@ -174,8 +190,13 @@ class RunRecord:
             self.payload.update(fields)
         self.save()
 
-    def finish(self, status: str, metrics: dict[str, float] | None = None, error: BaseException | None = None,
-               traceback_text: str | None = None) -> None:  # fmt: skip
+    def finish(
+        self,
+        status: str,
+        metrics: dict[str, float] | None = None,
+        error: BaseException | None = None,
+        traceback_text: str | None = None,
+    ) -> None:
         """The attempt's end: its status, final metrics and, for a failure or stop, the error. A
         resume that does not complete changes nothing but its own entry in `resumes`."""
         if status not in STATUSES:
@@ -212,8 +233,14 @@ class WorkerRecord(RunRecord):
 
     def __init__(self) -> None:
         self.path = None
-        self.payload = {"status": "running", "metrics": {}, "data": {}, "model": {}, "error": None,
-                        "provenance": {"finished": None}}  # fmt: skip
+        self.payload = {
+            "status": "running",
+            "metrics": {},
+            "data": {},
+            "model": {},
+            "error": None,
+            "provenance": {"finished": None},
+        }
 
     staged: dict[str, Any] = {}
 

@@ -53,13 +53,18 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     """Check a resume of `run_dir` (from `checkpoint`, or its newest usable one) without writing."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / METRICS_FILE).is_file():
-        raise CheckpointError(f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
-                              "pass the directory of a run, or one of its checkpoints/*.ckpt files.")  # fmt: skip
+        raise CheckpointError(
+            f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
+            "pass the directory of a run, or one of its checkpoints/*.ckpt files."
+        )
     cfg = effective_config(run_dir)
     recorded = recorded_config(run_dir)
     if recorded is None:
-        log.warning("%s predates the record of its whole config: edits of its config.yaml are checked for the "
-                    "model's settings only (against its checkpoints).", run_dir)  # fmt: skip
+        log.warning(
+            "%s predates the record of its whole config: edits of its config.yaml are checked for the "
+            "model's settings only (against its checkpoints).",
+            run_dir,
+        )
         before, changes = cfg.copy(), {}
     else:
         before, changes = recorded, check_config_edits(recorded, cfg, run_dir)
@@ -73,8 +78,9 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     else:
         checkpoint, saved, skipped = usable_checkpoint(run_dir, model_cfg)
         if checkpoint is None and skipped:
-            raise CheckpointError(f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). "
-                                  "Start a new run.")  # fmt: skip
+            raise CheckpointError(
+                f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). Start a new run."
+            )
     if checkpoint is not None:
         _check_schedule_can_continue(before, cfg, saved, checkpoint)
     return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped, changes)
@@ -111,14 +117,19 @@ def recorded_config(run_dir: Path) -> DictConfig | None:
 def check_config_edits(recorded: DictConfig, current: DictConfig, run_dir: Path) -> dict[str, list[Any]]:
     """Keys of config.yaml edited since the run recorded it, under the rules of a resume's
     overrides: a key a resume may not change is refused; the others are returned (was, now)."""
-    was, now = _flat(OmegaConf.to_container(recorded, resolve=True)), _flat(OmegaConf.to_container(current, resolve=True))
+    was, now = (
+        _flat(OmegaConf.to_container(recorded, resolve=True)),
+        _flat(OmegaConf.to_container(current, resolve=True)),
+    )
     changes = {key: [was.get(key), now.get(key)] for key in sorted(set(was) | set(now)) if was.get(key) != now.get(key)}
     refused = [key for key in changes if not key.startswith(RESUME_MAY_CHANGE)]
     if refused:
         edits = "; ".join(f"{key}: {changes[key][0]!r} -> {changes[key][1]!r}" for key in refused)
-        raise ConfigError(f"{run_dir / 'config.yaml'} was edited since the run started ({edits}). A resume continues "
-                          "the same experiment, so its config may change only as a resume's overrides may; undo the "
-                          "edit (and pass e.g. trainer.max_epochs=N as an override), or start a new run.")  # fmt: skip
+        raise ConfigError(
+            f"{run_dir / 'config.yaml'} was edited since the run started ({edits}). A resume continues "
+            "the same experiment, so its config may change only as a resume's overrides may; undo the "
+            "edit (and pass e.g. trainer.max_epochs=N as an override), or start a new run."
+        )
     return changes
 
 
@@ -144,8 +155,10 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
         key = override.key_or_group
         if not key.startswith(RESUME_MAY_CHANGE) or override.is_delete() or override.is_sweep_override():
             allowed = ", ".join(f"{name}*" if name.endswith(".") else name for name in RESUME_MAY_CHANGE)
-            raise ConfigError(f"{override.input_line} cannot be changed on resume: a resume continues the same "
-                              f"experiment and may change only {allowed}. Start a new run for other settings.")  # fmt: skip
+            raise ConfigError(
+                f"{override.input_line} cannot be changed on resume: a resume continues the same "
+                f"experiment and may change only {allowed}. Start a new run for other settings."
+            )
         OmegaConf.update(cfg, key, override.value(), force_add=True)
 
 
@@ -154,8 +167,10 @@ def _check_schedule_can_continue(before: DictConfig, after: DictConfig, saved: d
     if after.model.get("lr_schedule") != "cosine" or after.trainer.max_epochs <= before.trainer.max_epochs:
         return
     states = [state for scheduler in saved.get("lr_schedulers", []) for state in scheduler.get("lr_lambdas", [])]
-    finished = any(isinstance(state, dict) and saved.get("global_step", 0) >= state.get("total_steps", float("inf"))
-                   for state in states)  # fmt: skip
+    finished = any(
+        isinstance(state, dict) and saved.get("global_step", 0) >= state.get("total_steps", float("inf"))
+        for state in states
+    )
     if finished:
         raise ConfigError(
             f"{path} ends a run whose cosine learning-rate schedule already decayed to 0, so "

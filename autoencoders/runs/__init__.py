@@ -41,7 +41,9 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds `autoencoders.runs.<old>` and hands out the module it moved to (the same object, so
     classes compare equal and isinstance works across old and new names)."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         prefix, _, name = fullname.rpartition(".")
         if prefix != __name__ or name not in MOVED:
             return None
@@ -49,8 +51,11 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         new = MOVED[spec.name.rpartition(".")[2]]
-        warnings.warn(f"{spec.name} moved to {new}; import it from there (the old name goes in the next release)",
-                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{spec.name} moved to {new}; import it from there (the old name goes in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return importlib.import_module(new)
 
     def exec_module(self, module: ModuleType) -> None:

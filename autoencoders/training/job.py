@@ -124,8 +124,9 @@ def stopped_before_training(run_dir: Path) -> RunInterrupted:
         elif record.get("status") == "running":
             record.update(status="interrupted", error=error)
         write_json_atomic(record_path, record)
-        return RunInterrupted(f"Stopped by SIGINT before training started; the record says so ({record_path}).",
-                              signal.SIGINT)  # fmt: skip
+        return RunInterrupted(
+            f"Stopped by SIGINT before training started; the record says so ({record_path}).", signal.SIGINT
+        )
     for name in (LOCK_FILE, RUN_LOG):
         path = run_dir / name
         if path.is_file() and (name == LOCK_FILE or path.stat().st_size == 0):
@@ -141,8 +142,12 @@ def report_failure(run_dir: str | Path, error: Exception) -> None:
     if isinstance(error, USER_ERRORS):
         log.error("%s", error, exc_info=full_error_requested())
     else:
-        log.error("Training failed: %s (the traceback is in %s; HYDRA_FULL_ERROR=1 prints it)", describe(error),
-                  Path(run_dir) / "metrics.json", exc_info=full_error_requested())  # fmt: skip
+        log.error(
+            "Training failed: %s (the traceback is in %s; HYDRA_FULL_ERROR=1 prints it)",
+            describe(error),
+            Path(run_dir) / "metrics.json",
+            exc_info=full_error_requested(),
+        )
     FAILURES.append(f"{run_dir}: {describe(error)}")
 
 
@@ -186,6 +191,9 @@ def _create_or_exit(directory: str, key: str) -> None:
     try:
         Path(directory).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"ae-train: cannot create the output directory {directory} ({type(error).__name__}: {error.strerror or error}). "
-              f"Choose a writable place with output_root=<dir> (or {key}=<dir>).", file=sys.stderr)  # fmt: skip
+        print(
+            f"ae-train: cannot create the output directory {directory} ({type(error).__name__}: {error.strerror or error}). "
+            f"Choose a writable place with output_root=<dir> (or {key}=<dir>).",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None

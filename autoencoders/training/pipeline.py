@@ -19,25 +19,22 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from autoencoders.console import print_metrics, route_lightning_logs_through_root
-from autoencoders.distributed.torch_setup import cuda_check_without_nvml, resolve_threads, set_up_torch
-from autoencoders.errors import ConfigError, Diverged, RunInterrupted
+from autoencoders.distributed.torch_setup import cuda_check_without_nvml, set_up_torch
+from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.internals import check_versions
-from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path, load_checkpoint
-from autoencoders.rundir.loading import constructor_arguments, data_arguments, instantiate
+from autoencoders.rundir.checkpoints import current_class_path, load_checkpoint
+from autoencoders.rundir.loading import data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
-from autoencoders.rundir.resume import ResumePlan, config_fingerprint, plan_resume
-from autoencoders.schema import check_config, check_known_keys
+from autoencoders.rundir.resume import ResumePlan, plan_resume
+from autoencoders.training.opening import open_record
 from autoencoders.training.run_loggers import close_loggers, run_loggers
 from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
 
 log = logging.getLogger("autoencoders")
-
-# Arguments the code passes to the model and DataModule itself; a config may not set them.
-SET_BY_CODE = {"model": FROM_DATA, "data": {"seed"}}
 
 
 @dataclass
@@ -57,8 +54,13 @@ class RunState:
         return floats(self.trainer.callback_metrics)
 
 
-def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[str] | None = None,
-          resume: ResumePlan | None = None, callbacks: Sequence[Any] = ()) -> dict[str, float]:  # fmt: skip
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
+    resume: ResumePlan | None = None,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, float]:
     """Train, test and evaluate the configured model; return the final metrics (also in metrics.json).
 
     `run_dir` and `overrides` default to Hydra's job output directory and command-line
@@ -72,7 +74,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None, overrides: list[st
         overrides = list(HydraConfig.get().overrides.task) if overrides is None else overrides
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
-    state = RunState(_open_record(cfg, run_dir, overrides or [], resume), callbacks=list(callbacks))
+    state = RunState(open_record(cfg, run_dir, overrides or [], resume), callbacks=list(callbacks))
     _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
     print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
     return state.metrics
@@ -100,8 +102,11 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
-        stopped = RunInterrupted(f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
-                                 f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}", signal_number)
+        stopped = RunInterrupted(
+            f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
+            f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}",
+            signal_number,
+        )
         # The record names the signal received (Lightning's SIGTERMException would say SIGTERM, empty).
         state.record.finish("interrupted", state.metrics_so_far(), stopped, traceback.format_exc())
         raise stopped from None
@@ -115,79 +120,14 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
             close_loggers(state.trainer, state.record, state.outcome, state.metrics_so_far(), run_dir)
 
 
-def resume_training(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
-                    checkpoint: str | Path | None = None) -> dict[str, float]:  # fmt: skip
+def resume_training(
+    run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), checkpoint: str | Path | None = None
+) -> dict[str, float]:
     """Continue the run in `run_dir` (its newest usable checkpoint, or `checkpoint`) with the
     overrides a resume may have (rundir/resume.py); everything is checked before anything is written."""
     run_dir = Path(run_dir)
     plan = plan_resume(run_dir, list(overrides), Path(checkpoint) if checkpoint is not None else None)
     return train(plan.cfg, run_dir, read_record(run_dir).get("overrides", []), resume=plan)
-
-
-def _open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: ResumePlan | None) -> RunRecord:
-    """The run's metrics.json (new, or reopened to resume) and config.yaml. A new run's config that
-    breaks the schema is recorded as failed and raised before anything is built or trained; a
-    resume was checked in full before (rundir.resume), so a refused one changes no file."""
-    if resume is not None:
-        threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
-        record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads, resume.config_changes)
-        for line in resume.skipped:
-            log.warning("Resuming %s: %s", run_dir, line)
-        set_up_torch(threads)
-        return record
-    try:
-        check_config(cfg)
-        check_settings_exist(cfg)
-        error = None
-    except ConfigError as caught:
-        error = caught
-    threads = resolve_threads(cfg.torch_threads, _processes_here(cfg)) if error is None else None
-    record = RunRecord(run_dir, overrides, threads)
-    resolved = resolve_paths(cfg)  # beside the verbatim overrides, which a sweep re-run compares
-    # What config.yaml says now, whole and hashed: a resume compares them (an edit obeys its rules).
-    record.update(config=config_fingerprint(cfg), **({"resolved_paths": resolved} if resolved else {}))
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    if error is not None:
-        record.finish("failed", error=error)
-        raise error
-    set_up_torch(threads)
-    return record
-
-
-PATH_KEYS = ("data.path", "data.root")
-
-
-def resolve_paths(cfg: DictConfig) -> dict[str, str]:
-    """Make the run's file paths absolute in `cfg` (so config.yaml resumes and evaluates from any
-    directory); the keys whose value changed, with their absolute value."""
-    changed = {}
-    for key in PATH_KEYS:
-        value = OmegaConf.select(cfg, key, default=None)
-        if isinstance(value, str) and value:
-            absolute = str(Path(value).expanduser().absolute())
-            if absolute != value:
-                OmegaConf.update(cfg, key, absolute, force_add=False)
-                changed[key] = absolute
-    return changed
-
-
-def _processes_here(cfg: DictConfig) -> int:
-    """How many processes of the run share this machine's cores (DDP on CPUs starts `devices`)."""
-    from autoencoders.training.trainer import DDP_STRATEGIES
-
-    devices = cfg.trainer.get("devices")
-    return devices if cfg.trainer.get("strategy") in DDP_STRATEGIES and isinstance(devices, int) else 1
-
-
-def check_settings_exist(cfg: DictConfig) -> None:
-    """Every model.* and data.* key is an argument of the class it configures (`+model.foo=1`
-    would otherwise fail deep inside Hydra's instantiate, after the data had loaded)."""
-    for section in ("model", "data"):
-        node = cfg[section]
-        known = constructor_arguments(get_class(current_class_path(node._target_)))
-        given = {key for key in node if not key.startswith("_")}
-        check_known_keys(section, dict.fromkeys(given), known - SET_BY_CODE[section])
-    check_trainer_fits_model(cfg.trainer, get_class(current_class_path(cfg.model._target_)))
 
 
 def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState) -> None:
@@ -210,18 +150,37 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
     purge_step = _purge_step(run_dir, checkpoint)
     loggers = run_loggers(cfg, run_dir, state.record, purge_step)
-    state.trainer, best = build_trainer(cfg, run_dir, state.record.current("model", {}).get("name", ""), purge_step,
-                                        stop, workers, loggers, state.callbacks, manual)  # fmt: skip
+    state.trainer, best = build_trainer(
+        cfg,
+        run_dir,
+        state.record.current("model", {}).get("name", ""),
+        purge_step,
+        stop,
+        workers,
+        loggers,
+        state.callbacks,
+        manual,
+    )
     trainer = state.trainer
-    state.record.update(processes={"count": trainer.world_size, "batch_per_process": cfg.data.batch_size,
-                                   "global_batch": cfg.data.batch_size * trainer.world_size})  # fmt: skip
+    state.record.update(
+        processes={
+            "count": trainer.world_size,
+            "batch_per_process": cfg.data.batch_size,
+            "global_batch": cfg.data.batch_size * trainer.world_size,
+        }
+    )
     with cuda_check_without_nvml():
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
         last = _epoch_metrics(trainer.callback_metrics)
         state.signals.check()
         tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
-        trainer.test(model, datamodule=datamodule, ckpt_path=tested if tested.is_file() else None,
-                     verbose=False, weights_only=True)  # fmt: skip
+        trainer.test(
+            model,
+            datamodule=datamodule,
+            ckpt_path=tested if tested.is_file() else None,
+            verbose=False,
+            weights_only=True,
+        )
         state.metrics = {**last, **floats(trainer.callback_metrics)}
         if trainer.is_global_zero:
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
@@ -248,21 +207,32 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     if last:  # a resume whose training had finished trained no epoch: the record keeps its last one
         state.record.update(last={"epoch": trainer.current_epoch - 1, "step": trainer.global_step, "metrics": last})
     if not tested.is_file():  # no checkpoint was written (checkpointing off): the last weights were tested
-        state.record.update(tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step})
+        state.record.update(
+            tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step}
+        )
         return last
     # The tested checkpoint as trainer.test loaded it (models.base.on_load_checkpoint): read once.
     saved = getattr(trainer.lightning_module, "loaded_checkpoint", None) or load_checkpoint(tested)
     values = saved.get("epoch_metrics")
-    state.record.update(tested={
-        "checkpoint": str(tested.relative_to(run_dir)), "epoch": saved.get("epoch"), "step": saved.get("global_step"),
-        # Checkpoints written before the values were saved with them: the last epoch's stand in.
-        **({} if values is not None else {"note": "the checkpoint predates saved epoch values; these are the last epoch's"}),
-    })  # fmt: skip
+    state.record.update(
+        tested={
+            "checkpoint": str(tested.relative_to(run_dir)),
+            "epoch": saved.get("epoch"),
+            "step": saved.get("global_step"),
+            # Checkpoints written before the values were saved with them: the last epoch's stand in.
+            **(
+                {}
+                if values is not None
+                else {"note": "the checkpoint predates saved epoch values; these are the last epoch's"}
+            ),
+        }
+    )
     if values is None:
         return last
     for logger in trainer.loggers:
-        logger.log_metrics({name: value for name, value in values.items() if name.startswith("val/")},
-                           step=trainer.global_step)  # fmt: skip
+        logger.log_metrics(
+            {name: value for name, value in values.items() if name.startswith("val/")}, step=trainer.global_step
+        )
     return dict(values)
 
 
@@ -281,7 +251,9 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
     model_class = get_class(current_class_path(cfg.model._target_))
     model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
     name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
-    record.update(model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())})
+    record.update(
+        model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())}
+    )
     return model
 
 

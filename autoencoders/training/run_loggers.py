@@ -21,10 +21,16 @@ def run_loggers(cfg: DictConfig, run_dir: Path, record: Any, purge_step: int) ->
         return []
     resumes = record.payload.get("resumes") or []
     context = RunContext(
-        run_dir=run_dir, output_root=Path(cfg.output_root).resolve(), experiment=sweep_name(), run_name=run_dir.name,
-        params=run_params(cfg), previous=record.current("loggers") or {}, purge_step=purge_step,
-        resume_overrides=tuple(resumes[-1].get("overrides", ())) if resumes else None, resume_number=len(resumes),
-    )  # fmt: skip
+        run_dir=run_dir,
+        output_root=Path(cfg.output_root).resolve(),
+        experiment=sweep_name(),
+        run_name=run_dir.name,
+        params=run_params(cfg),
+        previous=record.current("loggers") or {},
+        purge_step=purge_step,
+        resume_overrides=tuple(resumes[-1].get("overrides", ())) if resumes else None,
+        resume_number=len(resumes),
+    )
     loggers = build_loggers(cfg.logger, context)
     record.update(loggers={name: logger.record_entry() for name, logger in loggers.items()})
     return list(loggers.values())
@@ -38,7 +44,9 @@ def close_loggers(trainer: Any, record: Any, outcome: str, metrics: dict[str, fl
     if not trainer.is_global_zero:
         return
     finish_run(trainer.loggers, outcome, metrics, record.current("tested"), run_dir)
-    broken = {logger.config_name: logger.record_entry() for logger in trainer.loggers if getattr(logger, "broken", None)}
+    broken = {
+        logger.config_name: logger.record_entry() for logger in trainer.loggers if getattr(logger, "broken", None)
+    }
     if broken and not isinstance(record, WorkerRecord):
         record.update(loggers={**(record.current("loggers") or {}), **broken})
 
@@ -54,4 +62,6 @@ def run_params(cfg: DictConfig) -> dict[str, Any]:
     """The run's composed config as flat `section.key` parameters, without the logger and callback
     entries (how it is logged, not what it trains)."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    return flatten_hparams({name: value for name, value in values.items() if name not in ("logger", "callbacks", "hydra")})
+    return flatten_hparams(
+        {name: value for name, value in values.items() if name not in ("logger", "callbacks", "hydra")}
+    )

@@ -128,5 +128,7 @@ class GracefulStop(L.Callback):
         stopped = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
         if stopped and trainer.state.fn == "fit":  # testing changes no weights: last.ckpt is the state
             if self.signals.signal_number is None:
-                self.signals.signal_number = signal.SIGTERM if isinstance(exception, SIGTERMException) else signal.SIGINT
+                self.signals.signal_number = (
+                    signal.SIGTERM if isinstance(exception, SIGTERMException) else signal.SIGINT
+                )
             trainer.save_checkpoint(self.checkpoint_dir / INTERRUPTED_CHECKPOINT, weights_only=False)

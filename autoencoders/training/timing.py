@@ -80,5 +80,9 @@ class EpochTimes(L.Callback):
     def epoch(self, k: int) -> dict[str, Any]:
         """Epoch k as timing.json holds it: its number, images, total and per-phase seconds."""
         phases = self.phase_seconds(slice(k, k + 1))
-        return {"epoch": int(self.marks[k]["epoch"]), "images": self.images_per_epoch, "seconds": self.seconds[k],
-                **{f"{name.replace(' ', '_')}_seconds": value for name, value in phases.items()}}  # fmt: skip
+        return {
+            "epoch": int(self.marks[k]["epoch"]),
+            "images": self.images_per_epoch,
+            "seconds": self.seconds[k],
+            **{f"{name.replace(' ', '_')}_seconds": value for name, value in phases.items()},
+        }

@@ -41,9 +41,17 @@ def gradient_clipping(trainer: DictConfig) -> dict[str, Any]:
     return {name: trainer[name] for name in CLIPPING if trainer.get(name) is not None}
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: int | None, stop: GracefulStop,
-                  worker_command: list[str], loggers: Sequence[Any] = (), callbacks: Sequence[Any] = (),
-                  manual_optimization: bool = False) -> tuple[Any, Any]:  # fmt: skip
+def build_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    model_name: str,
+    purge_step: int | None,
+    stop: GracefulStop,
+    worker_command: list[str],
+    loggers: Sequence[Any] = (),
+    callbacks: Sequence[Any] = (),
+    manual_optimization: bool = False,
+) -> tuple[Any, Any]:
     """The Trainer for `cfg.trainer`, and its best-checkpoint callback (whose checkpoint is tested).
 
     `purge_step`: TensorBoard drops the run's events from this step on (a resumed run repeats them).
@@ -56,37 +64,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
     for the unused ones.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from autoencoders.console import RunProgressBar
-    from autoencoders.rundir.checkpoints import AtomicCheckpointIO, RunCheckpoint
-    from autoencoders.views import build_callbacks
     from autoencoders.views.tensorboard import SessionLogger
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     if manual_optimization:
         for name in CLIPPING:
             trainer_args.pop(name, None)
-    checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
-    # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
-    last = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last")
-    own = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
-    own.extend(build_callbacks(cfg.logging, hparams={
-        "model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed,
-    }))  # fmt: skip
-    own.append(stop)
-    if trainer_args.get("enable_progress_bar", True):
-        # Redrawing the bar every step costs more than a small model's step.
-        own.append(RunProgressBar(refresh_rate=20))
-    strategy = trainer_args.pop("strategy", "auto")
-    if strategy in DDP_STRATEGIES:
-        from autoencoders.distributed.ddp import RunDDPStrategy
-
-        strategy = RunDDPStrategy(worker_command, checkpoint_io=AtomicCheckpointIO(),
-                                  find_unused_parameters=strategy == "ddp_find_unused_parameters_true" or manual_optimization)  # fmt: skip
-        plugins = []
-    else:
-        plugins = [AtomicCheckpointIO()]
+    own, checkpoint = _own_callbacks(cfg, run_dir, model_name, stop, trainer_args.get("enable_progress_bar", True))
+    strategy, plugins = _strategy(trainer_args.pop("strategy", "auto"), worker_command, manual_optimization)
     trainer = L.Trainer(
         **trainer_args,
         strategy=strategy,
@@ -94,11 +80,50 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_name: str, purge_step: i
         # Our batch sampler shards the data itself (data/batches.py): Lightning must not wrap it.
         use_distributed_sampler=False,
         default_root_dir=run_dir,
-        logger=[SessionLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
-                *loggers],
+        logger=[
+            SessionLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
+            *loggers,
+        ],
         callbacks=[*own, *config_callbacks(cfg.get("callbacks")), *callbacks],
     )
     return trainer, checkpoint
+
+
+def _own_callbacks(
+    cfg: DictConfig, run_dir: Path, model_name: str, stop: GracefulStop, progress_bar: bool
+) -> tuple[list[Any], Any]:
+    """The run's own callbacks (checkpoints best and last, lr, views, the signal stop, the bar),
+    and the best-checkpoint one among them."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from autoencoders.console import RunProgressBar
+    from autoencoders.rundir.checkpoints import RunCheckpoint
+    from autoencoders.views import build_callbacks
+
+    checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
+    # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
+    last = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last")
+    own = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
+    hparams = {"model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed}
+    own.extend(build_callbacks(cfg.logging, hparams=hparams))
+    own.append(stop)
+    if progress_bar:
+        # Redrawing the bar every step costs more than a small model's step.
+        own.append(RunProgressBar(refresh_rate=20))
+    return own, checkpoint
+
+
+def _strategy(strategy: Any, worker_command: list[str], manual_optimization: bool) -> tuple[Any, list[Any]]:
+    """Our DDP strategy for the DDP names (its processes start `worker_command`), and the plugins:
+    checkpoints written atomically either way."""
+    from autoencoders.rundir.checkpoints import AtomicCheckpointIO
+
+    if strategy not in DDP_STRATEGIES:
+        return strategy, [AtomicCheckpointIO()]
+    from autoencoders.distributed.ddp import RunDDPStrategy
+
+    find_unused = strategy == "ddp_find_unused_parameters_true" or manual_optimization
+    return RunDDPStrategy(worker_command, checkpoint_io=AtomicCheckpointIO(), find_unused_parameters=find_unused), []
 
 
 def config_callbacks(node: Mapping[str, Any] | None) -> list[Any]:
@@ -109,7 +134,9 @@ def config_callbacks(node: Mapping[str, Any] | None) -> list[Any]:
     found = []
     for name, entry in (node or {}).items():
         if not isinstance(entry, Mapping) or "_target_" not in entry:
-            raise ConfigError(f"callbacks.{name} is not a callback: each entry of the callbacks block is a mapping "
-                              f"with a _target_ (conf/callbacks/*.yaml), e.g. callbacks=timing.")  # fmt: skip
+            raise ConfigError(
+                f"callbacks.{name} is not a callback: each entry of the callbacks block is a mapping "
+                f"with a _target_ (conf/callbacks/*.yaml), e.g. callbacks=timing."
+            )
         found.append(instantiate(entry))
     return found

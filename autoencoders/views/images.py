@@ -46,8 +46,11 @@ class ImageGrids(L.Callback):
             given = condition(pl_module, labels)
             reconstructions = pl_module.reconstruct(to_module(images, pl_module), *given).float().cpu()
             # Originals and reconstructions in alternating rows, so each pair is one above the other.
-            rows = [part for start in range(0, len(images), self.per_row)
-                    for part in (images[start : start + self.per_row], reconstructions[start : start + self.per_row])]  # fmt: skip
+            rows = [
+                part
+                for start in range(0, len(images), self.per_row)
+                for part in (images[start : start + self.per_row], reconstructions[start : start + self.per_row])
+            ]
             log_image(trainer, writer, "images/reconstructions", grid(torch.cat(rows), self.per_row), step)
             if callable(getattr(pl_module, "sample_grid", None)):
                 # The same seed every epoch, so epochs compare.

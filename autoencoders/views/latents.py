@@ -88,7 +88,9 @@ class ProjectorFiles:
                 kept = [e for e in self.config.embeddings if int(e.tensor_name.rsplit(":", 1)[1]) < purge_from]
                 del self.config.embeddings[:]
                 self.config.embeddings.extend(kept)
-            sprites = [e.sprite.image_path for e in self.config.embeddings if (self.log_dir / e.sprite.image_path).is_file()]
+            sprites = [
+                e.sprite.image_path for e in self.config.embeddings if (self.log_dir / e.sprite.image_path).is_file()
+            ]
             self.sprite = sprites[0] if sprites else None
 
     def add(self, codes: Tensor, metadata: list[str] | None, images: Tensor, step: int) -> None:
@@ -106,8 +108,9 @@ class ProjectorFiles:
         name = f"{self.tag}:{step:05d}"
         if all(embedding.tensor_name != name for embedding in self.config.embeddings):
             metadata_path = f"{folder}/metadata.tsv" if metadata is not None else ""
-            embedding = self.config.embeddings.add(tensor_name=name, tensor_path=f"{folder}/tensors.tsv",
-                                                   metadata_path=metadata_path)  # fmt: skip
+            embedding = self.config.embeddings.add(
+                tensor_name=name, tensor_path=f"{folder}/tensors.tsv", metadata_path=metadata_path
+            )
             embedding.sprite.image_path = self.sprite
             embedding.sprite.single_image_dim.extend([images.shape[-1], images.shape[-2]])  # width, height
         (self.log_dir / "projector_config.pbtxt").write_text(text_format.MessageToString(self.config))
@@ -164,8 +167,10 @@ class LatentViews(L.Callback):
         images, labels = images[subset], (labels[subset] if datamodule.has_labels else None)
         class_names = list(datamodule.class_names)
         if labels is None and not self.said_no_labels:
-            log.info("The data has no class labels: latent/scatter is skipped, the projector shows the codes "
-                     "without class names, and images/interpolation pairs test images in a fixed order.")  # fmt: skip
+            log.info(
+                "The data has no class labels: latent/scatter is skipped, the projector shows the codes "
+                "without class names, and images/interpolation pairs test images in a fixed order."
+            )
             self.said_no_labels = True
         with evaluating(pl_module):
             codes = encode_all(pl_module, images, labels)
@@ -176,16 +181,30 @@ class LatentViews(L.Callback):
             if labels is not None:
                 scatter = scatter_image(codes, labels, class_names)
                 writer.add_image("latent/scatter", scatter, step, dataformats="HWC")
-                log_grid(trainer.loggers, "latent/scatter", torch.as_tensor(scatter).permute(2, 0, 1).float() / 255, step)
-            log_image(trainer, writer, "images/interpolation", self.interpolation(pl_module, images, labels, codes), step)
-            log_image(trainer, writer, "images/traversal", self.traversal(pl_module, codes, labels[0] if labels is not None else None), step)
+                log_grid(
+                    trainer.loggers, "latent/scatter", torch.as_tensor(scatter).permute(2, 0, 1).float() / 255, step
+                )
+            log_image(
+                trainer, writer, "images/interpolation", self.interpolation(pl_module, images, labels, codes), step
+            )
+            log_image(
+                trainer,
+                writer,
+                "images/traversal",
+                self.traversal(pl_module, codes, labels[0] if labels is not None else None),
+                step,
+            )
         writer.flush()
 
     def interpolation(self, module: L.LightningModule, images: Tensor, labels: Tensor | None, codes: Tensor) -> Tensor:
         """One row per pair (classes 0->1, 2->3, ...; without labels, the subset's images 0->1,
         2->3, ...): image a, decodings along the straight line from code a to code b, image b."""
         n_classes = int(labels.max()) + 1 if labels is not None else 0  # pairs wrap around on sets with few classes
-        one_hot = F.one_hot(labels, max(n_classes, module.hparams.get("num_classes", 0))).float() if labels is not None else None
+        one_hot = (
+            F.one_hot(labels, max(n_classes, module.hparams.get("num_classes", 0))).float()
+            if labels is not None
+            else None
+        )
         rows = []
         for pair in range(INTERPOLATION_PAIRS):
             a, b = 2 * pair % len(images), (2 * pair + 1) % len(images)
@@ -194,7 +213,9 @@ class LatentViews(L.Callback):
                 b = first_of_class(labels, (2 * pair + 1) % n_classes, b)
             weights = torch.linspace(0, 1, INTERPOLATION_STEPS)[:, None]
             line = (1 - weights) * codes[a] + weights * codes[b]
-            label_line = (1 - weights) * one_hot[a] + weights * one_hot[b] if one_hot is not None else None  # conditional models
+            label_line = (
+                (1 - weights) * one_hot[a] + weights * one_hot[b] if one_hot is not None else None
+            )  # conditional models
             decoded = module.decode(to_module(line, module), *condition(module, label_line)).float().cpu()
             rows.append(torch.cat([images[a : a + 1], decoded, images[b : b + 1]]))
         return grid(torch.cat(rows), INTERPOLATION_STEPS + 2)

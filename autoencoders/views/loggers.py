@@ -52,9 +52,11 @@ def build_loggers(node: Mapping[str, Any] | None, context: RunContext) -> dict[s
     loggers = {}
     for name, entry in (node or {}).items():
         if not isinstance(entry, Mapping) or "_target_" not in entry:
-            raise ConfigError(f"logger.{name} is not a logger: each entry of the logger block is a mapping with a "
-                              f"_target_ (conf/logger/*.yaml). Choose loggers with logger=csv, logger=mlflow, "
-                              f"logger=wandb or a list of them, e.g. logger=[csv,mlflow].")  # fmt: skip
+            raise ConfigError(
+                f"logger.{name} is not a logger: each entry of the logger block is a mapping with a "
+                f"_target_ (conf/logger/*.yaml). Choose loggers with logger=csv, logger=mlflow, "
+                f"logger=wandb or a list of them, e.g. logger=[csv,mlflow]."
+            )
         # Partial, then called: Hydra would turn a dataclass given to instantiate into a config node.
         loggers[name] = instantiate(entry, _partial_=True)(context=context)
         loggers[name].config_name = name
@@ -78,8 +80,13 @@ class Reported:
             return call()
         except Exception as error:  # noqa: BLE001  (any failure of a remote logger is reported, not raised)
             self.broken = f"{type(error).__name__}: {error}"
-            log.error("%s stopped taking writes (%s): %s. The run goes on; its run directory (TensorBoard events, "
-                      "metrics.json, checkpoints) keeps the complete record.", self.label, what, self.broken)  # fmt: skip
+            log.error(
+                "%s stopped taking writes (%s): %s. The run goes on; its run directory (TensorBoard events, "
+                "metrics.json, checkpoints) keeps the complete record.",
+                self.label,
+                what,
+                self.broken,
+            )
             return None
 
     def record_entry(self) -> dict[str, Any]:
@@ -110,8 +117,9 @@ class RunCSVLogger(Reported, CSVLogger):
             warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
             writer = self.experiment
         for row in kept:
-            writer.log_metrics({name: float(value) for name, value in row.items() if name != "step"},
-                                        step=int(row["step"]))  # fmt: skip
+            writer.log_metrics(
+                {name: float(value) for name, value in row.items() if name != "step"}, step=int(row["step"])
+            )
         if kept:
             writer.save()
 
@@ -146,7 +154,10 @@ def _rows_before(path: Path, step: int) -> list[dict[str, str]]:
     if step <= 0 or not path.is_file():
         return []
     with path.open(newline="") as file:
-        rows = [{name: value for name, value in row.items() if value not in ("", None)} for row in csv_module.DictReader(file)]
+        rows = [
+            {name: value for name, value in row.items() if value not in ("", None)}
+            for row in csv_module.DictReader(file)
+        ]
     return [row for row in rows if "step" in row and int(row["step"]) < step]
 
 
@@ -169,8 +180,9 @@ def log_hyperparams(loggers: list[Logger], params: Mapping[str, Any]) -> None:
         logger.log_hyperparams(dict(params))
 
 
-def finish_run(loggers: list[Logger], status: str, metrics: Mapping[str, float], tested: Mapping[str, Any] | None,
-               run_dir: Path) -> None:  # fmt: skip
+def finish_run(
+    loggers: list[Logger], status: str, metrics: Mapping[str, float], tested: Mapping[str, Any] | None, run_dir: Path
+) -> None:
     """The run's end to every logger beside TensorBoard: the attempt's status and final metrics as
     metrics.json holds them, and the files a tracker keeps beside them (`tested`: the record's entry)."""
     checkpoint = (tested or {}).get("checkpoint")

@@ -22,7 +22,9 @@ class Throughput(L.Callback):
         self.start = self.last_batch_end = time.perf_counter()
         self.images = 0
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # On a GPU this clock runs ahead of queued kernels by at most a step or two, which an
         # epoch of steps averages out; a synchronize here would cost more than it corrects.
         self.images += len(batch[0] if isinstance(batch, (list, tuple)) else batch)

@@ -21,8 +21,10 @@ AE_PREDICT = str(BIN / "ae-predict")
 def test_help_and_parsing_import_no_torch():
     done = subprocess.run([AE_PREDICT, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--split" in done.stdout and "--resize" in done.stdout
-    check = ("import sys; from autoencoders.cli.predict import parse_args; parse_args(['run', 'images/', '--out', 'x.npz']); "
-             "assert 'torch' not in sys.modules, sorted(sys.modules)")  # fmt: skip
+    check = (
+        "import sys; from autoencoders.cli.predict import parse_args; parse_args(['run', 'images/', '--out', 'x.npz']); "
+        "assert 'torch' not in sys.modules, sorted(sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     # The help text names the arrays the library writes (kept as text there so --help stays light).
@@ -31,8 +33,12 @@ def test_help_and_parsing_import_no_torch():
 
 def test_the_latent_dataset_recipe_through_the_installed_script(finished_run, tmp_path):
     out = tmp_path / "latents.npz"
-    done = subprocess.run([AE_PREDICT, str(finished_run), "--split", "train", "--what", "codes", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [AE_PREDICT, str(finished_run), "--split", "train", "--what", "codes", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     train_size = read_record(finished_run)["data"]["train"]
     with np.load(out, allow_pickle=False) as latents:

@@ -72,8 +72,10 @@ def test_multirun_gives_each_job_its_own_named_directory(tmp_path):
 
 
 def test_runs_started_together_never_share_a_directory(tmp_path):
-    processes = [subprocess.Popen([AE_TRAIN, *TINY], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for _ in range(2)]  # fmt: skip
+    processes = [
+        subprocess.Popen([AE_TRAIN, *TINY], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
     assert [process.wait(timeout=300) for process in processes] == [0, 0]
     assert len(run_dirs(tmp_path / "outputs")) == 2
 
@@ -110,7 +112,11 @@ def test_a_libraries_error_is_a_failure_with_its_type_and_its_traceback_in_the_r
 
 def test_an_output_directory_that_cannot_be_created_is_one_paragraph(tmp_path):
     (tmp_path / "a-file").write_text("")
-    for where in (f"output_root={tmp_path / 'a-file'}", f"hydra.run.dir={tmp_path / 'a-file' / 'run'}", "hydra.run.dir=/proc/no/run"):
+    for where in (
+        f"output_root={tmp_path / 'a-file'}",
+        f"hydra.run.dir={tmp_path / 'a-file' / 'run'}",
+        "hydra.run.dir=/proc/no/run",
+    ):
         done = ae_train(*TINY, where, cwd=tmp_path)
         assert done.returncode == 1, where
         assert done.stderr.startswith("ae-train: cannot create the output directory") and done.stderr.count("\n") == 1

@@ -24,8 +24,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BETAS, LATENTS, SEEDS = ("1", "4"), ("2", "8"), ("1", "2", "3")
 
 
-def write_run(run_dir: Path, overrides: list[str], metrics: dict[str, float], status: str = "completed",
-              error: dict | None = None) -> Path:  # fmt: skip
+def write_run(
+    run_dir: Path, overrides: list[str], metrics: dict[str, float], status: str = "completed", error: dict | None = None
+) -> Path:
     """A metrics.json shaped like RunRecord's, written the way ae-train writes it."""
     payload = {
         "status": status,
@@ -71,7 +72,9 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 def records(root: Path) -> dict[str, dict]:
     """metrics.json of every run, by directory relative to `root` (the table's run column)."""
-    return {path.parent.relative_to(root).as_posix(): json.loads(path.read_text()) for path in root.rglob("metrics.json")}
+    return {
+        path.parent.relative_to(root).as_posix(): json.loads(path.read_text()) for path in root.rglob("metrics.json")
+    }
 
 
 def test_csv_rows_equal_each_jobs_metrics_json(sweep, capsys):
@@ -80,7 +83,16 @@ def test_csv_rows_equal_each_jobs_metrics_json(sweep, capsys):
     rows = read_csv(out)
     # Only swept keys are columns: model=vae is the same everywhere; torch_threads and
     # output_root are run plumbing (conf/train.yaml keeps them out of run names too).
-    assert list(rows[0]) == ["run", "model.beta", "model.latent_dim", "seed", "status", "test/mse", "test/loss", "test/elbo"]
+    assert list(rows[0]) == [
+        "run",
+        "model.beta",
+        "model.latent_dim",
+        "seed",
+        "status",
+        "test/mse",
+        "test/loss",
+        "test/elbo",
+    ]
     expected = records(sweep)
     assert sorted(row["run"] for row in rows) == sorted(expected) and len(rows) == 12
     for row in rows:
@@ -100,8 +112,12 @@ def test_metrics_option_picks_columns(sweep, capsys):
 
 
 def test_ignored_and_constant_keys_are_not_columns(tmp_path, capsys):
-    write_run(tmp_path / "a", ["model=mlp", "model.latent_dim=2", "torch_threads=1", "output_root=/x"], {"test/mse": 0.2})
-    write_run(tmp_path / "b", ["model=mlp", "model.latent_dim=3", "torch_threads=2", "output_root=/y"], {"test/mse": 0.1})
+    write_run(
+        tmp_path / "a", ["model=mlp", "model.latent_dim=2", "torch_threads=1", "output_root=/x"], {"test/mse": 0.2}
+    )
+    write_run(
+        tmp_path / "b", ["model=mlp", "model.latent_dim=3", "torch_threads=2", "output_root=/y"], {"test/mse": 0.1}
+    )
     write_run(tmp_path / "c", ["model=mlp", "model.latent_dim=3", "+trainer.gradient_clip_val=1"], {"test/mse": 0.3})
     code, out, _ = run_cli(capsys, tmp_path, "--format", "csv")
     assert code == 0
@@ -111,10 +127,19 @@ def test_ignored_and_constant_keys_are_not_columns(tmp_path, capsys):
 
 
 def test_sort_ascending_descending_and_missing_last(sweep, capsys):
-    write_run(sweep / "12_model.beta=9", ["model=vae", "model.beta=9", "model.latent_dim=2", "seed=1"], {},
-              status="failed", error={"type": "RuntimeError", "message": "boom", "traceback": "..."})  # fmt: skip
-    write_run(sweep / "13_model.beta=99", ["model=vae", "model.beta=99", "model.latent_dim=2", "seed=1"],
-              {"test/mse": math.nan}, status="diverged")  # fmt: skip
+    write_run(
+        sweep / "12_model.beta=9",
+        ["model=vae", "model.beta=9", "model.latent_dim=2", "seed=1"],
+        {},
+        status="failed",
+        error={"type": "RuntimeError", "message": "boom", "traceback": "..."},
+    )
+    write_run(
+        sweep / "13_model.beta=99",
+        ["model=vae", "model.beta=99", "model.latent_dim=2", "seed=1"],
+        {"test/mse": math.nan},
+        status="diverged",
+    )
     for extra, reverse in (([], False), (["--desc"], True)):
         _, out, _ = run_cli(capsys, sweep, "--format", "csv", "--no-group", "--sort", "test/mse", *extra)
         values = [row["test/mse"] for row in read_csv(out)]
@@ -128,8 +153,18 @@ def test_seed_groups_give_mean_and_sample_std(sweep, capsys):
     assert code == 0
     rows = read_csv(out)
     assert len(rows) == len(BETAS) * len(LATENTS)
-    assert list(rows[0]) == ["model.beta", "model.latent_dim", "status", "seeds",
-                             "test/mse", "test/mse std", "test/loss", "test/loss std", "test/elbo", "test/elbo std"]
+    assert list(rows[0]) == [
+        "model.beta",
+        "model.latent_dim",
+        "status",
+        "seeds",
+        "test/mse",
+        "test/mse std",
+        "test/loss",
+        "test/loss std",
+        "test/elbo",
+        "test/elbo std",
+    ]
     by_job = {tuple(record["overrides"][1:3]): [] for record in records(sweep).values()}
     for record in records(sweep).values():
         by_job[tuple(record["overrides"][1:3])].append(record["metrics"])
@@ -148,10 +183,19 @@ def test_seed_groups_give_mean_and_sample_std(sweep, capsys):
 
 def test_failed_and_diverged_runs_show_status_and_short_error(sweep, capsys):
     message = "model.latent_dim must be a positive integer, got -4; pick a size such as 2, 8 or 32\nmore detail"
-    failed = write_run(sweep / "12_model.latent_dim=-4", ["model=vae", "model.beta=1", "model.latent_dim=-4", "seed=1"],
-                       {}, status="failed", error={"type": "ValueError", "message": message, "traceback": "Trace..."})
-    diverged = write_run(sweep / "13_model.beta=1000", ["model=vae", "model.beta=1000", "model.latent_dim=2", "seed=1"],
-                         {"test/mse": math.nan, "test/loss": math.nan, "test/elbo": math.nan}, status="diverged")
+    failed = write_run(
+        sweep / "12_model.latent_dim=-4",
+        ["model=vae", "model.beta=1", "model.latent_dim=-4", "seed=1"],
+        {},
+        status="failed",
+        error={"type": "ValueError", "message": message, "traceback": "Trace..."},
+    )
+    diverged = write_run(
+        sweep / "13_model.beta=1000",
+        ["model=vae", "model.beta=1000", "model.latent_dim=2", "seed=1"],
+        {"test/mse": math.nan, "test/loss": math.nan, "test/elbo": math.nan},
+        status="diverged",
+    )
     _, out, _ = run_cli(capsys, sweep, "--format", "csv", "--no-group")
     rows = {row["run"]: row for row in read_csv(out)}
     row = rows[failed.name]
@@ -161,12 +205,16 @@ def test_failed_and_diverged_runs_show_status_and_short_error(sweep, capsys):
     assert rows[diverged.name]["status"] == "diverged" and math.isnan(float(rows[diverged.name]["test/mse"]))
     assert rows["0_model.beta=1,model.latent_dim=2,seed=1"]["error"] == ""
     # Grouped, a failed seed shows in the status and does not turn the mean into nan.
-    write_run(sweep / "14_failed_seed", ["model=vae", "model.beta=1", "model.latent_dim=2", "seed=4"], {}, status="failed")
+    write_run(
+        sweep / "14_failed_seed", ["model=vae", "model.beta=1", "model.latent_dim=2", "seed=4"], {}, status="failed"
+    )
     _, out, _ = run_cli(capsys, sweep, "--format", "csv")
     (group,) = [row for row in read_csv(out) if row["model.beta"] == "1" and row["model.latent_dim"] == "2"]
     assert group["status"] == "3 completed, 1 failed" and group["seeds"] == "4"
-    values = [read_record(sweep / f"{num}_model.beta=1,model.latent_dim=2,seed={seed}")["metrics"]["test/mse"]
-              for num, seed in enumerate(SEEDS)]  # fmt: skip
+    values = [
+        read_record(sweep / f"{num}_model.beta=1,model.latent_dim=2,seed={seed}")["metrics"]["test/mse"]
+        for num, seed in enumerate(SEEDS)
+    ]
     assert float(group["test/mse"]) == pytest.approx(statistics.mean(values), rel=1e-12)
 
 
@@ -178,14 +226,17 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_plot_writes_a_png_with_one_line_per_beta(sweep, tmp_path, capsys):
     out = tmp_path / "plots" / "elbo.png"
-    code, table, err = run_cli(capsys, sweep, "--plot", "test/elbo", "--x", "model.latent_dim", "--lines",
-                               "model.beta", "--out", out, "--logx")  # fmt: skip
+    code, table, err = run_cli(
+        capsys, sweep, "--plot", "test/elbo", "--x", "model.latent_dim", "--lines", "model.beta", "--out", out, "--logx"
+    )
     assert code == 0 and f"wrote {out}" in err and "| model.beta |" in table
     assert out.stat().st_size > 5_000 and png_size(out) == (768, 504)  # 6.4 x 4.2 inches at 120 dpi
     points = collect(load_runs(sweep), "test/elbo", "model.latent_dim", "model.beta")
     assert sorted(points) == list(BETAS) and sorted(points["4"]) == list(LATENTS)
-    expected = [read_record(sweep / f"{9 + i}_model.beta=4,model.latent_dim=8,seed={seed}")["metrics"]["test/elbo"]
-                for i, seed in enumerate(SEEDS)]  # fmt: skip
+    expected = [
+        read_record(sweep / f"{9 + i}_model.beta=4,model.latent_dim=8,seed={seed}")["metrics"]["test/elbo"]
+        for i, seed in enumerate(SEEDS)
+    ]
     assert points["4"]["8"] == expected
 
 
@@ -213,7 +264,9 @@ def test_corrupt_metrics_are_skipped_with_a_warning(sweep, capsys):
         "list": "[1, 2]",
         "text_metric": json.dumps({"status": "completed", "metrics": {"test/mse": "low"}, "overrides": []}),
         "binary": "\udcff",
-        "newer": json.dumps({"schema_version": 99, "status": "completed", "metrics": {"test/mse": 0.1}, "overrides": []}),
+        "newer": json.dumps(
+            {"schema_version": 99, "status": "completed", "metrics": {"test/mse": 0.1}, "overrides": []}
+        ),
     }
     for name, text in broken.items():
         (sweep / name).mkdir()
@@ -233,8 +286,10 @@ def test_unknown_metric_exits_2_listing_available(sweep, capsys, option):
     extra = ["--x", "model.beta"] if option == "--plot" else []
     code, out, err = run_cli(capsys, sweep, option, "test/mse_typo", *extra)
     assert code == 2 and out == ""
-    assert err.strip() == (f"ae-compare: error: unknown metric 'test/mse_typo' for {option}; "
-                           "available metrics: test/elbo, test/loss, test/mse, val/loss")  # fmt: skip
+    assert err.strip() == (
+        f"ae-compare: error: unknown metric 'test/mse_typo' for {option}; "
+        "available metrics: test/elbo, test/loss, test/mse, val/loss"
+    )
 
 
 def test_unknown_plot_key_and_misused_plot_options_exit_2(sweep, capsys):
@@ -250,20 +305,35 @@ def test_installed_script_is_light(sweep):
     """--help and a table need neither torch nor matplotlib (both take seconds to import)."""
     done = subprocess.run([BIN / "ae-compare", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--no-group" in done.stdout
-    check = ("import sys; from autoencoders.cli.compare import main; main([sys.argv[1], '--format', 'csv']); "
-             "assert not {'torch', 'matplotlib'} & set(sys.modules), sorted(sys.modules)")  # fmt: skip
+    check = (
+        "import sys; from autoencoders.cli.compare import main; main([sys.argv[1], '--format', 'csv']); "
+        "assert not {'torch', 'matplotlib'} & set(sys.modules), sorted(sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", check, str(sweep)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow
 def test_real_sweep_table_matches_its_runs(tmp_path):
-    done = subprocess.run([BIN / "ae-train", "-m", "data=synthetic", "trainer=fast", "torch_threads=1",
-                           "model.latent_dim=2,3", f"output_root={tmp_path}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            BIN / "ae-train",
+            "-m",
+            "data=synthetic",
+            "trainer=fast",
+            "torch_threads=1",
+            "model.latent_dim=2,3",
+            f"output_root={tmp_path}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([BIN / "ae-compare", tmp_path / "sweeps", "--format", "csv"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [BIN / "ae-compare", tmp_path / "sweeps", "--format", "csv"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     rows = read_csv(done.stdout)
     assert [row["model.latent_dim"] for row in rows] == ["2", "3"] and list(rows[0])[:2] == ["run", "model.latent_dim"]
@@ -273,10 +343,25 @@ def test_real_sweep_table_matches_its_runs(tmp_path):
         assert float(row["test/mse"]) == record["metrics"]["test/mse"]
     # --images on real runs: every run has its reconstructions drawn after testing (no note about
     # falling back to an earlier image), and reading event files and drawing need no torch.
-    check = ("import sys; from autoencoders.cli.compare import main; code = main(sys.argv[1:]); "
-             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", check, str(tmp_path / "sweeps"), "--images", "reconstructions",
-                           "--out", str(tmp_path / "grid.png")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    check = (
+        "import sys; from autoencoders.cli.compare import main; code = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            check,
+            str(tmp_path / "sweeps"),
+            "--images",
+            "reconstructions",
+            "--out",
+            str(tmp_path / "grid.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == f"wrote {tmp_path / 'grid.png'}" and png_size(tmp_path / "grid.png")[0] > 400
 
@@ -284,16 +369,21 @@ def test_real_sweep_table_matches_its_runs(tmp_path):
 def test_a_resumed_job_shows_what_its_resume_changed(tmp_path, capsys):
     root = tmp_path / "sweep"
     for latent in ("2", "3"):
-        write_run(root / f"{latent}_model.latent_dim={latent}", [f"model.latent_dim={latent}", "trainer.max_epochs=1"],
-                  {"test/mse": 0.05})
+        write_run(
+            root / f"{latent}_model.latent_dim={latent}",
+            [f"model.latent_dim={latent}", "trainer.max_epochs=1"],
+            {"test/mse": 0.05},
+        )
     for name in ("2_model.latent_dim=2", "3_model.latent_dim=3"):
         record = read_record(root / name)
         record["last"] = {"epoch": 0, "step": 14, "metrics": {}}
         # latent 3 was extended by a resume that completed, and tried again by one that failed
         if name.startswith("3"):
             record["last"]["epoch"] = 2
-            record["resumes"] = [{"overrides": ["trainer.max_epochs=3"], "status": "completed"},
-                                 {"overrides": ["trainer.max_epochs=9"], "status": "failed"}]
+            record["resumes"] = [
+                {"overrides": ["trainer.max_epochs=3"], "status": "completed"},
+                {"overrides": ["trainer.max_epochs=9"], "status": "failed"},
+            ]
         write_json_atomic(root / name / "metrics.json", record)
     code, out, _ = run_cli(capsys, root, "--format", "csv")
     rows = {row["run"]: row for row in read_csv(out)}
@@ -326,8 +416,9 @@ def test_runs_scored_with_another_reference_network_are_flagged(tmp_path, capsys
     for num, (reference, seconds) in enumerate([("aaa", 3.0), ("aaa", 9.0), ("bbb", 3.0)]):
         run = write_run(tmp_path / "sweep" / f"{num}_run", [f"seed={num}"], {"test/fd": 1.0 + num})
         record = json.loads((run / "metrics.json").read_text())
-        record["evaluation"] = {"sample_quality": {**used["sample_quality"], "reference_hash": reference,
-                                                   "seconds": seconds}}  # fmt: skip
+        record["evaluation"] = {
+            "sample_quality": {**used["sample_quality"], "reference_hash": reference, "seconds": seconds}
+        }
         write_json_atomic(run / "metrics.json", record)
     code, _, err = run_cli(capsys, tmp_path / "sweep")
     assert code == 0 and "note: 1 run(s) were scored with other evaluation settings" in err

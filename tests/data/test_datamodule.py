@@ -57,8 +57,15 @@ def test_holdout_class_filters_train_and_val_but_not_test():
     assert chosen.normal_classes == [0, 2] and set(chosen.train_set.tensors[1].tolist()) == {0, 2}
 
 
-@pytest.mark.parametrize("kwargs", [{"holdout_class": 10}, {"normal_classes": []}, {"normal_classes": list(range(10))},
-                                    {"normal_classes": [1], "holdout_class": 2}])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"holdout_class": 10},
+        {"normal_classes": []},
+        {"normal_classes": list(range(10))},
+        {"normal_classes": [1], "holdout_class": 2},
+    ],
+)
 def test_bad_normal_classes_are_config_errors(kwargs):
     with pytest.raises(ConfigError, match="normal_classes|holdout_class"):
         ImageDataModule(name="synthetic", val_size=64, **kwargs).setup()

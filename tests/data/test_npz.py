@@ -66,30 +66,41 @@ def test_grey_uint8_with_its_own_test_set_and_no_labels(tmp_path):
     assert torch.equal(datamodule.test_set.tensors[0], torch.from_numpy(test_images).unsqueeze(1).float() / 255)
     assert not datamodule.has_labels and datamodule.class_names == []
     assert datamodule.test_set.tensors[1].tolist() == [-1] * 7
-    assert datamodule.describe() == {"name": "npz", "source": f"npz file {path}", "note": "no labels",
-                                     "train": 25, "val": 5, "test": 7}  # fmt: skip
+    assert datamodule.describe() == {
+        "name": "npz",
+        "source": f"npz file {path}",
+        "note": "no labels",
+        "train": 25,
+        "val": 5,
+        "test": 7,
+    }
 
 
 GOOD, LABELS = colour_images(8)[0], colour_images(8)[1]
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"images": np.where(np.arange(GOOD.size).reshape(GOOD.shape) == 5, np.nan, GOOD)},
-     r"array 'images' has 1 values that are NaN or infinite"),
-    ({"images": GOOD * 255}, r"array 'images' has floats from 0.* to 255; float pixels must lie in \[0, 1\]"),
-    ({"images": GOOD, "labels": LABELS[:5]}, r"array 'labels' has 5 labels for 8 images in 'images'"),
-    ({"images": GOOD[..., 0].reshape(8, -1)}, r"array 'images' has shape \(8, 1024\); images are N×H×W"),
-    ({"images": GOOD.transpose(0, 3, 1, 2)}, r"array 'images' has shape \(8, 3, 32, 32\).*move the channels last"),
-    ({"images": (GOOD * 255).astype(np.int64)}, r"array 'images' has type int64; pixels are uint8"),
-    ({"images": GOOD, "labels": LABELS - 2}, r"array 'labels' has negative values"),
-    ({"images": GOOD, "labels": LABELS.astype(float)}, r"array 'labels' has shape \(8,\) and type float64"),
-    ({"images": GOOD, "label": LABELS}, r"has unknown arrays label; its arrays are images, label"),
-    ({"pictures": GOOD}, r"has no array named 'images' and unknown arrays pictures"),
-    ({"images": GOOD, "labels": LABELS, "test_images": GOOD}, r"has 'labels' but no 'test_labels'"),
-    ({"images": GOOD, "test_images": GOOD[:, :16]}, r"'test_images' are 16×32×3 but 'images' are 32×32×3"),
-    ({"images": GOOD, "test_labels": LABELS}, r"has 'test_labels' but no 'test_images'"),
-    ({"images": GOOD}, r"has 8 images and no 'test_images'.*between 1 and 7, got 8"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (
+            {"images": np.where(np.arange(GOOD.size).reshape(GOOD.shape) == 5, np.nan, GOOD)},
+            r"array 'images' has 1 values that are NaN or infinite",
+        ),
+        ({"images": GOOD * 255}, r"array 'images' has floats from 0.* to 255; float pixels must lie in \[0, 1\]"),
+        ({"images": GOOD, "labels": LABELS[:5]}, r"array 'labels' has 5 labels for 8 images in 'images'"),
+        ({"images": GOOD[..., 0].reshape(8, -1)}, r"array 'images' has shape \(8, 1024\); images are N×H×W"),
+        ({"images": GOOD.transpose(0, 3, 1, 2)}, r"array 'images' has shape \(8, 3, 32, 32\).*move the channels last"),
+        ({"images": (GOOD * 255).astype(np.int64)}, r"array 'images' has type int64; pixels are uint8"),
+        ({"images": GOOD, "labels": LABELS - 2}, r"array 'labels' has negative values"),
+        ({"images": GOOD, "labels": LABELS.astype(float)}, r"array 'labels' has shape \(8,\) and type float64"),
+        ({"images": GOOD, "label": LABELS}, r"has unknown arrays label; its arrays are images, label"),
+        ({"pictures": GOOD}, r"has no array named 'images' and unknown arrays pictures"),
+        ({"images": GOOD, "labels": LABELS, "test_images": GOOD}, r"has 'labels' but no 'test_labels'"),
+        ({"images": GOOD, "test_images": GOOD[:, :16]}, r"'test_images' are 16×32×3 but 'images' are 32×32×3"),
+        ({"images": GOOD, "test_labels": LABELS}, r"has 'test_labels' but no 'test_images'"),
+        ({"images": GOOD}, r"has 8 images and no 'test_images'.*between 1 and 7, got 8"),
+    ],
+)
 def test_bad_arrays_are_one_paragraph_naming_the_file_and_array(tmp_path, arrays, message):
     path = save(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataUnavailable, match=message) as caught:
@@ -133,8 +144,17 @@ def test_config_errors_name_the_key(tmp_path):
 def test_both_networks_train_on_colour_32x32_images(compose_cfg, tmp_path, net):
     images, labels = colour_images(96)
     path = save(tmp_path / "colour.npz", images=images, labels=labels)
-    cfg = compose_cfg("data=npz", f"data.path={path}", "data.val_size=16", "data.test_size=16", "data.batch_size=16",
-                      *FAST, f"model.net={net}", "model.latent_dim=4", "logging.n_images=4")  # fmt: skip
+    cfg = compose_cfg(
+        "data=npz",
+        f"data.path={path}",
+        "data.val_size=16",
+        "data.test_size=16",
+        "data.batch_size=16",
+        *FAST,
+        f"model.net={net}",
+        "model.latent_dim=4",
+        "logging.n_images=4",
+    )
     metrics = train(cfg, run_dir=tmp_path / "run")
     record = read_record(tmp_path / "run")
     assert record["status"] == "completed" and record["data"]["source"] == f"npz file {path}"
@@ -151,8 +171,17 @@ def test_both_networks_train_on_colour_32x32_images(compose_cfg, tmp_path, net):
 
 def test_without_labels_the_class_views_and_probe_say_so_once_and_are_skipped(compose_cfg, tmp_path, caplog):
     path = save(tmp_path / "unlabelled.npz", images=colour_images(64)[0])
-    cfg = compose_cfg("data=npz", f"data.path={path}", "data.val_size=16", "data.test_size=16", "data.batch_size=16",
-                      *FAST, "trainer.max_epochs=2", "logging.latents_every_n_epochs=1", "model.latent_dim=4")  # fmt: skip
+    cfg = compose_cfg(
+        "data=npz",
+        f"data.path={path}",
+        "data.val_size=16",
+        "data.test_size=16",
+        "data.batch_size=16",
+        *FAST,
+        "trainer.max_epochs=2",
+        "logging.latents_every_n_epochs=1",
+        "model.latent_dim=4",
+    )
     caplog.set_level(logging.INFO)
     metrics = train(cfg, run_dir=tmp_path)
     assert "test/probe_acc" not in metrics and math.isfinite(metrics["test/mse"])
@@ -171,5 +200,8 @@ def test_the_conv_net_on_sides_not_divisible_by_4_is_one_clear_error(compose_cfg
     cfg = compose_cfg("data=npz", f"data.path={path}", "data.val_size=8", "data.test_size=8", *FAST, "model=conv")
     with pytest.raises(ConfigError) as caught:  # ae-train shows a ConfigError as its message alone
         train(cfg, run_dir=tmp_path / "run")
-    assert str(caught.value) == "The conv network needs image sides divisible by 4, got 30x30; use model.net=mlp for this data."
+    assert (
+        str(caught.value)
+        == "The conv network needs image sides divisible by 4, got 30x30; use model.net=mlp for this data."
+    )
     assert read_record(tmp_path / "run")["status"] == "failed"

@@ -56,7 +56,11 @@ def test_shapes_are_deterministic_cached_by_settings_and_uint8(tmp_path):
     every = torch.cat([first.train_factors, first.test_factors])
     assert len({tuple(row) for row in every.tolist()}) == 250  # drawn without replacement
     assert torch.equal(rasterise(first.test_factors, tuple(first.factor_sizes), 32), first.test_images)
-    assert torch.equal(first.train_labels, first.train_factors[:, 0]) and first.class_names == ["square", "ellipse", "heart"]
+    assert torch.equal(first.train_labels, first.train_factors[:, 0]) and first.class_names == [
+        "square",
+        "ellipse",
+        "heart",
+    ]
     with pytest.raises(DataUnavailable, match="fewer than data.subsample"):
         load_shapes(tmp_path, **SMALL, subsample=4600, test_size=50)
 
@@ -83,8 +87,13 @@ def write_dsprites(path, n_per_factor=(1, 3, 2, 4, 3, 3)):
     imgs = rasterise(torch.from_numpy(classes[:, 1:]), tuple(sizes[1:]), 16).numpy()[:, 0] // 255
     values = classes.astype(np.float64) / 10
     metadata = np.array([{"description": "a pickled dict, as in the published file"}], dtype=object)
-    np.savez_compressed(path, imgs=imgs.astype(np.uint8), latents_classes=classes.astype(np.int64),
-                        latents_values=values, metadata=metadata)  # fmt: skip
+    np.savez_compressed(
+        path,
+        imgs=imgs.astype(np.uint8),
+        latents_classes=classes.astype(np.int64),
+        latents_values=values,
+        metadata=metadata,
+    )
     return classes, imgs
 
 
@@ -97,7 +106,10 @@ def test_dsprites_reads_the_published_layout_without_its_pickle(tmp_path):
     assert image_set.train_images.dtype == torch.uint8 and set(image_set.train_images.unique().tolist()) <= {0, 255}
     # each image is the file's image of its factors, scaled 0/1 -> 0/255
     flat = {tuple(row): index for index, row in enumerate(classes[:, 1:].tolist())}
-    for images, factors in ((image_set.train_images, image_set.train_factors), (image_set.test_images, image_set.test_factors)):
+    for images, factors in (
+        (image_set.train_images, image_set.train_factors),
+        (image_set.test_images, image_set.test_factors),
+    ):
         rows = [flat[tuple(row)] for row in factors.tolist()]
         assert torch.equal(images[:, 0], torch.from_numpy(imgs[rows] * 255).to(torch.uint8))
     assert len(image_set.train_images) == 150 and len(image_set.test_images) == 40
@@ -125,7 +137,9 @@ def test_npz_factors_travel_with_the_held_out_split(tmp_path):
 
 
 def test_shapes_keys_elsewhere_are_refused_with_what_to_do():
-    with pytest.raises(ConfigError, match="data.positions is read only with data=shapes.*not with data=mnist; remove it"):
+    with pytest.raises(
+        ConfigError, match="data.positions is read only with data=shapes.*not with data=mnist; remove it"
+    ):
         ImageDataModule(name="mnist", positions=16)
     with pytest.raises(ConfigError, match="data.subsample is read only with data=shapes or data=dsprites"):
         ImageDataModule(name="fashionmnist", subsample=100)

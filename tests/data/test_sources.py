@@ -18,9 +18,11 @@ DATA_ROOT = Path("~/.cache/autoencoders").expanduser()
 def write_idx_set(folder: Path, n_train: int = 20, n_test: int = 10) -> None:
     rng = np.random.default_rng(0)
     for stem, n, kind in [
-        ("train-images-idx3-ubyte", n_train, "images"), ("train-labels-idx1-ubyte", n_train, "labels"),
-        ("t10k-images-idx3-ubyte", n_test, "images"), ("t10k-labels-idx1-ubyte", n_test, "labels"),
-    ]:  # fmt: skip
+        ("train-images-idx3-ubyte", n_train, "images"),
+        ("train-labels-idx1-ubyte", n_train, "labels"),
+        ("t10k-images-idx3-ubyte", n_test, "images"),
+        ("t10k-labels-idx1-ubyte", n_test, "labels"),
+    ]:
         array = rng.integers(0, 256, (n, 28, 28)) if kind == "images" else rng.integers(0, 10, n)
         write_idx(folder / f"{stem}.gz", array.astype(np.uint8))
 
@@ -64,11 +66,14 @@ def test_root_folder_comes_first_and_missing_data_is_one_clear_error(tmp_path, m
     assert image_set.train_images.shape == (20, 1, 28, 28) and image_set.test_labels.dtype == torch.int64
 
 
-@pytest.mark.parametrize("name, folder, unzipped", [
-    ("fashionmnist", "FashionMNIST/raw", False),  # torchvision's own layout, beside any other data
-    ("mnist", "MNIST/raw", True),  # torchvision keeps the unzipped files too; some delete the .gz
-    ("mnist", "torchvision/MNIST/raw", False),  # where data.download=true puts it
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, folder, unzipped",
+    [
+        ("fashionmnist", "FashionMNIST/raw", False),  # torchvision's own layout, beside any other data
+        ("mnist", "MNIST/raw", True),  # torchvision keeps the unzipped files too; some delete the .gz
+        ("mnist", "torchvision/MNIST/raw", False),  # where data.download=true puts it
+    ],
+)
 def test_an_earlier_torchvision_download_under_root_is_used(tmp_path, monkeypatch, name, folder, unzipped):
     write_idx_set(tmp_path / folder)
     if unzipped:

@@ -26,9 +26,22 @@ def ray_head(tmp_path):
     port = free_port()
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay short
     log = (tmp_path / "ray-head.log").open("w")
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--temp-dir={temp}"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 90
     while "--block" not in (tmp_path / "ray-head.log").read_text() and time.monotonic() < deadline:
         assert head.poll() is None, (tmp_path / "ray-head.log").read_text()[-2000:]
@@ -45,14 +58,22 @@ def ray_head(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_runs_on_a_ray_cluster_and_a_failing_job_stays_its_own(tmp_path, ray_head):
     sweep = tmp_path / "sweep"  # absolute: the jobs run in Ray's worker processes
-    done = ae_train("-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_head}", *TINY,
-                    "model.latent_dim=2,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={ray_head}",
+        *TINY,
+        "model.latent_dim=2,-1",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     records = {run.name.split("_")[0]: read_record(run) for run in run_dirs(sweep)}
     assert {num: record["status"] for num, record in records.items()} == {"0": "completed", "1": "failed"}
     assert "model.latent_dim=-1 is not allowed" in records["1"]["error"]["message"]
     assert records["0"]["provenance"]["torch_threads"] == 1  # the CPU Ray gave the job's task
-    summary = done.stderr[done.stderr.index("did not complete"):]
+    summary = done.stderr[done.stderr.index("did not complete") :]
     assert summary.count("\n  ") == 1 and "model.latent_dim=-1" in summary
     port = ray_head.rsplit(":", 1)[1]  # our head, not a local cluster of the launcher's own
     assert "Connecting to existing Ray cluster at address: " in done.stderr and f":{port}..." in done.stderr
@@ -73,9 +94,19 @@ def test_threads_per_job_follow_the_cpus_ray_gives_a_task(monkeypatch):
 
 def test_a_slurm_ddp_sweep_point_is_one_job_of_srun_tasks_with_a_gpu_each(tmp_path, monkeypatch):
     with initialize_config_module("autoencoders.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.accelerator=gpu",
-                                          "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
-                                          f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm_ddp",
+                "trainer=ddp",
+                "trainer.accelerator=gpu",
+                "trainer.devices=4",
+                "trainer.num_nodes=2",
+                "hydra.launcher.partition=gpu",
+                f"hydra.sweep.dir={tmp_path}",
+            ],
+            return_hydra_config=True,
+        )
     launcher = instantiate(cfg.hydra.launcher)
     assert type(launcher).__name__ == "SlurmLauncher"
     assert (launcher.params["nodes"], launcher.params["tasks_per_node"], launcher.params["gpus_per_task"]) == (2, 4, 1)
@@ -91,11 +122,21 @@ def test_a_slurm_ddp_sweep_point_is_one_job_of_srun_tasks_with_a_gpu_each(tmp_pa
     params = dict(launcher.params)
     executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path / "submitit"))
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{key if key in base else f"slurm_{key}": value for key, value in params.items()
-                                  if key not in {"submitit_folder", "max_num_timeout"}})  # fmt: skip
+    executor.update_parameters(
+        **{
+            key if key in base else f"slurm_{key}": value
+            for key, value in params.items()
+            if key not in {"submitit_folder", "max_num_timeout"}
+        }
+    )
     script = executor._executor._make_submission_file_text("python -u -m submitit.core._submit", "uid")
-    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-task=1",
-                 "#SBATCH --partition=gpu", "#SBATCH --cpus-per-task=4"):  # fmt: skip
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-task=1",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --cpus-per-task=4",
+    ):
         assert line in script.splitlines(), (line, script)
     assert any(line.startswith("srun ") for line in script.splitlines())
 
@@ -103,8 +144,16 @@ def test_a_slurm_ddp_sweep_point_is_one_job_of_srun_tasks_with_a_gpu_each(tmp_pa
 def test_ranks_come_from_the_environment_the_launchers_set(monkeypatch):
     from autoencoders.distributed.processes import cluster_job, global_rank
 
-    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "LOCAL_WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_JOB_ID",
-                "TORCHELASTIC_RUN_ID"):  # fmt: skip
+    for key in (
+        "RANK",
+        "LOCAL_RANK",
+        "NODE_RANK",
+        "LOCAL_WORLD_SIZE",
+        "SLURM_NTASKS",
+        "SLURM_PROCID",
+        "SLURM_JOB_ID",
+        "TORCHELASTIC_RUN_ID",
+    ):
         monkeypatch.delenv(key, raising=False)
     assert global_rank() == 0 and cluster_job() is None  # a process nobody started as a worker
     monkeypatch.setenv("LOCAL_RANK", "1")  # our launcher's worker on this machine

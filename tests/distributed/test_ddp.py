@@ -28,8 +28,17 @@ def run_files(run: Path) -> set[str]:
 def test_two_processes_on_fashionmnist_count_every_image_once(tmp_path):
     # 4,999 validation images: the two shards differ (2,500 and 2,499), so a mean of the two
     # processes' means would not be the mean over the split; the record's must be.
-    args = ["trainer=ddp", "model=vae", "model.latent_dim=4", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
-            "data.val_size=4999", "trainer.enable_progress_bar=false", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    args = [
+        "trainer=ddp",
+        "model=vae",
+        "model.latent_dim=4",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=4",
+        "data.val_size=4999",
+        "trainer.enable_progress_bar=false",
+        *QUIET,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     done = ae_train(*args, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
@@ -62,8 +71,18 @@ def ae_train_eval(run: Path) -> dict[str, float]:
 @pytest.mark.slow
 def test_a_sweep_of_ddp_jobs_keeps_each_jobs_processes_in_its_directory(tmp_path):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", "trainer=ddp", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "data=synthetic",
-                    "model.latent_dim=2,3", *QUIET, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        "trainer=ddp",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "data=synthetic",
+        "model.latent_dim=2,3",
+        *QUIET,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = run_dirs(sweep)
     assert [run.name.split("_")[0] for run in runs] == ["0", "1"]
@@ -76,8 +95,16 @@ def test_a_sweep_of_ddp_jobs_keeps_each_jobs_processes_in_its_directory(tmp_path
 
 @pytest.mark.slow
 def test_sigterm_reaches_every_process_and_the_run_resumes_under_ddp(tmp_path):
-    args = ["trainer=ddp", "data=synthetic", "data.batch_size=8", "trainer.max_epochs=40", "trainer.log_every_n_steps=5",
-            "trainer.enable_progress_bar=false", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    args = [
+        "trainer=ddp",
+        "data=synthetic",
+        "data.batch_size=8",
+        "trainer.max_epochs=40",
+        "trainer.log_every_n_steps=5",
+        "trainer.enable_progress_bar=false",
+        *QUIET,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     process = start_ae_train(*args, cwd=tmp_path)
     _, stderr = signal_when(process, (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file, signal.SIGTERM)
     assert process.returncode == 143, stderr[-3000:]
@@ -103,9 +130,20 @@ def test_sigterm_reaches_every_process_and_the_run_resumes_under_ddp(tmp_path):
 def test_processes_a_cluster_starts_follow_the_main_process(tmp_path):
     # torchrun starts every process itself, as srun does on Slurm: the main process (rank 0) holds
     # the run and announces its plan; the other one waits for it, then trains its shard.
-    command = [str(BIN / "torchrun"), "--nproc-per-node=2", "--master-addr=127.0.0.1", f"--master-port={free_port()}",
-               "-m", "autoencoders.cli.train", "trainer=ddp", "data=synthetic", "trainer.max_epochs=1",
-               "trainer.enable_progress_bar=false", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    command = [
+        str(BIN / "torchrun"),
+        "--nproc-per-node=2",
+        "--master-addr=127.0.0.1",
+        f"--master-port={free_port()}",
+        "-m",
+        "autoencoders.cli.train",
+        "trainer=ddp",
+        "data=synthetic",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        *QUIET,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     record = read_record(tmp_path / "run")

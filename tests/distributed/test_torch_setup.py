@@ -20,12 +20,17 @@ print(int((product == 0).sum()))
 """
 
 
-@pytest.mark.parametrize(("setup", "flushed"), [
-    ("torch.set_num_threads(2)", 0),
-    ("from autoencoders.distributed.torch_setup import set_up_torch; set_up_torch(2)", 1_000_000),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("setup", "flushed"),
+    [
+        ("torch.set_num_threads(2)", 0),
+        ("from autoencoders.distributed.torch_setup import set_up_torch; set_up_torch(2)", 1_000_000),
+    ],
+)
 def test_set_up_torch_flushes_denormals_on_every_thread(setup, flushed):
-    done = subprocess.run([sys.executable, "-c", DENORMALS.format(setup=setup)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", DENORMALS.format(setup=setup)], capture_output=True, text=True, check=True
+    )
     assert int(done.stdout.strip().splitlines()[-1]) == flushed
 
 

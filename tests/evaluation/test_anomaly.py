@@ -58,7 +58,12 @@ def test_anomaly_metrics_use_the_validation_percentiles():
     # p95 = 95.05 flags 96, 99.5, 200: precision 2/3, recall 1; p99 = 99.01 flags 99.5, 200: both 1.
     assert metrics["test/anomaly_precision_p95"] == pytest.approx(2 / 3)
     assert metrics["test/anomaly_recall_p95"] == 1.0 and metrics["test/anomaly_f1_p95"] == pytest.approx(0.8)
-    assert metrics["test/anomaly_precision_p99"] == metrics["test/anomaly_recall_p99"] == metrics["test/anomaly_f1_p99"] == 1.0
+    assert (
+        metrics["test/anomaly_precision_p99"]
+        == metrics["test/anomaly_recall_p99"]
+        == metrics["test/anomaly_f1_p99"]
+        == 1.0
+    )
 
 
 def test_heatmaps_and_worst_grid():

@@ -53,8 +53,9 @@ def test_codes_that_are_the_factors_score_near_the_bounds(plain_scores):
 def test_a_random_rotation_of_the_same_codes_is_entangled(codes):
     (train, factors), (test, test_factors) = codes
     rotation, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((9, 9)))
-    scores = disentanglement_metrics(standardise(train) @ rotation, factors, standardise(test) @ rotation,
-                                     test_factors, factorial=True)  # fmt: skip
+    scores = disentanglement_metrics(
+        standardise(train) @ rotation, factors, standardise(test) @ rotation, test_factors, factorial=True
+    )
     assert scores["mig"] < 0.2 and scores["sap"] < 0.5 and scores["dci_disentanglement"] < 0.5
     assert scores["factorvae_score"] < 0.9
     assert scores["dci_informativeness"] >= 0.99  # a rotation loses no information, only its alignment
@@ -62,8 +63,9 @@ def test_a_random_rotation_of_the_same_codes_is_entangled(codes):
 
 def test_constant_codes_score_zero(codes):
     (_, factors), (_, test_factors) = codes
-    scores = disentanglement_metrics(np.full((len(factors), 9), 3.0), factors, np.full((len(test_factors), 9), 3.0),
-                                     test_factors, factorial=True)  # fmt: skip
+    scores = disentanglement_metrics(
+        np.full((len(factors), 9), 3.0), factors, np.full((len(test_factors), 9), 3.0), test_factors, factorial=True
+    )
     assert scores == {name: 0.0 for name in scores} and len(scores) == 6
 
 
@@ -72,7 +74,9 @@ def test_every_metric_ignores_permutations_and_rescaling(codes, plain_scores):
     order = np.random.default_rng(3).permutation(9)
     scale = np.random.default_rng(4).uniform(0.01, 100, 9)
     plain = plain_scores
-    moved = disentanglement_metrics(train[:, order] * scale, factors, test[:, order] * scale, test_factors, factorial=True)
+    moved = disentanglement_metrics(
+        train[:, order] * scale, factors, test[:, order] * scale, test_factors, factorial=True
+    )
     assert moved == pytest.approx(plain, abs=1e-6)
 
 
@@ -129,13 +133,29 @@ def test_a_shapes_run_records_every_metric_and_ae_eval_repeats_them(tiny_cfg, tm
     from tests.helpers import read_events
 
     run = tmp_path / "run"
-    small = ["data=shapes", f"data.root={tmp_path / 'data'}", "data.resolution=16", "data.positions=8", "data.orientations=8",
-             "data.subsample=400", "data.test_size=100", "data.val_size=50", "model=vae", "model.latent_dim=4",
-             "eval.factor_codes=300", "eval.factorvae_votes=100", "eval.nll_samples=0", "eval.sample_quality=false",
-             "logging.projector_points=0", "logging.images_every_n_epochs=0"]  # fmt: skip
+    small = [
+        "data=shapes",
+        f"data.root={tmp_path / 'data'}",
+        "data.resolution=16",
+        "data.positions=8",
+        "data.orientations=8",
+        "data.subsample=400",
+        "data.test_size=100",
+        "data.val_size=50",
+        "model=vae",
+        "model.latent_dim=4",
+        "eval.factor_codes=300",
+        "eval.factorvae_votes=100",
+        "eval.nll_samples=0",
+        "eval.sample_quality=false",
+        "logging.projector_points=0",
+        "logging.images_every_n_epochs=0",
+    ]
     metrics = train(tiny_cfg(*small), run_dir=run)
-    names = {f"test/{name}" for name in ("mig", "sap", "dci_disentanglement", "dci_completeness",
-                                         "dci_informativeness", "factorvae_score")}  # fmt: skip
+    names = {
+        f"test/{name}"
+        for name in ("mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae_score")
+    }
     assert names <= set(metrics) and all(0 <= metrics[name] <= 1 for name in names)
     record = read_record(run)
     used = record["evaluation"]["disentanglement"]

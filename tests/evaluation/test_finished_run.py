@@ -18,13 +18,18 @@ QUIET = ["logging.projector_points=0", "logging.images_every_n_epochs=0"]
 def training_files(run: Path) -> dict[str, str]:
     """Hashes of everything training wrote besides metrics.json (events, checkpoints, config)."""
     files = [path for path in run.rglob("*") if path.is_file() and "eval" not in path.relative_to(run).parts]
-    return {str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in files if path.name not in ("metrics.json", ".lock")}  # fmt: skip  (ae-eval holds the lock too)
+    return {
+        str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in files
+        if path.name not in ("metrics.json", ".lock")
+    }  # ae-eval holds the lock too
 
 
 def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_run):
     before, record = training_files(finished_run), read_record(finished_run)
-    done = subprocess.run([AE_EVAL, str(finished_run), "eval.nll_samples=10"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [AE_EVAL, str(finished_run), "eval.nll_samples=10"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     after = read_record(finished_run)
     assert training_files(finished_run) == before
@@ -34,7 +39,9 @@ def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_ru
     for name in ("test/mse", "test/probe_acc", "test/anomaly_auroc", "test/anomaly_precision_p95", "test/nll"):
         assert entry["metrics"][name] == pytest.approx(record["metrics"][name], rel=1e-6), name
     events = read_events(finished_run / "eval" / "best")
-    assert {"anomaly/worst", "images/reconstructions", "images/samples", "latent/scatter"} <= set(events.Tags()["images"])
+    assert {"anomaly/worst", "images/reconstructions", "images/samples", "latent/scatter"} <= set(
+        events.Tags()["images"]
+    )
     assert {"test/mse", "test/probe_acc", "test/nll"} <= set(events.Tags()["scalars"])
 
 
@@ -69,7 +76,11 @@ def test_ae_eval_of_a_run_another_process_holds_is_refused_and_changes_nothing(f
     with RunLock(finished_run), pytest.raises(SystemExit) as stopped:  # this process plays the training run
         ae_eval_main([str(finished_run)])
     stderr = capsys.readouterr().err
-    assert stopped.value.code == 1 and f"in use by process {os.getpid()}" in stderr and "Nothing there was changed" in stderr
+    assert (
+        stopped.value.code == 1
+        and f"in use by process {os.getpid()}" in stderr
+        and "Nothing there was changed" in stderr
+    )
     assert read_record(finished_run) == before and not (finished_run / "eval").exists()
     # The checkpoint names best, last and interrupted work here as everywhere a checkpoint is chosen.
     shutil.copy(finished_run / "checkpoints" / "last.ckpt", finished_run / "checkpoints" / "interrupted.ckpt")

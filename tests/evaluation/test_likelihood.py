@@ -71,8 +71,13 @@ def test_a_conditional_models_likelihood_is_given_the_labels():
         (log_weights,) = log_importance_weights(model, x, 1, torch.Generator().manual_seed(0), labels=y)
         mu, logvar = model.posterior(x, y)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))[0]
-        by_hand = (-losses.binary_cross_entropy(model.decode(z, y), x) + losses.standard_normal_log_density(z)
-                   - losses.gaussian_log_density(z, mu, logvar))  # log p(x|z,y) + log p(z) - log q(z|x,y)  # fmt: skip
+        by_hand = (
+            -losses.binary_cross_entropy(model.decode(z, y), x)
+            + losses.standard_normal_log_density(z)
+            - losses.gaussian_log_density(z, mu, logvar)
+        )  # log p(x|z,y) + log p(z) - log q(z|x,y)
         assert torch.allclose(log_weights, by_hand, atol=1e-4)
         nll = importance_weighted_nll(model, x, samples=10, batch_size=2, labels=y)
-        assert nll.shape == (5,) and not torch.allclose(nll, importance_weighted_nll(model, x, 10, 2, labels=(y + 1) % 4))
+        assert nll.shape == (5,) and not torch.allclose(
+            nll, importance_weighted_nll(model, x, 10, 2, labels=(y + 1) % 4)
+        )

@@ -112,8 +112,14 @@ def test_a_png_folder_round_trips_read_a_chunk_at_a_time(run, predicted, tmp_pat
     reads, seen = [], []
     original = inputs_module.read_image
     monkeypatch.setattr(inputs_module, "read_image", lambda path: reads.append(path) or original(path))
-    sidecar = predict(run, tmp_path / "pngs", out=tmp_path / "out.npz", what=ALL, chunk_size=64,
-                      progress=lambda done, total: seen.append((done, len(reads))))  # fmt: skip
+    sidecar = predict(
+        run,
+        tmp_path / "pngs",
+        out=tmp_path / "out.npz",
+        what=ALL,
+        chunk_size=64,
+        progress=lambda done, total: seen.append((done, len(reads))),
+    )
     assert seen == [(64, 64), (128, 128), (150, 150)]  # the files of one chunk are read when it is its turn
     with np.load(tmp_path / "out.npz") as folder:
         assert list(folder["names"]) == [path.name for path in paths] and "labels" not in folder.files
@@ -155,8 +161,10 @@ def test_vqvae_tokens_and_cvae_labels(model, tmp_path):
     if model == "cvae":
         write_pngs(tmp_path / "pngs", split_tensors(run)[0][:3])
         np.savez(tmp_path / "unlabelled.npz", codes=arrays["codes"])
-        for call in (lambda: predict(run, tmp_path / "pngs", out=tmp_path / "x.npz"),
-                     lambda: decode(run, tmp_path / "unlabelled.npz", out=tmp_path / "x.npz")):  # fmt: skip
+        for call in (
+            lambda: predict(run, tmp_path / "pngs", out=tmp_path / "x.npz"),
+            lambda: decode(run, tmp_path / "unlabelled.npz", out=tmp_path / "x.npz"),
+        ):
             with pytest.raises(USER_ERRORS, match="is conditional: it encodes and decodes every image with its class"):
                 call()
         assert not (tmp_path / "x.npz").exists()
@@ -166,12 +174,16 @@ def test_resize_is_explicit_and_keeps_a_uniform_image_uniform(run, tmp_path):
     for side, folder in ((20, "small"), (28, "right")):
         (tmp_path / folder).mkdir()
         Image.fromarray(np.full((side, side), 100, dtype=np.uint8)).save(tmp_path / folder / "grey.png")
-    with pytest.raises(USER_ERRORS, match=r"grey.png is 20×20 pixels, but the run was trained on 28×28\. Pass --resize"):
+    with pytest.raises(
+        USER_ERRORS, match=r"grey.png is 20×20 pixels, but the run was trained on 28×28\. Pass --resize"
+    ):
         predict(run, tmp_path / "small", out=tmp_path / "small.npz")
     sidecar = predict(run, tmp_path / "small", out=tmp_path / "small.npz", resize=True)
     predict(run, tmp_path / "right", out=tmp_path / "right.npz")
     assert sidecar["preprocessing"]["resize"].startswith("to 28×28, bilinear")
-    np.testing.assert_allclose(np.load(tmp_path / "small.npz")["errors"], np.load(tmp_path / "right.npz")["errors"], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "small.npz")["errors"], np.load(tmp_path / "right.npz")["errors"], rtol=1e-5
+    )
 
 
 def bad_inputs(tmp_path: Path, run: Path) -> list[tuple[dict, str]]:
@@ -195,11 +207,20 @@ def bad_inputs(tmp_path: Path, run: Path) -> list[tuple[dict, str]]:
         ({"source": tmp_path / "empty"}, r"holds no PNG or JPEG images"),
         ({"source": tmp_path / "npz" / "bad.npz"}, r"has floats from 2 to 2; float pixels must lie in \[0, 1\]"),
         ({"source": tmp_path / "nowhere"}, r"nowhere does not exist"),
-        ({"source": tmp_path / "missing.npz"}, r"missing.npz does not exist; give a folder of PNG or JPEG images, an \.npz"),
+        (
+            {"source": tmp_path / "missing.npz"},
+            r"missing.npz does not exist; give a folder of PNG or JPEG images, an \.npz",
+        ),
         ({"source": tmp_path / "full.txt"}, r"full.txt is not an npz file"),
         ({"split": "test", "target": no_checkpoints}, r"has no best checkpoint .* it has no checkpoints at all"),
-        ({"split": "test", "checkpoint": "interrupted"}, r"has no interrupted checkpoint .* its checkpoints are best, last"),
-        ({"split": "test", "what": "codes,latents"}, r"unknown latents; choose from codes,errors,reconstructions,flags"),
+        (
+            {"split": "test", "checkpoint": "interrupted"},
+            r"has no interrupted checkpoint .* its checkpoints are best, last",
+        ),
+        (
+            {"split": "test", "what": "codes,latents"},
+            r"unknown latents; choose from codes,errors,reconstructions,flags",
+        ),
         ({"split": "test", "out": tmp_path / "out" / "p.csv"}, r"must name an \.npz file"),
         ({"split": "test", "device": "nonsense"}, r"--device nonsense cannot be used here"),
     ]
@@ -229,7 +250,9 @@ def test_a_failed_write_leaves_no_file(run, tmp_path, monkeypatch):
 
 def test_no_flags_without_thresholds_for_that_checkpoint(run, tmp_path):
     sidecar = predict(run, split="val", out=tmp_path / "last.npz", checkpoint="last", what="errors,flags")
-    assert sidecar["note"].startswith("No flags:") and "--checkpoint" in sidecar["note"] and sidecar["thresholds"] is None
+    assert (
+        sidecar["note"].startswith("No flags:") and "--checkpoint" in sidecar["note"] and sidecar["thresholds"] is None
+    )
     assert sorted(np.load(tmp_path / "last.npz").files) == ["errors", "labels", "names"]
     assert sidecar_path(tmp_path / "last.npz").is_file()
     best = run / "checkpoints" / "best.ckpt"
@@ -250,8 +273,15 @@ def test_a_run_without_anomaly_evaluation_says_why_it_has_no_flags(tmp_path):
 @pytest.mark.slow
 def test_fashionmnist_test_split_and_its_pngs_reproduce_the_record(tmp_path):
     """Real data: a vae trained two batches on FashionMNIST with class 9 held out, tested on all 10,000 test images."""
-    run = train_run(tmp_path, "data=fashionmnist", "model=vae", "model.latent_dim=8", "data.holdout_class=9",
-                    "++trainer.limit_test_batches=1.0", "eval.probe=false")  # fmt: skip
+    run = train_run(
+        tmp_path,
+        "data=fashionmnist",
+        "model=vae",
+        "model.latent_dim=8",
+        "data.holdout_class=9",
+        "++trainer.limit_test_batches=1.0",
+        "eval.probe=false",
+    )
     predict(run, split="test", out=tmp_path / "test.npz", what="errors,flags", chunk_size=4096)
     arrays, record = dict(np.load(tmp_path / "test.npz")), read_record(run)
     assert len(arrays["errors"]) == 10_000
@@ -259,7 +289,9 @@ def test_fashionmnist_test_split_and_its_pngs_reproduce_the_record(tmp_path):
     is_anomaly = arrays["labels"] == 9
     for p in (95, 99):
         flags = arrays[f"flags_p{p}"]
-        assert (flags & is_anomaly).sum() / is_anomaly.sum() == pytest.approx(record["metrics"][f"test/anomaly_recall_p{p}"], abs=1e-6)
+        assert (flags & is_anomaly).sum() / is_anomaly.sum() == pytest.approx(
+            record["metrics"][f"test/anomaly_recall_p{p}"], abs=1e-6
+        )
     write_pngs(tmp_path / "pngs", split_tensors(run)[0][:20])
     predict(run, tmp_path / "pngs", out=tmp_path / "pngs.npz", what="errors")
     np.testing.assert_allclose(np.load(tmp_path / "pngs.npz")["errors"], arrays["errors"][:20], rtol=1e-5)

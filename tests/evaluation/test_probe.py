@@ -19,8 +19,14 @@ def test_probe_separates_linearly_separable_codes():
 
 @pytest.mark.slow
 def test_probe_beats_chance_on_real_fashionmnist_codes(compose_cfg, tmp_path):
-    cfg = compose_cfg("torch_threads=1", "trainer.max_epochs=1", "trainer.limit_train_batches=50",
-                      "trainer.limit_val_batches=5", "trainer.limit_test_batches=5", "trainer.enable_progress_bar=false",
-                      *QUIET)  # fmt: skip
+    cfg = compose_cfg(
+        "torch_threads=1",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=50",
+        "trainer.limit_val_batches=5",
+        "trainer.limit_test_batches=5",
+        "trainer.enable_progress_bar=false",
+        *QUIET,
+    )
     metrics = train(cfg, run_dir=tmp_path)
     assert metrics["test/probe_acc"] > 0.5  # chance is 0.1 with 10 balanced classes

@@ -55,8 +55,16 @@ def shapes_reference(tmp_path_factory):
     from autoencoders.data import ImageDataModule
 
     root = tmp_path_factory.mktemp("data")
-    datamodule = ImageDataModule(name="shapes", root=str(root), resolution=16, orientations=8, positions=8,
-                                 subsample=1500, test_size=400, val_size=100)  # fmt: skip
+    datamodule = ImageDataModule(
+        name="shapes",
+        root=str(root),
+        resolution=16,
+        orientations=8,
+        positions=8,
+        subsample=1500,
+        test_size=400,
+        val_size=100,
+    )
     datamodule.setup("fit")
     reference = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
     return root, datamodule, reference
@@ -66,7 +74,10 @@ def test_the_reference_network_is_cached_under_its_hash_and_reused(shapes_refere
     import autoencoders.evaluation.reference as reference_module
 
     root, datamodule, reference = shapes_reference
-    assert sorted(path.name for path in (root / "reference").iterdir()) == [f"{reference.hash}.lock", f"{reference.hash}.pt"]
+    assert sorted(path.name for path in (root / "reference").iterdir()) == [
+        f"{reference.hash}.lock",
+        f"{reference.hash}.pt",
+    ]
     assert reference.test_accuracy > 0.4  # above chance (1/3) after 33 steps; the slow test below holds 0.88
     monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("retrained"))
     again = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
@@ -81,7 +92,9 @@ def test_the_distance_grows_with_gaussian_blur(shapes_reference):
     _, datamodule, reference = shapes_reference
     images = datamodule.test_set.tensors[0]
     real = reference.features(images)
-    distances = [frechet_distance(real, reference.features(blurred(images, sigma))) for sigma in (0, 0.5, 1.0, 2.0, 3.0)]
+    distances = [
+        frechet_distance(real, reference.features(blurred(images, sigma))) for sigma in (0, 0.5, 1.0, 2.0, 3.0)
+    ]
     assert distances[0] == pytest.approx(0.0, abs=1e-6)
     assert all(later > earlier for earlier, later in zip(distances, distances[1:])), distances
 
@@ -92,10 +105,25 @@ def test_a_run_records_the_scores_and_the_reference_network(tiny_cfg, tmp_path):
 
     run = tmp_path / "run"
     # A fresh data.root: the reference network is trained inside the evaluation (under no_grad).
-    metrics = train(tiny_cfg("data=shapes", f"data.root={tmp_path / 'data'}", "data.resolution=16", "data.orientations=8",
-                             "data.positions=8", "data.subsample=1100", "data.test_size=200", "data.val_size=100",
-                             "model=vae", "model.latent_dim=4", "eval.fd_images=150", "eval.disentanglement=false",
-                             "eval.nll_samples=0", "logging.projector_points=0"), run_dir=run)  # fmt: skip
+    metrics = train(
+        tiny_cfg(
+            "data=shapes",
+            f"data.root={tmp_path / 'data'}",
+            "data.resolution=16",
+            "data.orientations=8",
+            "data.positions=8",
+            "data.subsample=1100",
+            "data.test_size=200",
+            "data.val_size=100",
+            "model=vae",
+            "model.latent_dim=4",
+            "eval.fd_images=150",
+            "eval.disentanglement=false",
+            "eval.nll_samples=0",
+            "logging.projector_points=0",
+        ),
+        run_dir=run,
+    )
     assert {"test/fd", "test/precision", "test/recall", "test/recon_fd"} <= set(metrics)
     assert metrics["test/fd"] > 0 and 0 <= metrics["test/precision"] <= 1 and 0 <= metrics["test/recall"] <= 1
     used = read_record(run)["evaluation"]["sample_quality"]
@@ -129,8 +157,11 @@ def test_a_run_waits_for_the_lock_and_reuses_the_network_another_run_built(shape
     fcntl.flock(holder, fcntl.LOCK_EX)
     monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("built a second network"))
     found = {}
-    waiting = threading.Thread(target=lambda: found.update(net=reference_network(
-        tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)))  # fmt: skip
+    waiting = threading.Thread(
+        target=lambda: found.update(
+            net=reference_network(tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+        )
+    )
     waiting.start()
     # The other run finishes its network, then lets go of the lock; only then may the thread look.
     shutil.copy(source_root / "reference" / f"{reference.hash}.pt", folder / f"{reference.hash}.pt")

@@ -85,8 +85,15 @@ def test_aae_trains_samples_and_reloads(tiny_cfg, tmp_path):
 
 
 def test_one_step_is_one_batch_for_max_steps_the_cosine_schedule_and_the_step_curve(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("model=aae", "model.lr_schedule=cosine", "trainer.max_epochs=2", "++trainer.max_steps=20",
-                   "trainer.log_every_n_steps=3", *FULL_EPOCHS, *QUIET)  # fmt: skip
+    cfg = tiny_cfg(
+        "model=aae",
+        "model.lr_schedule=cosine",
+        "trainer.max_epochs=2",
+        "++trainer.max_steps=20",
+        "trainer.log_every_n_steps=3",
+        *FULL_EPOCHS,
+        *QUIET,
+    )
     train(cfg, run_dir=tmp_path)
     assert read_record(tmp_path)["last"]["step"] == 20  # three optimizer steps a batch, 20 steps
     events = read_events(tmp_path)

@@ -17,9 +17,11 @@ def test_squared_error_and_bce_per_image():
     assert squared_error(x_hat, x).item() == pytest.approx(0.25 + 0.25 + 0 + 0.25)
     bce = -(
         torch.log(torch.tensor(0.5)) * 2  # x=0 and x=1 against 0.5
-        + 0.5 * torch.log(torch.tensor(0.5)) + 0.5 * torch.log(torch.tensor(0.5))
-        + 0.25 * torch.log(torch.tensor(0.75)) + 0.75 * torch.log(torch.tensor(0.25))
-    )  # fmt: skip
+        + 0.5 * torch.log(torch.tensor(0.5))
+        + 0.5 * torch.log(torch.tensor(0.5))
+        + 0.25 * torch.log(torch.tensor(0.75))
+        + 0.75 * torch.log(torch.tensor(0.25))
+    )
     assert losses.binary_cross_entropy(x_hat, x).item() == pytest.approx(bce.item(), rel=1e-6)
 
 
@@ -60,7 +62,9 @@ def test_test_mse_is_per_pixel_mean_squared_error():
     model = Autoencoder(input_shape=[1, 8, 8], net="mlp", latent_dim=3).eval()
     x = torch.rand(10, 1, 8, 8)
     model._evaluation_step("test", (x, torch.zeros(10)))
-    assert model._means["test"].compute()["mse"].item() == pytest.approx(((model.reconstruct(x) - x) ** 2).mean().item(), rel=1e-6)
+    assert model._means["test"].compute()["mse"].item() == pytest.approx(
+        ((model.reconstruct(x) - x) ** 2).mean().item(), rel=1e-6
+    )
 
 
 def test_optimizer_is_fused_adam_and_steps_like_the_default_one():

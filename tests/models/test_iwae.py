@@ -40,8 +40,11 @@ def test_k_1_is_the_one_sample_elbo_for_the_same_noise(loss):
         assert terms["iw_bound"].item() == pytest.approx(one_sample_elbo(model, x, noise).mean().item(), rel=1e-5)
     mu, logvar = model.posterior(x)
     z = mu + torch.exp(0.5 * logvar) * noise
-    elbo = (-losses.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z), x) + losses.standard_normal_log_density(z)
-            - losses.gaussian_log_density(z, mu, logvar))  # fmt: skip
+    elbo = (
+        -losses.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z), x)
+        + losses.standard_normal_log_density(z)
+        - losses.gaussian_log_density(z, mu, logvar)
+    )
     assert terms["iw_bound"].item() == pytest.approx(elbo.mean().item(), rel=1e-6)
     assert torch.equal(terms["loss"], -terms["iw_bound"])
 
@@ -81,7 +84,9 @@ def test_iwae_trains_reloads_and_its_bound_rises_with_k(tiny_cfg, tmp_path):
     bounds = []
     with torch.no_grad():
         for k in (1, 5, 50):
-            draws = [losses.importance_weighted_bound(log_importance_weights(model, x, k, torch.Generator().manual_seed(s)))
-                     for s in range(4)]  # fmt: skip
+            draws = [
+                losses.importance_weighted_bound(log_importance_weights(model, x, k, torch.Generator().manual_seed(s)))
+                for s in range(4)
+            ]
             bounds.append(torch.cat(draws).mean().item())
     assert bounds[0] < bounds[1] < bounds[2], bounds

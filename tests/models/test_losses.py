@@ -76,8 +76,9 @@ def test_kl_sparsity_sums_bernoulli_kl_of_batch_mean_rates():
 
 def brute_force_jacobian_sq(f, x: torch.Tensor) -> torch.Tensor:
     """||J||_F^2 per image from torch.autograd.functional.jacobian, one image at a time."""
-    return torch.stack([torch.autograd.functional.jacobian(lambda image: f(image[None])[0], image).pow(2).sum()
-                        for image in x])  # fmt: skip
+    return torch.stack(
+        [torch.autograd.functional.jacobian(lambda image: f(image[None])[0], image).pow(2).sum() for image in x]
+    )
 
 
 @pytest.mark.parametrize("hidden", [[5], [7, 5]])
@@ -112,8 +113,9 @@ def test_vector_jacobian_penalty_is_exact_and_its_estimate_unbiased():
     # 4,000 one-projection draws per image; tolerance 5 standard errors of their mean. A draw's
     # relative spread is at most sqrt(2), so that is at most 5 * sqrt(2 / 4000) = 11% (here ~5%).
     x_in = x.clone().requires_grad_(True)
-    draws = torch.stack([losses.jacobian_frobenius_sq(f(x_in), x_in, projections=1, create_graph=False)
-                         for _ in range(4000)])  # fmt: skip
+    draws = torch.stack(
+        [losses.jacobian_frobenius_sq(f(x_in), x_in, projections=1, create_graph=False) for _ in range(4000)]
+    )
     standard_error = draws.std(0) / math.sqrt(len(draws))
     assert torch.all((draws.mean(0) - exact).abs() < 5 * standard_error)
     assert torch.all(standard_error < 0.03 * exact)  # so the check above is a tight one

@@ -47,5 +47,7 @@ def test_unknown_net_and_bad_sides_are_config_errors():
 
 
 def test_latent_dim_must_be_positive():
-    with pytest.raises(ConfigError, match="model.latent_dim=-3 is not allowed: model.latent_dim must be an integer >= 1"):
+    with pytest.raises(
+        ConfigError, match="model.latent_dim=-3 is not allowed: model.latent_dim must be an integer >= 1"
+    ):
         Autoencoder(input_shape=[1, 28, 28], latent_dim=-3)

@@ -110,7 +110,9 @@ def test_samples_follow_each_positions_code_frequencies():
     quantizer.position_counts.copy_(torch.tensor([[0.0, 5.0, 0.0], [1.0, 0.0, 3.0]]))
     drawn = quantizer.sample_indices(4000, torch.Generator().manual_seed(0))
     assert drawn.shape == (4000, 2) and (drawn[:, 0] == 1).all()
-    assert set(drawn[:, 1].tolist()) == {0, 2} and (drawn[:, 1] == 2).float().mean().item() == pytest.approx(0.75, abs=0.03)
+    assert set(drawn[:, 1].tolist()) == {0, 2} and (drawn[:, 1] == 2).float().mean().item() == pytest.approx(
+        0.75, abs=0.03
+    )
     quantizer.position_counts.zero_()  # nothing counted: uniform
     assert set(quantizer.sample_indices(200, torch.Generator().manual_seed(0)).flatten().tolist()) == {0, 1, 2}
 
@@ -136,7 +138,9 @@ def _record_in_process(rank: int, rendezvous: str, out: str) -> None:
 def test_two_processes_with_half_a_batch_each_update_like_one_with_all_of_it(tmp_path):
     # Real torch.distributed (gloo, two processes): each process ends with the codebook and counts
     # that one process computes from the whole batch.
-    torch.multiprocessing.spawn(_record_in_process, args=(str(tmp_path / "rendezvous"), str(tmp_path / "out")), nprocs=2)
+    torch.multiprocessing.spawn(
+        _record_in_process, args=(str(tmp_path / "rendezvous"), str(tmp_path / "out")), nprocs=2
+    )
     whole = small_quantizer()
     tokens = torch.tensor(TOKENS)
     whole.record(tokens, whole.nearest(tokens))

@@ -42,11 +42,15 @@ def decomposition_by_brute_force(z, mu, logvar, dataset_size, estimator="mws"):
     for i in range(images):
         own = sum(log_normal(z[i][d], mu[i][d], logvar[i][d]) for d in range(dims))
         log_w = [math.log(weight(i, j, images, dataset_size, estimator)) for j in range(images)]
-        joint = [sum(log_normal(z[i][d], mu[j][d], logvar[j][d]) for d in range(dims)) + log_w[j] for j in range(images)]
+        joint = [
+            sum(log_normal(z[i][d], mu[j][d], logvar[j][d]) for d in range(dims)) + log_w[j] for j in range(images)
+        ]
         log_qz = log_sum_exp(joint)
         log_marginals = 0.0
         for d in range(dims):
-            log_marginals += log_sum_exp([log_normal(z[i][d], mu[j][d], logvar[j][d]) + log_w[j] for j in range(images)])
+            log_marginals += log_sum_exp(
+                [log_normal(z[i][d], mu[j][d], logvar[j][d]) + log_w[j] for j in range(images)]
+            )
         log_prior = sum(log_normal(z[i][d], 0.0, 0.0) for d in range(dims))
         terms["mi"].append(own - log_qz)
         terms["tc"].append(log_qz - log_marginals)
@@ -67,7 +71,9 @@ def posterior_batch(images: int, dims: int, seed: int = 0) -> tuple[torch.Tensor
 def test_the_vectorised_estimator_equals_brute_force(estimator):
     z, mu, logvar = posterior_batch(images=4, dims=3)
     vectorised = losses.total_correlation_decomposition(z, mu, logvar, dataset_size=50, estimator=estimator)
-    by_hand = decomposition_by_brute_force(z.tolist(), mu.tolist(), logvar.tolist(), dataset_size=50, estimator=estimator)
+    by_hand = decomposition_by_brute_force(
+        z.tolist(), mu.tolist(), logvar.tolist(), dataset_size=50, estimator=estimator
+    )
     for name in ("mi", "tc", "dwkl"):
         assert vectorised[name].tolist() == pytest.approx(by_hand[name], abs=1e-9), name
 
@@ -90,7 +96,9 @@ def test_the_three_terms_add_up_to_the_closed_form_kl_within_monte_carlo_error(m
     assert kl_gap_in_standard_errors() > 4
 
 
-def mean_excess_tc(data: torch.Tensor, batch: int, dataset_size: int, repeats: int = 20, estimator: str = "mws") -> float:
+def mean_excess_tc(
+    data: torch.Tensor, batch: int, dataset_size: int, repeats: int = 20, estimator: str = "mws"
+) -> float:
     """Mean over minibatches (drawn with replacement from `data`, the posterior means; sd 0.6) of
     tc, less the constant (D - 1) log N that mws's normalisation adds."""
     generator = torch.Generator().manual_seed(batch)

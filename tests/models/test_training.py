@@ -14,8 +14,11 @@ OWN_TERMS = {
     "dae": ["test/denoise_mse", "val/denoise_mse"],
     "sparse": ["test/rho_hat", "test/sparsity", "test/recon"],
     "contractive": ["test/contractive", "test/recon"],
-    "vqvae": ["test/recon", "test/commitment", *[f"{stage}/{name}" for stage in ("train", "val", "test")
-                                                  for name in ("perplexity", "codebook_usage")]],  # fmt: skip
+    "vqvae": [
+        "test/recon",
+        "test/commitment",
+        *[f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("perplexity", "codebook_usage")],
+    ],
     "cvae": ["test/kl", "test/elbo", "test/recon", "test/active_units", "test/class_consistency", "test/nll"],
     "tcvae": ["test/mi", "test/tc", "test/dwkl", "test/kl", "test/elbo", "train/tc", "test/nll"],
     "aae": ["test/recon", "test/disc_loss", "test/gen_loss", "test/disc_acc", "train/disc_loss", "val/disc_acc"],
@@ -35,15 +38,35 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, net", [("vae", "mlp"), ("dae", "conv"), ("sparse", "mlp"), ("contractive", "conv"),
-                                        ("cvae", "mlp"), ("vqvae", "conv"), ("aae", "conv"), ("wae", "mlp"),
-                                        ("iwae", "conv")])  # fmt: skip
+@pytest.mark.parametrize(
+    "model, net",
+    [
+        ("vae", "mlp"),
+        ("dae", "conv"),
+        ("sparse", "mlp"),
+        ("contractive", "conv"),
+        ("cvae", "mlp"),
+        ("vqvae", "conv"),
+        ("aae", "conv"),
+        ("wae", "mlp"),
+        ("iwae", "conv"),
+    ],
+)
 def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, model, net):
     ae_train = Path(sys.executable).parent / "ae-train"
     # Real data through every stage; the evaluation on smaller subsets than a user's run (its own
     # tests check the evaluation's numbers), so the six runs stay short.
-    overrides = [f"model={model}", f"model.net={net}", "trainer=fast", "torch_threads=1", f"output_root={tmp_path}",
-                 "eval.probe_train_size=1000", "eval.nll_images=50", "eval.nll_samples=10", "logging.projector_points=200"]
+    overrides = [
+        f"model={model}",
+        f"model.net={net}",
+        "trainer=fast",
+        "torch_threads=1",
+        f"output_root={tmp_path}",
+        "eval.probe_train_size=1000",
+        "eval.nll_images=50",
+        "eval.nll_samples=10",
+        "logging.projector_points=200",
+    ]
     done = subprocess.run([str(ae_train), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     (record_path,) = tmp_path.rglob("metrics.json")

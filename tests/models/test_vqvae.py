@@ -34,8 +34,15 @@ class TwoPixels(nn.Module):
 
 
 def hand_model(update: str) -> VQVAE:
-    model = VQVAE(input_shape=[1, 1, 2], latent_dim=4, embedding_dim=2, codebook_size=3, commitment=0.25,
-                  codebook_update=update, loss="mse")  # fmt: skip
+    model = VQVAE(
+        input_shape=[1, 1, 2],
+        latent_dim=4,
+        embedding_dim=2,
+        codebook_size=3,
+        commitment=0.25,
+        codebook_update=update,
+        loss="mse",
+    )
     model.encoder, model.decoder = Rows(Z_E), TwoPixels()
     with torch.no_grad():
         model.quantizer.codebook.copy_(torch.tensor(CODEBOOK))
@@ -50,7 +57,7 @@ def test_vqvae_loss_equals_hand_computation(update):
     images = [[0.25, 0.75], [1.0, 0.0]]
     terms, x_hat = model.loss_terms(torch.tensor(images).view(2, 1, 1, 2))
 
-    sigmoid = lambda v: 1 / (1 + 2.718281828459045 ** -v)  # noqa: E731
+    sigmoid = lambda v: 1 / (1 + 2.718281828459045**-v)  # noqa: E731
     recon = squared = 0.0
     for z_e, z_q, pixels in zip(Z_E, NEAREST, images):
         decoded = [sigmoid(z_q[0] + z_q[2]), sigmoid(z_q[1] - z_q[3])]  # the decoder sees the codes
@@ -103,8 +110,9 @@ def test_encode_is_continuous_and_decode_quantizes():
     x = torch.rand(6, 1, 8, 8)
     z = model.encode(x)
     quantized = model.quantize(z)
-    assert not torch.equal(z, quantized) and all(row in model.quantizer.codebook.tolist()
-                                                 for row in quantized.view(-1, 2).tolist())  # fmt: skip
+    assert not torch.equal(z, quantized) and all(
+        row in model.quantizer.codebook.tolist() for row in quantized.view(-1, 2).tolist()
+    )
     assert torch.equal(model.decode(z), model.decoder(quantized))
     assert torch.equal(model.decode(quantized + 1e-4), model.decode(quantized))  # the same codes, the same image
     assert torch.equal(model.reconstruct(x), model.decoder(quantized))

@@ -34,10 +34,13 @@ def test_the_mmd_estimate_equals_the_hand_computation():
     generator = torch.Generator().manual_seed(0)
     q = torch.randn(5, 3, generator=generator, dtype=torch.float64) + 0.7
     p = torch.randn(5, 3, generator=generator, dtype=torch.float64)
-    assert losses.mmd_inverse_multiquadric(q, p).item() == pytest.approx(imq_mmd_by_hand(q.tolist(), p.tolist()), rel=1e-12)
+    assert losses.mmd_inverse_multiquadric(q, p).item() == pytest.approx(
+        imq_mmd_by_hand(q.tolist(), p.tolist()), rel=1e-12
+    )
     # Another prior variance scales every kernel's constant.
     assert losses.mmd_inverse_multiquadric(q, p, prior_variance=2.0).item() == pytest.approx(
-        imq_mmd_by_hand(q.tolist(), p.tolist(), variance=2.0), rel=1e-12)
+        imq_mmd_by_hand(q.tolist(), p.tolist(), variance=2.0), rel=1e-12
+    )
 
 
 def test_the_mmd_is_near_0_for_one_distribution_and_clearly_positive_for_two():

@@ -32,8 +32,14 @@ def npz_run(tiny_cfg, tmp_path, monkeypatch):
     write_images(tmp_path / "a" / "good.npz")
     monkeypatch.chdir(tmp_path / "a")
     run = tmp_path / "run"
-    overrides = ["data=npz", "data.path=good.npz", "data.val_size=20", "data.test_size=20", "model.lr_schedule=constant",
-                 *QUIET]
+    overrides = [
+        "data=npz",
+        "data.path=good.npz",
+        "data.val_size=20",
+        "data.test_size=20",
+        "model.lr_schedule=constant",
+        *QUIET,
+    ]
     train(tiny_cfg(*overrides), run_dir=run, overrides=overrides)
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "b")  # a user continues the run from elsewhere

@@ -44,7 +44,10 @@ def test_a_full_disk_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_cfg, 
     assert f"No space left on device while writing {tmp_path / 'checkpoints'}" in message and "MiB free" in message
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")  # whole, and resumable
     assert last["epoch"] == 0 and all(torch.isfinite(value).all() for value in last["state_dict"].values())
-    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no temp files
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]  # no temp files
     monkeypatch.undo()
     metrics = resume_training(tmp_path)  # the disk has room again
     assert read_record(tmp_path)["status"] == "completed" and "test/mse" in metrics

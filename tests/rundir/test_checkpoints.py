@@ -11,13 +11,26 @@ from autoencoders.rundir.record import read_record, write_json_atomic
 from autoencoders.training.pipeline import resume_training, train
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false", "eval.nll_samples=0"]
-VAE_CFG = {"_target_": "autoencoders.models.vae.VAE", "net": "mlp", "latent_dim": 4, "lr": 1e-3, "weight_decay": 0.0,
-           "loss": "bce", "lr_schedule": "constant", "beta": 1.0, "kl_warmup_epochs": 0.0, "free_bits": 0.0}  # fmt: skip
+VAE_CFG = {
+    "_target_": "autoencoders.models.vae.VAE",
+    "net": "mlp",
+    "latent_dim": 4,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "loss": "bce",
+    "lr_schedule": "constant",
+    "beta": 1.0,
+    "kl_warmup_epochs": 0.0,
+    "free_bits": 0.0,
+}
 
 
 def saved(**changes) -> dict:
     hparams = {key: value for key, value in VAE_CFG.items() if key != "_target_"}
-    return {"model_class": "autoencoders.models.vae.VAE", "hyper_parameters": {**hparams, "input_shape": [1, 28, 28], **changes}}
+    return {
+        "model_class": "autoencoders.models.vae.VAE",
+        "hyper_parameters": {**hparams, "input_shape": [1, 28, 28], **changes},
+    }
 
 
 def test_a_checkpoint_belongs_when_class_and_every_hyperparameter_agree():
@@ -49,8 +62,9 @@ def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_
     changed = OmegaConf.load(run / "config.yaml")
     changed.model.beta = 2.0
     with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
-        check_belongs(load_checkpoint(run / "checkpoints" / "best.ckpt"), "best.ckpt",
-                      OmegaConf.to_container(changed.model))  # fmt: skip
+        check_belongs(
+            load_checkpoint(run / "checkpoints" / "best.ckpt"), "best.ckpt", OmegaConf.to_container(changed.model)
+        )
     # A config.yaml edited by hand: no checkpoint of the run belongs to it any more.
     OmegaConf.save(changed, run / "config.yaml")
     with pytest.raises(ConfigError, match=r"config.yaml was edited since the run started \(model.beta: 1.0 -> 2.0\)"):

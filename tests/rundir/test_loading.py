@@ -35,23 +35,39 @@ def test_the_new_models_load_sample_re_test_and_compare(tiny_cfg, tmp_path, caps
     from autoencoders.evaluation.finished_run import evaluate_run
     from autoencoders.training.pipeline import train
 
-    quiet = ["model.latent_dim=8", "logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false",
-             "eval.nll_samples=5"]  # fmt: skip
-    own = {"vqvae": "test/perplexity", "cvae": "test/class_consistency", "tcvae": "test/tc",
-           "aae": "test/disc_acc", "wae": "test/mmd", "iwae": "test/kl"}  # fmt: skip
+    quiet = [
+        "model.latent_dim=8",
+        "logging.images_every_n_epochs=0",
+        "logging.projector_points=0",
+        "eval.probe=false",
+        "eval.nll_samples=5",
+    ]
+    own = {
+        "vqvae": "test/perplexity",
+        "cvae": "test/class_consistency",
+        "tcvae": "test/tc",
+        "aae": "test/disc_acc",
+        "wae": "test/mmd",
+        "iwae": "test/kl",
+    }
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
     for name, metric in own.items():
         cfg = tiny_cfg(f"model={name}", *quiet)
         metrics = train(cfg, run_dir=tmp_path / name, overrides=[f"model={name}"])
         model = load_run(tmp_path / name)
-        again = get_class(cfg.model._target_).load_from_checkpoint(tmp_path / name / "checkpoints" / "best.ckpt",
-                                                                     weights_only=True).eval()  # fmt: skip
+        again = (
+            get_class(cfg.model._target_)
+            .load_from_checkpoint(tmp_path / name / "checkpoints" / "best.ckpt", weights_only=True)
+            .eval()
+        )
         given = (y,) if name == "cvae" else ()
         with torch.no_grad():
             assert torch.equal(model.decode(model.encode(x, *given), *given), model.reconstruct(x, *given))
             assert torch.equal(again.reconstruct(x, *given), model.reconstruct(x, *given))
-            assert torch.equal(again.sample(3, generator=torch.Generator().manual_seed(0)),
-                               model.sample(3, generator=torch.Generator().manual_seed(0)))  # fmt: skip
+            assert torch.equal(
+                again.sample(3, generator=torch.Generator().manual_seed(0)),
+                model.sample(3, generator=torch.Generator().manual_seed(0)),
+            )
         entry = evaluate_run(tmp_path / name)
         for key in ("test/mse", metric):
             assert entry["metrics"][key] == pytest.approx(metrics[key], rel=1e-6), (name, key)

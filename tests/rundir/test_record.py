@@ -11,7 +11,18 @@ def test_schema_and_lifecycle(tmp_path):
     record = RunRecord(tmp_path, ["model=conv"], torch_threads=2)
     saved = read_record(tmp_path)
     assert saved["status"] == "running" and saved["overrides"] == ["model=conv"]
-    assert set(saved) == {"schema_version", "status", "metrics", "data", "model", "overrides", "resumes", "error", "attempt", "provenance"}
+    assert set(saved) == {
+        "schema_version",
+        "status",
+        "metrics",
+        "data",
+        "model",
+        "overrides",
+        "resumes",
+        "error",
+        "attempt",
+        "provenance",
+    }
     assert saved["resumes"] == []
     provenance = saved["provenance"]
     assert provenance["torch_threads"] == 2 and provenance["versions"]["torch"]
@@ -25,7 +36,11 @@ def test_schema_and_lifecycle(tmp_path):
 def test_failure_keeps_the_error(tmp_path):
     record = RunRecord(tmp_path, [], torch_threads=1)
     record.finish("failed", error=ValueError("bad value"), traceback_text="Traceback ...")
-    assert read_record(tmp_path)["error"] == {"type": "ValueError", "message": "bad value", "traceback": "Traceback ..."}
+    assert read_record(tmp_path)["error"] == {
+        "type": "ValueError",
+        "message": "bad value",
+        "traceback": "Traceback ...",
+    }
     with pytest.raises(ValueError, match="unknown run status"):
         record.finish("exploded")
 

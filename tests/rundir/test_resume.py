@@ -45,21 +45,29 @@ def test_a_resume_records_itself_and_keeps_the_runs_identity(finished):
 
 def test_a_resumed_run_keeps_its_models_group_name(tmp_path):
     run = tmp_path / "run"
-    assert ae_train("data=synthetic", "trainer=fast", "torch_threads=1", CONSTANT, f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    assert (
+        ae_train(
+            "data=synthetic", "trainer=fast", "torch_threads=1", CONSTANT, f"hydra.run.dir={run}", cwd=tmp_path
+        ).returncode
+        == 0
+    )
     done = ae_train(f"resume={run}", "trainer.max_epochs=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_record(run)["model"]["name"] == "mlp"  # not the class path: it groups with the other mlp runs
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("model=conv", "model=conv cannot be changed on resume"),
-    ("model.latent_dim=3", "model.latent_dim=3 cannot be changed on resume"),
-    ("data.batch_size=8", "data.batch_size=8 cannot be changed on resume"),
-    ("+trainer.gradient_clip_val=1", "+trainer.gradient_clip_val=1 cannot be changed on resume"),
-    ("trainer.max_epochs=3,4", "trainer.max_epochs=3,4 cannot be changed on resume"),  # a sweep
-    ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed"),
-    ("eval.nll_sample=3", "eval.nll_sample is not an eval setting"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model=conv", "model=conv cannot be changed on resume"),
+        ("model.latent_dim=3", "model.latent_dim=3 cannot be changed on resume"),
+        ("data.batch_size=8", "data.batch_size=8 cannot be changed on resume"),
+        ("+trainer.gradient_clip_val=1", "+trainer.gradient_clip_val=1 cannot be changed on resume"),
+        ("trainer.max_epochs=3,4", "trainer.max_epochs=3,4 cannot be changed on resume"),  # a sweep
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed"),
+        ("eval.nll_sample=3", "eval.nll_sample is not an eval setting"),
+    ],
+)
 def test_a_refused_resume_exits_1_with_one_paragraph_and_changes_no_file(finished, tmp_path, override, message):
     before = digest(finished)
     done = ae_train(f"resume={finished}", override, cwd=tmp_path)
@@ -92,7 +100,9 @@ def test_resuming_from_a_chosen_checkpoint_purges_the_points_after_it(tiny_cfg, 
     assert [event.step for event in events.Scalars("train/loss")] == [1, 3, 5]  # epochs 1, 2 once: the old ones purged
     again = load_checkpoint(run / "checkpoints" / "last.ckpt")  # overwritten as training went on
     assert again["global_step"] == final["global_step"] == 6
-    assert torch.equal(again["state_dict"]["encoder.1.weight"], final["state_dict"]["encoder.1.weight"])  # same data order, same weights
+    assert torch.equal(
+        again["state_dict"]["encoder.1.weight"], final["state_dict"]["encoder.1.weight"]
+    )  # same data order, same weights
 
 
 def lrs_of_every_step(monkeypatch) -> list[float]:
@@ -116,7 +126,7 @@ def test_an_extended_cosine_run_decays_from_where_it_was_to_zero(tiny_cfg, tmp_p
     before = list(lrs)
     monkeypatch.setattr(Autoencoder, "on_train_epoch_end", original)
     resume_training(tmp_path, ["trainer.max_epochs=6"])  # 12 steps in all: 8 left from step 4
-    after = lrs[len(before):]
+    after = lrs[len(before) :]
     assert len(before) == 4 and len(after) == 8
     assert before == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * step / 8)) for step in range(4)])
     reached = 0.01 * 0.5 * (1 + math.cos(math.pi * 4 / 8))  # where the original schedule was at step 4
@@ -148,8 +158,15 @@ def test_kl_warm_up_counts_batches_not_optimizer_steps(tiny_cfg, tmp_path, monke
         return weight
 
     monkeypatch.setattr(VAE, "kl_weight", recording)
-    cfg = tiny_cfg("model=vae", "model.kl_warmup_epochs=1", "model.beta=2.0", "trainer.limit_train_batches=4",
-                   "trainer.max_epochs=2", f"++trainer.accumulate_grad_batches={accumulate}", *QUIET,
-                   "eval.nll_samples=0")  # fmt: skip
+    cfg = tiny_cfg(
+        "model=vae",
+        "model.kl_warmup_epochs=1",
+        "model.beta=2.0",
+        "trainer.limit_train_batches=4",
+        "trainer.max_epochs=2",
+        f"++trainer.accumulate_grad_batches={accumulate}",
+        *QUIET,
+        "eval.nll_samples=0",
+    )
     train(cfg, run_dir=tmp_path)
     assert weights == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0, 2.0])  # one epoch of 4 batches, then beta

@@ -12,7 +12,12 @@ from autoencoders.errors import Diverged
 from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.training.pipeline import train
 
-QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false", "trainer.enable_progress_bar=false"]
+QUIET = [
+    "logging.images_every_n_epochs=0",
+    "logging.projector_points=0",
+    "eval.probe=false",
+    "trainer.enable_progress_bar=false",
+]
 SYNCING = ("item", "tolist", "__bool__", "cpu", "numpy", "__float__", "__int__")
 
 
@@ -46,8 +51,19 @@ class SyncCounter(lightning.Callback):
 @pytest.mark.parametrize("model", ["mlp", "vae", "aae"])  # aae: three optimizers a batch (models/phases.py)
 def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):
     counter = SyncCounter(monkeypatch)  # last, after all of the run's callbacks and the config's (callbacks=timing)
-    train(tiny_cfg(f"model={model}", "trainer.limit_train_batches=1.0", "trainer.log_every_n_steps=4", "trainer.max_epochs=1",
-                   "eval.nll_samples=0", "callbacks=timing", *QUIET), run_dir=tmp_path, callbacks=[counter])  # fmt: skip
+    train(
+        tiny_cfg(
+            f"model={model}",
+            "trainer.limit_train_batches=1.0",
+            "trainer.log_every_n_steps=4",
+            "trainer.max_epochs=1",
+            "eval.nll_samples=0",
+            "callbacks=timing",
+            *QUIET,
+        ),
+        run_dir=tmp_path,
+        callbacks=[counter],
+    )
     assert [epoch["epoch"] for epoch in json.loads((tmp_path / "timing.json").read_text())] == [0]
     assert len(counter.steps) == 14  # 448 images, batches of 32
     for step, syncs in zip(counter.steps, counter.per_step):
@@ -80,7 +96,9 @@ def test_data_asked_for_another_device_moves_there_once_per_fit_and_batches_are_
 
     class Trainer:
         strategy, global_rank, world_size = Strategy(), 0, 1
-        fit_loop = type("FitLoop", (), {"epoch_progress": type("P", (), {"current": type("C", (), {"processed": 0})()})()})()
+        fit_loop = type(
+            "FitLoop", (), {"epoch_progress": type("P", (), {"current": type("C", (), {"processed": 0})()})()}
+        )()
 
     data.trainer = Trainer()
     for _ in range(2):  # two epochs of one fit

@@ -25,8 +25,17 @@ def test_bad_value_fails_before_anything_is_built(tiny_cfg, tmp_path):
     assert record["data"] == {} and not (tmp_path / "checkpoints").exists()
 
 
-KEYS = ["model.latent_dim", "model.lr", "model.loss", "model.net", "data.batch_size", "trainer.max_epochs",
-        "seed", "torch_threads", "model.weight_decay"]  # fmt: skip
+KEYS = [
+    "model.latent_dim",
+    "model.lr",
+    "model.loss",
+    "model.net",
+    "data.batch_size",
+    "trainer.max_epochs",
+    "seed",
+    "torch_threads",
+    "model.weight_decay",
+]
 VALUES = st.one_of(
     st.integers(-3, 3), st.sampled_from([0.5, -0.1, 1e-9, 1e30, 2.0, "nan", "inf", "null", "true", "mlp", "bce", "x"])
 )
@@ -56,8 +65,14 @@ def test_train_writes_a_complete_run_directory(tiny_cfg, tmp_path, net):
     record = read_record(run)
     assert record["status"] == "completed" and record["metrics"] == metrics
     assert record["overrides"] == [f"model.net={net}"]
-    assert record["data"] == {"name": "synthetic", "source": record["data"]["source"], "note": "",
-                              "train": 448, "val": 64, "test": 256}  # fmt: skip
+    assert record["data"] == {
+        "name": "synthetic",
+        "source": record["data"]["source"],
+        "note": "",
+        "train": 448,
+        "val": 64,
+        "test": 256,
+    }
     assert record["model"]["parameters"] == sum(p.numel() for p in Autoencoder([1, 28, 28], net, 4).parameters())
 
 
@@ -80,7 +95,11 @@ def test_the_record_describes_the_tested_checkpoint_and_keeps_the_last_epoch_apa
     metrics = train(cfg, run_dir=tmp_path)
     record = read_record(tmp_path)
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
-    assert record["tested"] == {"checkpoint": "checkpoints/best.ckpt", "epoch": best["epoch"], "step": best["global_step"]}
+    assert record["tested"] == {
+        "checkpoint": "checkpoints/best.ckpt",
+        "epoch": best["epoch"],
+        "step": best["global_step"],
+    }
     assert best["epoch"] in (0, 1) and record["last"]["epoch"] == 3 and record["last"]["step"] == 8
     for name in ("val/loss", "val/mse", "train/loss"):  # the tested checkpoint's epoch, not the last one
         assert metrics[name] == best["epoch_metrics"][name] != record["last"]["metrics"][name]
@@ -105,8 +124,17 @@ def test_validation_noise_is_seeded_and_leaves_the_training_rng_alone(tiny_cfg, 
     extra = ["++model.jacobian_projections=1"] if model == "contractive" else []
     runs = {}
     for every in (1, 2):
-        cfg = tiny_cfg(f"model={model}", "model.latent_dim=4", "trainer.max_epochs=2", f"trainer.check_val_every_n_epoch={every}",
-                       "trainer.limit_train_batches=1.0", *QUIET, "eval.probe=false", "eval.nll_samples=0", *extra)  # fmt: skip
+        cfg = tiny_cfg(
+            f"model={model}",
+            "model.latent_dim=4",
+            "trainer.max_epochs=2",
+            f"trainer.check_val_every_n_epoch={every}",
+            "trainer.limit_train_batches=1.0",
+            *QUIET,
+            "eval.probe=false",
+            "eval.nll_samples=0",
+            *extra,
+        )
         train(cfg, run_dir=tmp_path / str(every))
         runs[every] = torch.load(tmp_path / str(every) / "checkpoints" / "last.ckpt", weights_only=True)
     for name, weight in runs[1]["state_dict"].items():
@@ -130,13 +158,16 @@ def test_validating_draws_nothing_from_the_training_rng(tiny_cfg):
     assert torch.equal(model._means["val"].compute()["loss"], first)  # the same draws, whatever the RNG
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not allowed"),
-    ("trainer.limit_train_batches=0.0", "a fraction in (0, 1]"),
-    ("trainer.limit_val_batches=1.5", "trainer.limit_val_batches=1.5 is not allowed"),
-    ("trainer.limit_test_batches=-1", "whole number of batches >= 0"),
-    ("++trainer.max_steps=0", "the run would train no step"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not allowed"),
+        ("trainer.limit_train_batches=0.0", "a fraction in (0, 1]"),
+        ("trainer.limit_val_batches=1.5", "trainer.limit_val_batches=1.5 is not allowed"),
+        ("trainer.limit_test_batches=-1", "whole number of batches >= 0"),
+        ("++trainer.max_steps=0", "the run would train no step"),
+    ],
+)
 def test_a_run_that_would_train_nothing_is_refused_before_it_starts(tiny_cfg, tmp_path, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         train(tiny_cfg(override), run_dir=tmp_path)
@@ -144,12 +175,23 @@ def test_a_run_that_would_train_nothing_is_refused_before_it_starts(tiny_cfg, tm
     assert record["status"] == "failed" and record["metrics"] == {} and not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("+model.foo=1", "model.foo is not a model setting; the settings are latent_dim, loss, lr, lr_schedule, net, weight_decay."),
-    ("+model.input_shape=[1,28,28]", "model.input_shape is not a model setting"),
-    ("+data.colour=true", "data.colour is not a data setting; the settings are batch_size, download, holdout_class,"),
-])  # fmt: skip
-def test_an_unknown_key_is_named_with_the_known_ones_before_the_data_loads(tiny_cfg, tmp_path, monkeypatch, override, message):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+model.foo=1",
+            "model.foo is not a model setting; the settings are latent_dim, loss, lr, lr_schedule, net, weight_decay.",
+        ),
+        ("+model.input_shape=[1,28,28]", "model.input_shape is not a model setting"),
+        (
+            "+data.colour=true",
+            "data.colour is not a data setting; the settings are batch_size, download, holdout_class,",
+        ),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_known_ones_before_the_data_loads(
+    tiny_cfg, tmp_path, monkeypatch, override, message
+):
     from autoencoders.data import datamodule
 
     monkeypatch.setattr(datamodule, "load_image_set", lambda *args: pytest.fail("the data was loaded"))
@@ -200,8 +242,11 @@ def test_a_model_that_needs_labels_refuses_data_without_them(tiny_cfg, tmp_path,
     # A data set without class labels (num_classes None): the cvae stops at start-up with one clear
     # message, and the record says failed; models that need no labels train on it.
     monkeypatch.setattr(ImageDataModule, "num_classes", property(lambda self: None))
-    with pytest.raises(ConfigError, match=r"CVAE needs class labels from the data \(num_classes\), but data "
-                                          r"'synthetic' has none"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"CVAE needs class labels from the data \(num_classes\), but data "
+        r"'synthetic' has none",
+    ):
         train(tiny_cfg("model=cvae", *QUIET), run_dir=tmp_path / "cvae")
     record = read_record(tmp_path / "cvae")
     assert record["status"] == "failed" and "class labels" in record["error"]["message"]

@@ -24,8 +24,16 @@ def terminate_self() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number):
-    args = ["data=synthetic", "data.batch_size=4", "trainer.max_epochs=4", "trainer.enable_progress_bar=false",
-            "trainer.log_every_n_steps=5", "torch_threads=1", *FULL, *QUIET]  # fmt: skip
+    args = [
+        "data=synthetic",
+        "data.batch_size=4",
+        "trainer.max_epochs=4",
+        "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=5",
+        "torch_threads=1",
+        *FULL,
+        *QUIET,
+    ]
     process = start_ae_train(*args, cwd=tmp_path)
     # An epoch here takes ~0.1-0.2 s, so signal as soon as epoch 0's checkpoint exists: then
     # the stop falls in epoch 1 or 2, with whole epochs left for the resumed run.
@@ -101,7 +109,9 @@ def test_a_signal_in_any_phase_ends_interrupted_and_the_run_resumes(tiny_cfg, tm
     record = read_record(tmp_path)
     assert record["status"] == "interrupted" and record["error"]["type"] == "RunInterrupted"
     assert record["error"]["message"].startswith("Stopped by SIGTERM")  # the signal received, by name
-    trained = None if phase == "sanity check" else load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"]
+    trained = (
+        None if phase == "sanity check" else load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"]
+    )
     monkeypatch.undo()
     metrics = resume_training(tmp_path)
     record = read_record(tmp_path)
@@ -118,11 +128,19 @@ def test_a_signal_in_any_phase_ends_interrupted_and_the_run_resumes(tiny_cfg, tm
 @pytest.mark.slow
 def test_sigterm_during_evaluation_exits_143_with_an_interrupted_record(tmp_path):
     # The VAE's test likelihood with many samples keeps the run in evaluation for seconds.
-    args = ["model=vae", "data=synthetic", "trainer=fast", "torch_threads=1", *QUIET, "eval.nll_samples=20000",
-            "eval.nll_images=null"]  # fmt: skip
+    args = [
+        "model=vae",
+        "data=synthetic",
+        "trainer=fast",
+        "torch_threads=1",
+        *QUIET,
+        "eval.nll_samples=20000",
+        "eval.nll_images=null",
+    ]
     process = start_ae_train(*args, cwd=tmp_path)
-    out, err = signal_when(process, lambda: any("Linear probe" in path.read_text() for path in tmp_path.rglob("train.log")),
-                           signal.SIGTERM)  # fmt: skip
+    out, err = signal_when(
+        process, lambda: any("Linear probe" in path.read_text() for path in tmp_path.rglob("train.log")), signal.SIGTERM
+    )
     assert process.returncode == 143, err[-2000:]
     run = only_run(tmp_path)
     assert read_record(run)["status"] == "interrupted"

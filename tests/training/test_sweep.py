@@ -24,22 +24,43 @@ def hydra_cfg(*overrides: str):
 
 def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", *TINY, "torch_threads=1", "model.latent_dim=2,3", "model.loss=mse,bce",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "torch_threads=1",
+        "model.latent_dim=2,3",
+        "model.loss=mse,bce",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep)
     assert len(found) == 4 and all(job["status"] == "completed" for job in found.values())
-    assert "3_data=synthetic,logging.images_every_n_epochs=0,logging.projector_points=0,model.latent_dim=3,model.loss=bce,trainer=fast" in found
+    assert (
+        "3_data=synthetic,logging.images_every_n_epochs=0,logging.projector_points=0,model.latent_dim=3,model.loss=bce,trainer=fast"
+        in found
+    )
     assert {tuple(sorted(o for o in job["overrides"] if o.startswith("model."))) for job in found.values()} == {
-        ("model.latent_dim=2", "model.loss=mse"), ("model.latent_dim=2", "model.loss=bce"),
-        ("model.latent_dim=3", "model.loss=mse"), ("model.latent_dim=3", "model.loss=bce"),
-    }  # fmt: skip
+        ("model.latent_dim=2", "model.loss=mse"),
+        ("model.latent_dim=2", "model.loss=bce"),
+        ("model.latent_dim=3", "model.loss=mse"),
+        ("model.latent_dim=3", "model.loss=bce"),
+    }
 
 
 def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.latent_dim=2,3",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model.latent_dim=2,3",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep).values()
     assert [job["status"] for job in found] == ["completed", "completed"]
@@ -53,14 +74,22 @@ def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", *TINY, "torch_threads=1", f"hydra/launcher={launcher}", "model.latent_dim=2,-1,3",
-                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "torch_threads=1",
+        f"hydra/launcher={launcher}",
+        "model.latent_dim=2,-1,3",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 1
     statuses = {name.split("_")[0]: job["status"] for name, job in jobs(sweep).items()}
     assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
     failed = next(job for job in jobs(sweep).values() if job["status"] == "failed")
     assert "model.latent_dim=-1 is not allowed" in failed["error"]["message"]
-    summary = done.stderr[done.stderr.index("did not complete"):]
+    summary = done.stderr[done.stderr.index("did not complete") :]
     assert summary.count("\n  ") == 1 and "model.latent_dim=-1" in summary and "failed" in summary
 
 
@@ -109,9 +138,16 @@ def test_slurm_and_optuna_configs_compose():
 @pytest.mark.slow
 def test_optuna_study_survives_a_failing_trial(tmp_path):
     sweep = tmp_path / "study"
-    done = ae_train("hparams_search=optuna", *TINY, "torch_threads=1", "hydra.sweeper.n_trials=4",
-                    "model.latent_dim=choice(-1,2)", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "hparams_search=optuna",
+        *TINY,
+        "torch_threads=1",
+        "hydra.sweeper.n_trials=4",
+        "model.latent_dim=choice(-1,2)",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     found = list(jobs(sweep).values())
     assert len(found) == 4, done.stderr[-2000:]  # every trial ran
     statuses = {job["status"] for job in found}
@@ -123,23 +159,53 @@ def test_optuna_study_survives_a_failing_trial(tmp_path):
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", *TINY, "torch_threads=1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                    "model.latent_dim=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "torch_threads=1",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+        "model.latent_dim=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert [job["status"] for job in jobs(sweep).values()] == ["completed"]
 
 
 # Overrides whose job folder name would pass 255 bytes (eval.* and logging.* count toward it).
-LONG = ["eval.probe=false", "eval.probe_train_size=10000", "eval.anomaly=auto", "eval.anomaly_images=16",
-        "eval.nll_samples=0", "eval.nll_images=1000", "eval.class_consistency=true", "logging.n_images=16",
-        "logging.latents_every_n_epochs=0", "trainer.log_every_n_steps=1", "trainer.limit_val_batches=2",
-        "trainer.check_val_every_n_epoch=1", "data.split_seed=0", "data.val_size=64", "model.weight_decay=0.0"]
+LONG = [
+    "eval.probe=false",
+    "eval.probe_train_size=10000",
+    "eval.anomaly=auto",
+    "eval.anomaly_images=16",
+    "eval.nll_samples=0",
+    "eval.nll_images=1000",
+    "eval.class_consistency=true",
+    "logging.n_images=16",
+    "logging.latents_every_n_epochs=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.limit_val_batches=2",
+    "trainer.check_val_every_n_epoch=1",
+    "data.split_seed=0",
+    "data.val_size=64",
+    "model.weight_decay=0.0",
+]
 
 
 def test_a_job_whose_overrides_pass_the_file_name_limit_gets_a_hashed_folder(tmp_path):
     sweep = tmp_path / "sweep"
-    done = ae_train("-m", *TINY, *LONG, "torch_threads=1", "model.latent_dim=2", f"hydra.sweep.dir={sweep}",
-                    cwd=tmp_path, timeout=600)
+    done = ae_train(
+        "-m",
+        *TINY,
+        *LONG,
+        "torch_threads=1",
+        "model.latent_dim=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     ((name, record),) = jobs(sweep).items()
     assert record["status"] == "completed" and len(name.encode()) <= 255

@@ -24,8 +24,10 @@ def csv_series(run) -> dict[str, list[tuple[int, float]]]:
     with (run / "csv" / "metrics.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     columns = {name for row in rows for name in row if name != "step"}
-    return {name: [(int(row["step"]), float(row[name])) for row in rows if row.get(name) not in ("", None)]
-            for name in columns}  # fmt: skip
+    return {
+        name: [(int(row["step"]), float(row[name])) for row in rows if row.get(name) not in ("", None)]
+        for name in columns
+    }
 
 
 def tensorboard_series(run) -> dict[str, list[tuple[int, float]]]:
@@ -44,8 +46,15 @@ def assert_same_points(csv_points, tb_points) -> None:
 
 def test_csv_columns_equal_tensorboards_scalars_at_the_same_steps_also_after_a_resume(tiny_cfg, tmp_path):
     run = tmp_path / "run"
-    cfg = tiny_cfg("model=vae", "model.latent_dim=2", "logger=csv", "trainer.max_epochs=2", "eval.nll_samples=4",
-                   "eval.nll_images=8", *QUIET)  # fmt: skip
+    cfg = tiny_cfg(
+        "model=vae",
+        "model.latent_dim=2",
+        "logger=csv",
+        "trainer.max_epochs=2",
+        "eval.nll_samples=4",
+        "eval.nll_images=8",
+        *QUIET,
+    )
     metrics = train(cfg, run_dir=run)
     points = csv_series(run)
     assert_same_points(points, tensorboard_series(run))
@@ -63,7 +72,9 @@ def test_csv_columns_equal_tensorboards_scalars_at_the_same_steps_also_after_a_r
     points = csv_series(run)
     assert_same_points(points, tensorboard_series(run))
     assert [step for step, _ in points["train/loss_step"]] == [0, 1, 2, 3, 4, 5]
-    assert [step for step, _ in points["test/nll"]] == [6]  # the first session's test point was purged, as in TensorBoard
+    assert [step for step, _ in points["test/nll"]] == [
+        6
+    ]  # the first session's test point was purged, as in TensorBoard
 
 
 def test_a_logger_failing_mid_run_is_reported_and_the_record_stays_complete(tiny_cfg, tmp_path, monkeypatch, caplog):
@@ -98,8 +109,11 @@ def test_an_mlflow_server_that_cannot_be_reached_fails_the_run_at_start_up(tiny_
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(LoggerUnavailable, match=rf"The MLflow tracking server at {uri}/health cannot be reached .* "
-                                                 r"leave it null for the local store"):  # fmt: skip
+    with pytest.raises(
+        LoggerUnavailable,
+        match=rf"The MLflow tracking server at {uri}/health cannot be reached .* "
+        r"leave it null for the local store",
+    ):
         train(tiny_cfg("logger=mlflow", f"logger.mlflow.tracking_uri={uri}", *QUIET), run_dir=tmp_path / "run")
     record = read_record(tmp_path / "run")
     assert record["status"] == "failed" and record["error"]["type"] == "LoggerUnavailable"
@@ -107,10 +121,21 @@ def test_an_mlflow_server_that_cannot_be_reached_fails_the_run_at_start_up(tiny_
 
 
 def test_extra_callbacks_come_from_config(tiny_cfg, tmp_path):
-    metrics = train(tiny_cfg("callbacks=timing", "trainer.max_epochs=2", "+callbacks.stop._target_=lightning.pytorch."
-                             "callbacks.EarlyStopping", "+callbacks.stop.monitor=val/loss", "+callbacks.stop.patience=0",
-                             "+callbacks.stop.divergence_threshold=0.0", *QUIET), run_dir=tmp_path / "run")  # fmt: skip
-    assert read_record(tmp_path / "run")["last"]["epoch"] == 0  # a user's own callback from config stopped it after epoch 0
+    metrics = train(
+        tiny_cfg(
+            "callbacks=timing",
+            "trainer.max_epochs=2",
+            "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+            "+callbacks.stop.monitor=val/loss",
+            "+callbacks.stop.patience=0",
+            "+callbacks.stop.divergence_threshold=0.0",
+            *QUIET,
+        ),
+        run_dir=tmp_path / "run",
+    )
+    assert (
+        read_record(tmp_path / "run")["last"]["epoch"] == 0
+    )  # a user's own callback from config stopped it after epoch 0
     epochs = json.loads((tmp_path / "run" / "timing.json").read_text())
     assert [epoch["epoch"] for epoch in epochs] == [0] and epochs[0]["images"] == 448 and "test/mse" in metrics
     for epoch in epochs:  # the parts add up to the epoch (nothing paused)

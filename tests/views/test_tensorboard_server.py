@@ -32,8 +32,16 @@ class TensorBoardServer:
     def __init__(self, logdir: Path, log_file: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = log_file.open("w")
-        command = [str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
-                   "--port", self.url.rsplit(":", 1)[1], "--load_fast=false"]  # fmt: skip
+        command = [
+            str(BIN / "tensorboard"),
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            self.url.rsplit(":", 1)[1],
+            "--load_fast=false",
+        ]
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
     def get(self, route: str, **query: str) -> bytes:
@@ -45,8 +53,12 @@ class TensorBoardServer:
         return json.loads(self.get(route, **query))
 
     def post_json(self, route: str, body: dict):
-        request = urllib.request.Request(f"{self.url}/data/{route}", data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url}/data/{route}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
+        )
         with urllib.request.urlopen(request, timeout=20) as response:
             return json.loads(response.read())
 
@@ -78,10 +90,24 @@ class TensorBoardServer:
 def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
     tiny = ["data=synthetic", "trainer=fast", "torch_threads=1", f"output_root={tmp_path / 'outputs'}"]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    jobs = [subprocess.Popen([str(BIN / "ae-train"), *tiny], cwd=tmp_path, env=environment,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
-            subprocess.Popen([str(BIN / "ae-train"), "-m", *tiny, "model.latent_dim=2,3"], cwd=tmp_path, env=environment,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]  # fmt: skip
+    jobs = [
+        subprocess.Popen(
+            [str(BIN / "ae-train"), *tiny],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        subprocess.Popen(
+            [str(BIN / "ae-train"), "-m", *tiny, "model.latent_dim=2,3"],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+    ]
     for job in jobs:
         _, errors = job.communicate(timeout=600)
         assert job.returncode == 0, errors[-2000:]
@@ -114,11 +140,21 @@ def test_a_tensorboard_server_shows_runs_scalars_images_and_hparams(tmp_path):
 
         # HParams: one session per run with its hyperparameters and final metrics.
         experiment = server.post_json("plugin/hparams/experiment", {"experimentName": ""})
-        assert {"model", "net", "latent_dim", "lr", "batch_size", "seed", "data"} <= {info["name"] for info in experiment["hparamInfos"]}
-        assert {"test/loss", "test/mse", "val/loss", "val/mse"} <= {info["name"]["tag"] for info in experiment["metricInfos"]}
-        groups = server.post_json("plugin/hparams/session_groups", {
-            "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "startIndex": 0, "sliceSize": 100,
-        })["sessionGroups"]  # fmt: skip
+        assert {"model", "net", "latent_dim", "lr", "batch_size", "seed", "data"} <= {
+            info["name"] for info in experiment["hparamInfos"]
+        }
+        assert {"test/loss", "test/mse", "val/loss", "val/mse"} <= {
+            info["name"]["tag"] for info in experiment["metricInfos"]
+        }
+        groups = server.post_json(
+            "plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+        )["sessionGroups"]
         sessions = {group["name"]: group for group in groups}
         assert set(sessions) == set(run_dirs)
         for name, run in run_dirs.items():

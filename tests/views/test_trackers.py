@@ -22,8 +22,14 @@ from tests.helpers import BIN, ae_train, free_port, read_events, run_dirs
 pytestmark = pytest.mark.slow
 
 ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "WANDB_SILENT": "true", "WANDB_MODE": "offline"}
-TINY = ["data=synthetic", "trainer=fast", "torch_threads=1", "eval.probe=false", "logging.projector_points=0",
-        "trainer.enable_progress_bar=false"]  # fmt: skip
+TINY = [
+    "data=synthetic",
+    "trainer=fast",
+    "torch_threads=1",
+    "eval.probe=false",
+    "logging.projector_points=0",
+    "trainer.enable_progress_bar=false",
+]
 
 
 @pytest.fixture
@@ -32,11 +38,25 @@ def mlflow_server(tmp_path):
     port, log = free_port(), tmp_path / "mlflow-server.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-             "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            env={**os.environ, **ENV}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp_path / 'server.db'}",
+                "--artifacts-destination",
+                str(tmp_path / "server-artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env={**os.environ, **ENV},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # a limit on waiting, not a measurement: a loaded machine starts it slowly
@@ -70,15 +90,26 @@ def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_pa
 
     out = tmp_path / "out"
     # A constant learning rate: a finished cosine schedule may not be extended by a resume.
-    done = ae_train("-m", *TINY, "seed=1,2", "model.lr_schedule=constant", "logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server}",
-                    f"output_root={out}", cwd=tmp_path, env=ENV, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "seed=1,2",
+        "model.lr_schedule=constant",
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri={mlflow_server}",
+        f"output_root={out}",
+        cwd=tmp_path,
+        env=ENV,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = run_dirs(out / "sweeps")
     assert len(runs) == 2 and "tracking_uri" not in runs[0].name  # where it is logged stays out of the run name
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name(runs[0].parent.name)  # one experiment per sweep
     assert {run.info.run_id for run in client.search_runs([experiment.experiment_id])} == {
-        read_record(run)["loggers"]["mlflow"]["run_id"] for run in runs}  # one MLflow run per run directory
+        read_record(run)["loggers"]["mlflow"]["run_id"] for run in runs
+    }  # one MLflow run per run directory
     for run in runs:
         record = read_record(run)
         found = client.get_run(record["loggers"]["mlflow"]["run_id"])
@@ -91,7 +122,9 @@ def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_pa
         history = client.get_metric_history(found.info.run_id, "val/loss")
         assert [point.step for point in history] == tensorboard_steps(run, "val/loss")
         assert {item.path for item in client.list_artifacts(found.info.run_id)} >= {"config.yaml", "metrics.json"}
-        assert [item.path for item in client.list_artifacts(found.info.run_id, "checkpoints")] == [record["tested"]["checkpoint"]]
+        assert [item.path for item in client.list_artifacts(found.info.run_id, "checkpoints")] == [
+            record["tested"]["checkpoint"]
+        ]
         assert client.list_artifacts(found.info.run_id, "images/reconstructions")
         copy = client.download_artifacts(found.info.run_id, "metrics.json", str(tmp_path))
         assert json.loads(Path(copy).read_text()) == record  # the final record, as the run directory holds it
@@ -119,8 +152,18 @@ def test_parallel_joblib_jobs_share_one_sqlite_store(tmp_path):
     from mlflow.tracking import MlflowClient
 
     out = tmp_path / "out"
-    done = ae_train("-m", *TINY, "seed=1,2,3", "logger=mlflow", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3",
-                    f"output_root={out}", cwd=tmp_path, env=ENV, timeout=600)  # fmt: skip
+    done = ae_train(
+        "-m",
+        *TINY,
+        "seed=1,2,3",
+        "logger=mlflow",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=3",
+        f"output_root={out}",
+        cwd=tmp_path,
+        env=ENV,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = run_dirs(out / "sweeps")  # not the metrics.json copies under out/mlartifacts
     client = MlflowClient(f"sqlite:///{(out / 'mlflow.db').resolve()}")  # the default store: absolute, in output_root
@@ -198,4 +241,6 @@ def test_wandb_offline_holds_the_scalars_and_the_final_metrics(tiny_cfg, tmp_pat
     for record in records:
         if record.WhichOneof("record_type") == "config":  # then the model's and the run settings
             config.update(items(record.config.update))
-    assert config["data.batch_size"] == config["batch_size"] == 32 and config["seed"] == 42 and config["latent_dim"] == 32
+    assert (
+        config["data.batch_size"] == config["batch_size"] == 32 and config["seed"] == 42 and config["latent_dim"] == 32
+    )

@@ -61,14 +61,21 @@ def layouts(events: ea.EventAccumulator) -> list[layout_pb2.Layout]:
 def charted_tags(layout: layout_pb2.Layout, scalar_tags: list[str]) -> dict[str, set[str]]:
     """{chart title: the run's scalar tags its patterns draw}, matched as the plugin does (re.match)."""
     (category,) = layout.category
-    return {chart.title: {tag for pattern in chart.multiline.tag for tag in scalar_tags if re.match(pattern, tag)}
-            for chart in category.chart}  # fmt: skip
+    return {
+        chart.title: {tag for pattern in chart.multiline.tag for tag in scalar_tags if re.match(pattern, tag)}
+        for chart in category.chart
+    }
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
-    cfg = tiny_cfg(f"model={model}", "model.latent_dim=4", "trainer.max_epochs=2",
-                   "logging.latents_every_n_epochs=1", "logging.n_images=8")  # fmt: skip
+    cfg = tiny_cfg(
+        f"model={model}",
+        "model.latent_dim=4",
+        "trainer.max_epochs=2",
+        "logging.latents_every_n_epochs=1",
+        "logging.n_images=8",
+    )
     metrics = train(cfg, run_dir=tmp_path)
     # Fit, test and evaluation write one event file: a second one could sort before the first
     # (views/tensorboard.SessionLogger), and the first's restart marker would drop what it held.
@@ -77,8 +84,16 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
     tags = events.Tags()
 
     # Scalars: loss terms per stage, learning rate, throughput and epoch time once per epoch.
-    assert {"train/loss", "val/loss", "val/mse", "test/loss", "test/mse", "lr-Adam",
-            "train/images_per_s", "train/epoch_time_s"} <= set(tags["scalars"])  # fmt: skip
+    assert {
+        "train/loss",
+        "val/loss",
+        "val/mse",
+        "test/loss",
+        "test/mse",
+        "lr-Adam",
+        "train/images_per_s",
+        "train/epoch_time_s",
+    } <= set(tags["scalars"])
     assert "hp_metric" not in tags["scalars"]
     epoch_steps = [event.step for event in events.Scalars("train/loss")]
     for tag in ("train/images_per_s", "train/epoch_time_s"):
@@ -118,7 +133,9 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
 
     # Projector: codes of the 256 test images at each step, class names and one sprite.
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
-    assert [embedding.tensor_name for embedding in config.embeddings] == [f"latent/test_codes:{step:05d}" for step in all_steps]
+    assert [embedding.tensor_name for embedding in config.embeddings] == [
+        f"latent/test_codes:{step:05d}" for step in all_steps
+    ]
     for embedding in config.embeddings:
         codes = np.loadtxt(tmp_path / embedding.tensor_path, delimiter="\t")
         labels = (tmp_path / embedding.metadata_path).read_text().splitlines()
@@ -141,7 +158,9 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
 
 def test_fixed_images_and_noise_give_the_same_grid_when_the_model_stands_still(tiny_cfg, tmp_path, monkeypatch):
     # Any model with `sample` gets images/samples; decode(fixed z) makes epochs comparable.
-    monkeypatch.setattr(Autoencoder, "sample", lambda self, n: self.decode(torch.randn(n, self.hparams.latent_dim)), raising=False)
+    monkeypatch.setattr(
+        Autoencoder, "sample", lambda self, n: self.decode(torch.randn(n, self.hparams.latent_dim)), raising=False
+    )
     train(tiny_cfg("trainer.max_epochs=2", "model.lr=1e-12"), run_dir=tmp_path)  # weights stay put
     events = read_events(tmp_path)
     for tag in ("images/reconstructions", "images/samples"):
@@ -171,8 +190,10 @@ def test_views_can_be_switched_off(tiny_cfg, tmp_path):
 
 def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     # A constant lr: the default cosine schedule of a finished run cannot be extended (it reached 0).
-    train(tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1", "model.lr_schedule=constant"),
-          run_dir=tmp_path)  # fmt: skip
+    train(
+        tiny_cfg("trainer.max_epochs=2", "logging.latents_every_n_epochs=1", "model.lr_schedule=constant"),
+        run_dir=tmp_path,
+    )
     resume_training(tmp_path, ["trainer.max_epochs=3"])
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2  # one per session
     events = read_events(tmp_path)
@@ -200,8 +221,10 @@ def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
 def test_a_run_resumed_from_before_its_layout_gets_it_once(tiny_cfg, tmp_path):
     # A one-epoch run writes its layout after its only checkpoint; resuming from that checkpoint
     # purges the layout with the later events, and the resumed run writes it again.
-    train(tiny_cfg("model.lr_schedule=constant", "logging.images_every_n_epochs=0", "logging.projector_points=0"),
-          run_dir=tmp_path)  # fmt: skip
+    train(
+        tiny_cfg("model.lr_schedule=constant", "logging.images_every_n_epochs=0", "logging.projector_points=0"),
+        run_dir=tmp_path,
+    )
     assert len(layouts(read_events(tmp_path))) == 1
     resume_training(tmp_path, ["trainer.max_epochs=2"])
     (layout,) = layouts(read_events(tmp_path))
@@ -215,13 +238,18 @@ def test_bad_logging_values_name_the_key(key, value):
 
 
 def test_an_unknown_logging_key_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="logging.image_every_n_epochs is not a logging setting; the settings are "
-                                          "images_every_n_epochs, latents_every_n_epochs, n_images, projector_points."):
+    with pytest.raises(
+        ConfigError,
+        match="logging.image_every_n_epochs is not a logging setting; the settings are "
+        "images_every_n_epochs, latents_every_n_epochs, n_images, projector_points.",
+    ):
         build_callbacks({"image_every_n_epochs": 2})
 
 
 def test_hparams_are_flattened_to_scalars_and_strings():
-    flat = flatten_hparams({"input_shape": [1, 28, 28], "net": "mlp", "beta": 4.0, "extra": {"free_bits": 0.5}, "x": None})
+    flat = flatten_hparams(
+        {"input_shape": [1, 28, 28], "net": "mlp", "beta": 4.0, "extra": {"free_bits": 0.5}, "x": None}
+    )
     assert flat == {"input_shape": "1x28x28", "net": "mlp", "beta": 4.0, "extra.free_bits": 0.5, "x": "None"}
 
 
