@@ -57,3 +57,9 @@ def finished_run(tiny_cfg, tmp_path) -> Path:
     events = read_events(run)
     assert "anomaly/worst" in events.Tags()["images"] and "test/probe_acc" in events.Tags()["scalars"]
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first: the workers (pytest-xdist) then end together instead of one waiting on
+    the other's last long test. The order of the others is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

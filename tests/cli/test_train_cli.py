@@ -28,7 +28,8 @@ def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
 def test_help_info_and_cfg_work_from_any_directory(tmp_path):
     done = ae_train("--help", cwd=tmp_path)
     assert done.returncode == 0
-    assert "model: contractive, conv, cvae, dae, mlp, sparse, tcvae, vae, vqvae" in done.stdout
+    assert "model: aae, contractive, conv, cvae, dae, iwae, mlp, sparse, tcvae, vae, vqvae, wae" in done.stdout
+    assert "logger: csv, mlflow, tensorboard, wandb" in done.stdout and "callbacks: none, timing" in done.stdout
     assert "data: dsprites, fashionmnist, mnist, npz, shapes, synthetic" in done.stdout
     done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)
     assert done.returncode == 0 and "latent_dim: 7" in done.stdout and "net: conv" in done.stdout
@@ -165,8 +166,15 @@ def test_ctrl_c_before_training_ends_in_one_line_and_exit_130(tmp_path, monkeypa
         monkeypatch.setattr(job, "plan_for_existing_dir", interrupt)
     else:
         monkeypatch.setattr(pipeline, "build_data", interrupt)  # the record says running by then
-    with pytest.raises(SystemExit) as stopped:
-        cli.main()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+    finally:  # an in-process Hydra run leaves its config set; later tests of this worker must not see it
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
     err = capsys.readouterr().err.strip()
     assert stopped.value.code == 130 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("ae-train: Stopped by SIGINT")  # the signal received, in one line
