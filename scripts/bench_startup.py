@@ -32,7 +32,10 @@ born = float(sys.argv[1]); jobs = int(sys.argv[2]); output = sys.argv[3]; overri
 start = time.time()
 import lightning as L
 from hydra import compose, initialize_config_module
-from autoencoders.training import pipeline
+try:
+    from autoencoders.training import pipeline
+except ImportError:  # code from before the runs wing was split (bench_startup.py --python <its venv>)
+    from autoencoders.runs import train as pipeline
 imported = time.time()
 marks = {}
 class Marks(L.Callback):
@@ -60,10 +63,10 @@ print("BENCH" + json.dumps({"born": born, "start": start, "imported": imported, 
 """
 
 
-def run_child(jobs: int, output: Path) -> dict:
+def run_child(jobs: int, output: Path, python: str) -> dict:
     born = time.time()
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(born), str(jobs), str(output), *OVERRIDES],
+        [python, "-c", CHILD, str(born), str(jobs), str(output), *OVERRIDES],
         capture_output=True,
         text=True,
         cwd=output,
@@ -90,18 +93,20 @@ def phases(measured: dict) -> dict[str, float]:
     }
 
 
-def import_lightning() -> float:
+def import_lightning(python: str) -> float:
     born = time.time()
-    subprocess.run([sys.executable, "-c", "import lightning"], check=True, timeout=300)
+    subprocess.run([python, "-c", "import lightning"], check=True, timeout=300)
     return time.time() - born
 
 
-def markdown(rows: list[dict[str, float]], lightning_s: list[float], later: list[float], machine: str) -> str:
+def markdown(
+    rows: list[dict[str, float]], lightning_s: list[float], later: list[float], machine: str, label: str = ""
+) -> str:
     median = {name: statistics.median(row[name] for row in rows) for name in rows[0]}
     bare = statistics.median(lightning_s)
     fixed = median["whole process"] - bare - median["the epoch (training and validation)"]
     lines = [
-        f"### Fixed cost of a 1-epoch run ({time.strftime('%Y-%m-%d')}; {machine})",
+        f"### Fixed cost of a 1-epoch run{label} ({time.strftime('%Y-%m-%d')}; {machine})",
         "",
         f"`ae-train {' '.join(OVERRIDES)}`, whole process, median of {len(rows)} fresh processes.",
         "",
@@ -126,6 +131,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument("--print-only", action="store_true")
+    parser.add_argument("--label", default="", help="words after the table's title, e.g. ': before, at 6a2f30c'")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter (venv) whose autoencoders is measured, e.g. an older checkout's",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from bench import machine, write_section
@@ -133,15 +144,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows, bare = [], []
         for repeat in range(args.repeats):
-            bare.append(import_lightning())
+            bare.append(import_lightning(args.python))
             folder = Path(tmp) / f"single{repeat}"
             folder.mkdir()
-            rows.append(phases(run_child(1, folder)))
+            rows.append(phases(run_child(1, folder, args.python)))
         folder = Path(tmp) / "multirun"
         folder.mkdir()
-        multi = run_child(4, folder)
+        multi = run_child(4, folder, args.python)
         later = [job["done"] - job["began"] - (job["epoch_end"] - job["epoch_start"]) for job in multi["jobs"][1:]]
-    text = markdown(rows, bare, later, machine())
+    text = markdown(rows, bare, later, machine(), args.label)
     print(text)
     if not args.print_only:
         write_section(args.out, "startup", text)

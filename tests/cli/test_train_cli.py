@@ -111,19 +111,36 @@ def test_a_libraries_error_is_a_failure_with_its_type_and_its_traceback_in_the_r
     assert error["type"] == "MisconfigurationException" and error["traceback"].startswith("Traceback")
 
 
-def test_an_output_directory_that_cannot_be_created_is_one_paragraph(tmp_path):
+def test_an_output_directory_that_cannot_be_created_is_one_paragraph(tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
-    for where in (
-        f"output_root={tmp_path / 'a-file'}",
-        f"hydra.run.dir={tmp_path / 'a-file' / 'run'}",
-        "hydra.run.dir=/proc/no/run",
-    ):
-        done = ae_train(*TINY, where, cwd=tmp_path)
-        assert done.returncode == 1, where
-        assert done.stderr.startswith("ae-train: cannot create the output directory") and done.stderr.count("\n") == 1
-        assert "Traceback" not in done.stdout + done.stderr
-    done = ae_train("-m", *TINY, f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", cwd=tmp_path)
-    assert done.returncode == 1 and "cannot create the output directory" in done.stderr
+    # The whole command once: exit 1, one line, no traceback.
+    done = ae_train(*TINY, f"output_root={tmp_path / 'a-file'}", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("ae-train: cannot create the output directory") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    # The other places, through the Hydra callback that checks them (in-process: no import to pay).
+    from hydra import compose, initialize_config_module
+
+    from autoencoders.training.job import OutputDirectoryCheck
+
+    cases = [
+        (f"hydra.run.dir={tmp_path / 'a-file' / 'run'}", "on_run_start"),
+        ("hydra.run.dir=/proc/no/run", "on_run_start"),
+        (f"hydra.sweep.dir={tmp_path / 'a-file' / 'sweep'}", "on_multirun_start"),
+    ]
+    for where, hook in cases:
+        with initialize_config_module("autoencoders.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[*TINY, where], return_hydra_config=True)
+        try:
+            with pytest.raises(SystemExit) as stopped:
+                getattr(OutputDirectoryCheck(), hook)(cfg)
+        finally:
+            from hydra.core.hydra_config import HydraConfig
+
+            HydraConfig.instance().cfg = None  # on_run_start sets it, as Hydra does
+        err = capsys.readouterr().err
+        assert stopped.value.code == 1 and err.startswith("ae-train: cannot create the output directory"), where
+        assert err.count("\n") == 1 and "Traceback" not in err, where
 
 
 def test_the_console_says_each_thing_once(tmp_path):
