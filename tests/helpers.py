@@ -31,6 +31,51 @@ def ae_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30
     )
 
 
+def ae_train_here(*args: str, cwd: Path, monkeypatch) -> subprocess.CompletedProcess:
+    """`ae-train args...` run by this test's own interpreter: the same `main()`, exit code, stdout
+    and stderr as the command, without paying its ~8 s of imports again. For tests of what a run
+    says and writes; where the process itself (signals, start-up, several processes) is what a
+    test checks, `ae_train` runs the installed script."""
+    import contextlib
+    import io
+    import logging
+
+    from autoencoders.cli import train as cli
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["ae-train", *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    out, err = io.StringIO(), io.StringIO()
+    loggers = {name: logging.getLogger(name) for name in ("", "hydra", "autoencoders", "lightning")}
+    saved = {name: (logger.handlers[:], logger.level, logger.propagate) for name, logger in loggers.items()}
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+            except SystemExit as stopped:  # what the interpreter would make of it
+                if isinstance(stopped.code, str):
+                    print(stopped.code, file=sys.stderr)
+                code = stopped.code if isinstance(stopped.code, int) else (0 if stopped.code is None else 1)
+    finally:
+        forget_hydra()
+        for name, (handlers, level, propagate) in saved.items():
+            loggers[name].handlers[:] = handlers
+            loggers[name].setLevel(level)
+            loggers[name].propagate = propagate
+    return subprocess.CompletedProcess(["ae-train", *args], code, out.getvalue(), err.getvalue())
+
+
+def forget_hydra() -> None:
+    """What an in-process Hydra run leaves set (its config, its initialised search path), cleared so
+    that later tests of this worker start as a new process would."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
 def start_ae_train(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """`ae-train args...` started in the background (to signal it), output piped as text."""
     return subprocess.Popen(

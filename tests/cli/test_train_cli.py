@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AE_TRAIN, ae_train, run_dirs
+from tests.helpers import AE_TRAIN, ae_train, ae_train_here, run_dirs
 
 TINY = ["data=synthetic", "trainer=fast", "torch_threads=1"]
 
 
-def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
+def test_corrupt_gzip_is_named_with_a_fix(tmp_path, monkeypatch):
     source = Path("/usr/share/datasets/fashion-mnist")
     target = tmp_path / "data" / "fashionmnist"
     target.mkdir(parents=True)
@@ -20,7 +20,9 @@ def test_corrupt_gzip_is_named_with_a_fix(tmp_path):
     broken = target / "t10k-labels-idx1-ubyte.gz"
     broken.unlink()
     broken.write_bytes(path.read_bytes()[:100])  # truncated copy of another file
-    done = ae_train(f"data.root={tmp_path / 'data'}", "trainer=fast", "torch_threads=1", cwd=tmp_path)
+    done = ae_train_here(
+        f"data.root={tmp_path / 'data'}", "trainer=fast", "torch_threads=1", cwd=tmp_path, monkeypatch=monkeypatch
+    )
     assert done.returncode == 1
     assert str(broken) in done.stderr and "get a good copy" in done.stderr and "Traceback" not in done.stderr
 
@@ -53,16 +55,16 @@ def test_trains_on_real_fashionmnist_from_another_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_mnist_subset_is_recorded_in_metrics(tmp_path):
-    done = ae_train("data=mnist", "trainer=fast", "torch_threads=1", cwd=tmp_path)
+def test_mnist_subset_is_recorded_in_metrics(tmp_path, monkeypatch):
+    done = ae_train_here("data=mnist", "trainer=fast", "torch_threads=1", cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = run_dirs(tmp_path / "outputs")
     data = json.loads((run / "metrics.json").read_text())["data"]
     assert data["name"] == "mnist" and "SUBSET" in data["note"] and data["train"] + data["val"] == 8000
 
 
-def test_multirun_gives_each_job_its_own_named_directory(tmp_path):
-    done = ae_train("-m", *TINY, "model.latent_dim=2,3", cwd=tmp_path)
+def test_multirun_gives_each_job_its_own_named_directory(tmp_path, monkeypatch):
+    done = ae_train_here("-m", *TINY, "model.latent_dim=2,3", cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = run_dirs(tmp_path / "outputs" / "sweeps")
     assert [run.name for run in runs] == [
@@ -81,8 +83,15 @@ def test_runs_started_together_never_share_a_directory(tmp_path):
     assert len(run_dirs(tmp_path / "outputs")) == 2
 
 
-def test_missing_data_is_one_paragraph_and_exit_1(tmp_path):
-    done = ae_train("data=mnist", f"data.root={tmp_path}/empty", "data.download=false", *TINY[1:], cwd=tmp_path)
+def test_missing_data_is_one_paragraph_and_exit_1(tmp_path, monkeypatch):
+    done = ae_train_here(
+        "data=mnist",
+        f"data.root={tmp_path}/empty",
+        "data.download=false",
+        *TINY[1:],
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+    )
     assert done.returncode == 1
     assert "MNIST is not available" in done.stderr and "make data" in done.stderr
     assert "Traceback" not in done.stderr
@@ -90,8 +99,8 @@ def test_missing_data_is_one_paragraph_and_exit_1(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
 
 
-def test_bad_value_names_the_key_and_exits_1(tmp_path):
-    done = ae_train(*TINY, "model.latent_dim=-4", cwd=tmp_path)
+def test_bad_value_names_the_key_and_exits_1(tmp_path, monkeypatch):
+    done = ae_train_here(*TINY, "model.latent_dim=-4", cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 1
     message = "model.latent_dim=-4 is not allowed: model.latent_dim must be an integer >= 1"
     assert message in done.stderr
@@ -99,10 +108,16 @@ def test_bad_value_names_the_key_and_exits_1(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_a_libraries_error_is_a_failure_with_its_type_and_its_traceback_in_the_record(tmp_path):
+def test_a_libraries_error_is_a_failure_with_its_type_and_its_traceback_in_the_record(tmp_path, monkeypatch):
     # Lightning refuses the value: not one of our own errors, so it is shown with its type and
     # the traceback is kept in metrics.json (the console stays one paragraph).
-    done = ae_train(*TINY, "++trainer.gradient_clip_algorithm=banana", "++trainer.gradient_clip_val=1", cwd=tmp_path)
+    done = ae_train_here(
+        *TINY,
+        "++trainer.gradient_clip_algorithm=banana",
+        "++trainer.gradient_clip_val=1",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+    )
     assert done.returncode == 1
     assert "Training failed: MisconfigurationException: " in done.stderr and "metrics.json" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr and done.stderr.count("banana") == 1
@@ -159,8 +174,8 @@ def test_the_console_says_each_thing_once(tmp_path):
     assert "v_num" not in done.stdout  # the logger's version, always empty here
 
 
-def test_unknown_model_lists_the_available_ones(tmp_path):
-    done = ae_train("model=vea", cwd=tmp_path)
+def test_unknown_model_lists_the_available_ones(tmp_path, monkeypatch):
+    done = ae_train_here("model=vea", cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 1
     assert "Could not find 'model/vea'" in done.stderr and "mlp" in done.stderr and "conv" in done.stderr
 

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from autoencoders.rundir.record import read_record, write_json_atomic
-from tests.helpers import ae_train
+from tests.helpers import ae_train, ae_train_here
 
 TINY = ["data=synthetic", "trainer=fast", "logging.images_every_n_epochs=0", "logging.projector_points=0"]
 
@@ -22,9 +22,9 @@ def hydra_cfg(*overrides: str):
         return compose("train", overrides=list(overrides), return_hydra_config=True)
 
 
-def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
+def test_grid_sweep_gives_four_complete_readable_runs(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    done = ae_train(
+    done = ae_train_here(
         "-m",
         *TINY,
         "torch_threads=1",
@@ -32,7 +32,7 @@ def test_grid_sweep_gives_four_complete_readable_runs(tmp_path):
         "model.loss=mse,bce",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep)
@@ -72,18 +72,15 @@ def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
-def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
+def test_a_failing_job_does_not_stop_the_others(tmp_path, monkeypatch, launcher):
     sweep = tmp_path / "sweep"
-    done = ae_train(
-        "-m",
-        *TINY,
-        "torch_threads=1",
-        f"hydra/launcher={launcher}",
-        "model.latent_dim=2,-1,3",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=600,
-    )
+    args = ["-m", *TINY, "torch_threads=1", f"hydra/launcher={launcher}", "model.latent_dim=2,-1,3"]
+    args.append(f"hydra.sweep.dir={sweep}")
+    # The basic launcher runs its jobs in ae-train's own process: this one will do.
+    if launcher == "basic":
+        done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
+    else:
+        done = ae_train(*args, cwd=tmp_path, timeout=600)
     assert done.returncode == 1
     statuses = {name.split("_")[0]: job["status"] for name, job in jobs(sweep).items()}
     assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
@@ -93,17 +90,17 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path, launcher):
     assert summary.count("\n  ") == 1 and "model.latent_dim=-1" in summary and "failed" in summary
 
 
-def test_rerunning_a_sweep_skips_completed_jobs_and_resumes_interrupted_ones(tmp_path):
+def test_rerunning_a_sweep_skips_completed_jobs_and_resumes_interrupted_ones(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
     args = ["-m", *TINY, "torch_threads=1", "trainer.max_epochs=2", "model.latent_dim=2,3", f"hydra.sweep.dir={sweep}"]
-    assert ae_train(*args, cwd=tmp_path, timeout=600).returncode == 0
+    assert ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch).returncode == 0
     first, second = sorted(sweep.rglob("metrics.json"))
     # Pretend the second job was interrupted after its first epoch.
     record = json.loads(second.read_text())
     record["status"] = "interrupted"
     write_json_atomic(second, record)
     before = first.stat().st_mtime_ns
-    done = ae_train(*args, cwd=tmp_path, timeout=600)
+    done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Skipping" in done.stdout + done.stderr and first.stat().st_mtime_ns == before
     resumed = read_record(second.parent)
@@ -136,9 +133,9 @@ def test_slurm_and_optuna_configs_compose():
 
 
 @pytest.mark.slow
-def test_optuna_study_survives_a_failing_trial(tmp_path):
+def test_optuna_study_survives_a_failing_trial(tmp_path, monkeypatch):
     sweep = tmp_path / "study"
-    done = ae_train(
+    done = ae_train_here(
         "hparams_search=optuna",
         *TINY,
         "torch_threads=1",
@@ -146,7 +143,7 @@ def test_optuna_study_survives_a_failing_trial(tmp_path):
         "model.latent_dim=choice(-1,2)",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     found = list(jobs(sweep).values())
     assert len(found) == 4, done.stderr[-2000:]  # every trial ran
@@ -194,9 +191,9 @@ LONG = [
 ]
 
 
-def test_a_job_whose_overrides_pass_the_file_name_limit_gets_a_hashed_folder(tmp_path):
+def test_a_job_whose_overrides_pass_the_file_name_limit_gets_a_hashed_folder(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    done = ae_train(
+    done = ae_train_here(
         "-m",
         *TINY,
         *LONG,
@@ -204,7 +201,7 @@ def test_a_job_whose_overrides_pass_the_file_name_limit_gets_a_hashed_folder(tmp
         "model.latent_dim=2",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     ((name, record),) = jobs(sweep).items()
