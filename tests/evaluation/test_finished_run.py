@@ -94,11 +94,10 @@ def test_a_checkpoint_from_elsewhere_never_replaces_the_runs_own_evaluation(tiny
     (elsewhere / "checkpoints").mkdir(parents=True)
     copy = elsewhere / "checkpoints" / "best.ckpt"  # the same model's weights, kept elsewhere
     copy.write_bytes((run / "checkpoints" / "best.ckpt").read_bytes())
-    assert subprocess.run([AE_EVAL, str(run)], capture_output=True, timeout=300).returncode == 0
+    ae_eval_main([str(run)])  # in-process: ae-eval's own process is tested above
     own = sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*"))
     own_events = {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")}
-    done = subprocess.run([AE_EVAL, str(run), "--checkpoint", str(copy)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    ae_eval_main([str(run), "--checkpoint", str(copy)])
     assert sorted(str(path.relative_to(run)) for path in (run / "eval" / "best").rglob("*")) == own
     assert {path.name: path.read_bytes() for path in (run / "eval" / "best").glob("events.*")} == own_events
     (external,) = [path for path in (run / "eval").iterdir() if path.name != "best"]

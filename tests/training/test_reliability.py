@@ -12,15 +12,16 @@ from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume
 from autoencoders.training.pipeline import resume_training, train
 from autoencoders.training.sweep import plan_for_existing_dir
-from tests.helpers import ae_train, only_run
+from tests.helpers import ae_train_here, only_run
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
 
 
 # --- divergence ------------------------------------------------------------------------------
-def test_huge_learning_rate_diverges_with_a_clear_message(tmp_path):
-    done = ae_train("data=synthetic", "trainer=fast", "torch_threads=1", "model.lr=1e30", cwd=tmp_path)
+def test_huge_learning_rate_diverges_with_a_clear_message(tmp_path, monkeypatch):
+    args = ["data=synthetic", "trainer=fast", "torch_threads=1", "model.lr=1e30"]
+    done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
     stderr = done.stderr
     assert done.returncode == 1
     assert "The loss became non-finite at step 1 (epoch 0): loss=nan" in stderr and "lower model.lr" in stderr
@@ -71,13 +72,15 @@ def test_another_model_is_refused_and_a_corrupt_checkpoint_is_passed_over(tiny_c
         resume_training(tmp_path)
 
 
-def test_a_run_never_writes_into_another_runs_directory(tmp_path):
+def test_a_run_never_writes_into_another_runs_directory(tmp_path, monkeypatch):
     (tmp_path / "metrics.json").write_text(json.dumps({"status": "completed", "overrides": ["model=conv"]}))
     with pytest.raises(ConfigError, match="already holds another run"):
         plan_for_existing_dir(tmp_path, ["model=mlp"])
     assert plan_for_existing_dir(tmp_path, ["model=conv"]) == "skip"
     assert plan_for_existing_dir(tmp_path / "new", []) == "new"
-    done = ae_train("data=synthetic", "trainer=fast", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    done = ae_train_here(
+        "data=synthetic", "trainer=fast", f"hydra.run.dir={tmp_path}", cwd=tmp_path, monkeypatch=monkeypatch
+    )
     stderr = done.stderr
     assert done.returncode == 1 and "already holds another run" in stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["overrides"] == ["model=conv"]
