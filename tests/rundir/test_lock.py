@@ -11,7 +11,7 @@ import pytest
 from autoencoders.errors import RunDirectoryBusy
 from autoencoders.rundir.lock import LOCK_FILE, RunLock
 from autoencoders.training.pipeline import train
-from tests.helpers import ae_train, digest
+from tests.helpers import ae_train, ae_train_here, digest
 
 TINY = ["data=synthetic", "trainer=fast", "torch_threads=1", "logging.projector_points=0"]
 
@@ -39,30 +39,30 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     lock.release()
 
 
-def test_ae_train_into_a_live_runs_directory_exits_1_and_touches_nothing(tiny_cfg, tmp_path):
+def test_ae_train_into_a_live_runs_directory_exits_1_and_touches_nothing(tiny_cfg, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(tiny_cfg(), run_dir=run)
     (run / ".hydra").mkdir()
     (run / ".hydra" / "config.yaml").write_text("a live run's own copy\n")
     (run / "train.log").write_text("a live run's log\n")
-    with RunLock(run):  # this process plays the live run
+    with RunLock(run):  # this process plays the live run (flock: a second open file is refused, also here)
         before = digest(run)
         time.sleep(0.01)  # so a rewrite would show in the mtimes
-        done = ae_train(*TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+        done = ae_train_here(*TINY, f"hydra.run.dir={run}", cwd=tmp_path, monkeypatch=monkeypatch)
         assert digest(run) == before
     assert done.returncode == 1
     assert f"{run} is in use by process {os.getpid()}" in done.stderr and "Traceback" not in done.stdout + done.stderr
     assert done.stderr.count("is in use by") == 1  # said once
 
 
-def test_a_sweep_rerun_into_a_running_sweep_leaves_the_running_job_alone(tmp_path):
+def test_a_sweep_rerun_into_a_running_sweep_leaves_the_running_job_alone(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
     args = ["-m", *TINY, "model.latent_dim=2,3", f"hydra.sweep.dir={sweep}"]
-    assert ae_train(*args, cwd=tmp_path).returncode == 0
+    assert ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch).returncode == 0
     jobs = sorted(path.parent for path in sweep.rglob("metrics.json"))
     with RunLock(jobs[0]):  # job 0 is still running
         before = digest(jobs[0])
-        done = ae_train(*args, cwd=tmp_path)
+        done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
         assert digest(jobs[0]) == before
     assert done.returncode == 1 and "is in use by" in done.stderr
     assert "Skipping" in done.stderr  # job 1 had completed: skipped, not retrained
