@@ -314,22 +314,18 @@ def test_installed_script_is_light(sweep):
 
 
 @pytest.mark.slow
-def test_real_sweep_table_matches_its_runs(tmp_path):
-    done = subprocess.run(
-        [
-            BIN / "ae-train",
-            "-m",
-            "data=synthetic",
-            "trainer=fast",
-            "torch_threads=1",
-            "model.latent_dim=2,3",
-            f"output_root={tmp_path}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_real_sweep_table_matches_its_runs(tmp_path, monkeypatch):
+    from tests.helpers import ae_train_here
+
+    args = [
+        "-m",
+        "data=synthetic",
+        "trainer=fast",
+        "torch_threads=1",
+        "model.latent_dim=2,3",
+        f"output_root={tmp_path}",
+    ]
+    done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)  # the sweep in-process; ae-compare as installed
     assert done.returncode == 0, done.stderr[-2000:]
     done = subprocess.run(
         [BIN / "ae-compare", tmp_path / "sweeps", "--format", "csv"], capture_output=True, text=True, timeout=60
