@@ -11,7 +11,7 @@ from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import resume_training, train
-from tests.helpers import only_run, read_events, signal_when, sigterm_after_epoch, start_ae_train
+from tests.helpers import ae_train_here, only_run, read_events, signal_when, sigterm_after_epoch, start_ae_train
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
@@ -23,7 +23,7 @@ def terminate_self() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
-def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number):
+def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number, monkeypatch):
     args = [
         "data=synthetic",
         "data.batch_size=4",
@@ -48,9 +48,10 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number)
     interrupted_step = load_checkpoint(run / "checkpoints" / "interrupted.ckpt")["global_step"]
     assert interrupted_step > 0
 
-    resumed = start_ae_train(f"resume={run}", cwd=tmp_path)
-    _, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr[-2000:]
+    resumed = ae_train_here(
+        f"resume={run}", cwd=tmp_path, monkeypatch=monkeypatch
+    )  # the signal needed a process; this does not
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = read_record(run)
     assert record["status"] == "completed" and "test/mse" in record["metrics"]
     assert len(record["resumes"]) == 1 and record["resumes"][0]["checkpoint"] == "checkpoints/interrupted.ckpt"
