@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from autoencoders.rundir.record import read_record
-from tests.helpers import BIN, ae_train, free_port, read_events, run_dirs
+from tests.helpers import BIN, ae_train, ae_train_here, free_port, read_events, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +66,8 @@ def mlflow_server(tmp_path):
         yield uri
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
+        try:  # its store is this test's to throw away: a server slow to stop is killed
+            server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
@@ -85,12 +85,16 @@ def tensorboard_steps(run: Path, tag: str) -> list[int]:
     return [event.step for event in read_events(run).Scalars(tag)]
 
 
-def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_path):
+def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
 
     out = tmp_path / "out"
     # A constant learning rate: a finished cosine schedule may not be extended by a resume.
-    done = ae_train(
+    # In-process (the server is the other process here): the same main() as the command.
+    done = ae_train_here(
         "-m",
         *TINY,
         "seed=1,2",
@@ -99,8 +103,7 @@ def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_pa
         f"logger.mlflow.tracking_uri={mlflow_server}",
         f"output_root={out}",
         cwd=tmp_path,
-        env=ENV,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = run_dirs(out / "sweeps")
@@ -130,7 +133,7 @@ def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_pa
         assert json.loads(Path(copy).read_text()) == record  # the final record, as the run directory holds it
 
     first, first_steps = read_record(runs[0]), tensorboard_steps(runs[0], "val/loss")
-    resumed = ae_train(f"resume={runs[0]}", "trainer.max_epochs=2", cwd=tmp_path, env=ENV, timeout=600)
+    resumed = ae_train_here(f"resume={runs[0]}", "trainer.max_epochs=2", cwd=tmp_path, monkeypatch=monkeypatch)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = read_record(runs[0])
     run_id = record["loggers"]["mlflow"]["run_id"]
