@@ -46,6 +46,15 @@ def in_attempt(path: Path, run_dir: Path) -> bool:
     return Path(path).resolve().is_relative_to(attempt_dir(run_dir).resolve())
 
 
+def run_of_checkpoint(path: Path) -> Path:
+    """The run directory of a checkpoint file: <run>/checkpoints/x.ckpt, or a stopped resume's
+    <run>/attempt/checkpoints/x.ckpt; a checkpoint elsewhere, its folder."""
+    folder = Path(path).resolve().parent
+    if folder.name != "checkpoints":
+        return Path(path).parent
+    return folder.parent.parent if folder.parent.name == ATTEMPT_DIR else folder.parent
+
+
 def promoted_name(path: Path, run_dir: Path) -> str:
     """The name a file of the run has in the run directory once its attempt is promoted
     (`attempt/checkpoints/best.ckpt` -> `checkpoints/best.ckpt`)."""

@@ -3,7 +3,11 @@ the run's only when it completes (rundir/attempt.py): a resume that fails or is 
 leaves every file of the run's last finished state byte for byte, and TensorBoard reads the same
 points; a stopped resume is continued by the next one, so no training is lost."""
 
+import sys
+
 import pytest
+
+from autoencoders.cli import train as cli
 
 from autoencoders.compare import events as compare
 from autoencoders.errors import Diverged, RunInterrupted
@@ -127,7 +131,10 @@ def test_an_interrupted_run_stopped_again_on_resume_keeps_all_its_training(tiny_
         resume_training(run)
     monkeypatch.undo()
     assert state(run) == before and read_record(run)["status"] == "interrupted"
-    resume_training(run)  # from the second stop, in attempt/: epoch 2 only
+    # ae-train resume=<run>/attempt/checkpoints/interrupted.ckpt: the second stop's run, epoch 2 only.
+    monkeypatch.setattr(sys, "argv", ["ae-train", f"resume={run / 'attempt' / 'checkpoints' / 'interrupted.ckpt'}"])
+    cli.main()
+    monkeypatch.undo()
     record = read_record(run)
     assert [entry["checkpoint"] for entry in record["resumes"]] == [
         "checkpoints/interrupted.ckpt",
