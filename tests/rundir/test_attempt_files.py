@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from autoencoders.cli import train as cli
-
 from autoencoders.compare import events as compare
 from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.models.autoencoder import Autoencoder
