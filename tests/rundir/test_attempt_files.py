@@ -100,7 +100,7 @@ def test_a_stopped_resume_changes_no_file_of_the_completed_run_and_the_next_one_
     assert [value for _, value in points["train/loss"]] == pytest.approx([value for _, value in reference], rel=1e-5)
 
 
-def test_a_resume_that_diverges_changes_no_file_of_the_completed_run(completed, monkeypatch):
+def test_a_resume_that_diverges_changes_no_file_of_the_completed_run(completed, monkeypatch, caplog):
     before = state(completed)
     original = Autoencoder.loss_terms
 
@@ -117,6 +117,10 @@ def test_a_resume_that_diverges_changes_no_file_of_the_completed_run(completed, 
     entry = read_record(completed)["resumes"][0]
     assert entry["status"] == "diverged" and "non-finite" in entry["error"]["message"]
     assert load_checkpoint(completed / "attempt" / "checkpoints" / "last.ckpt")["epoch"] == 1  # its last good epoch
+    monkeypatch.undo()
+    resume_training(completed, checkpoint=completed / "checkpoints" / "last.ckpt")  # not from the stopped one
+    assert "discarding the stopped resume in" in caplog.text and not (completed / "attempt").exists()
+    assert read_record(completed)["last"]["epoch"] == 3  # epochs 1-3 again, from the completed state
 
 
 def test_an_interrupted_run_stopped_again_on_resume_keeps_all_its_training(tiny_cfg, tmp_path, monkeypatch):
