@@ -110,7 +110,7 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         signal_number = state.signals.signal_number or signal.SIGINT
         stopped = RunInterrupted(
             f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
-            f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}",
+            f"checkpoints in {(state.attempt or run_dir) / 'checkpoints'}: ae-train resume={run_dir}",
             signal_number,
         )
         # The record names the signal received (Lightning's SIGTERMException would say SIGTERM, empty).

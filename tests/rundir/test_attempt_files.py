@@ -67,7 +67,7 @@ def test_a_stopped_resume_changes_no_file_of_the_completed_run_and_the_next_one_
     before = state(completed)
     assert before[2] and "images/reconstructions" in before[2] and "csv/metrics.csv" in before[0]
     sigterm_after_epoch(monkeypatch, Autoencoder, 1)  # the resume trains epoch 1, then is stopped
-    with pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted, match=r"from its checkpoints in .*attempt/checkpoints: ae-train resume="):
         resume_training(completed, ["trainer.max_epochs=3"])
     monkeypatch.undo()
     assert state(completed) == before  # checkpoints, events, images, csv, projector: byte for byte
