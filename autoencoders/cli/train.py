@@ -50,8 +50,10 @@ def main() -> None:
 
             target = Path(resume[0].split("=", 1)[1]).expanduser()
             others = [arg for arg in sys.argv[1:] if not arg.startswith("resume=")]
-            if target.suffix == ".ckpt":  # <run>/checkpoints/<file>.ckpt
-                job.resume_run(target.parent.parent, others, checkpoint=target)
+            if target.suffix == ".ckpt":  # <run>/checkpoints/<file>.ckpt (or <run>/attempt/checkpoints/)
+                from autoencoders.rundir.attempt import run_of_checkpoint
+
+                job.resume_run(run_of_checkpoint(target), others, checkpoint=target)
             else:
                 job.resume_run(target, others)
         else:

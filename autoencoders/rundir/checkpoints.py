@@ -3,8 +3,10 @@ a checkpoint belongs to a run; and how training writes them: whole or not at all
 names, surviving a moved run.
 
 That rule serves resume, `ae-eval` and `load_run` alike: a checkpoint belongs to a run when its
-model class and every model hyperparameter equal the run's config.yaml. Checkpoints are read
-with weights_only=True, so nothing in them is executed.
+model class and every model hyperparameter equal the run's config.yaml, and, where a checkpoint
+continues a run (resume), when the hash of the whole config it was trained under (`config_sha256`,
+in checkpoints written since it existed) is the run's. Checkpoints are read with weights_only=True,
+so nothing in them is executed.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from autoencoders.atomic import atomic_write
 from autoencoders.errors import CheckpointError
+from autoencoders.rundir.attempt import checkpoint_dirs
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
+CONFIG_HASH = "config_sha256"  # the checkpoint's key for the hash of the config it was trained under
 
 # Class paths that moved: the name a checkpoint or an old config.yaml may hold -> today's name.
 # (The models kept their modules when the package was split into wings, so none is listed yet.)
@@ -63,9 +67,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[str, Any]) -> None:
+def check_belongs(
+    checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[str, Any], config_sha256: str | None = None
+) -> None:
     """Raise CheckpointError unless the checkpoint holds the model `model_cfg` describes (the
-    run's `model:` block with its `_target_`): the same class and every hyperparameter equal."""
+    run's `model:` block with its `_target_`): the same class and every hyperparameter equal.
+
+    `config_sha256`: the hash of the run's whole config (rundir.resume.config_fingerprint), for a
+    checkpoint that is to continue the run: one saved under another config (another run's, or
+    before config.yaml was edited) is refused. Checkpoints older than the hash are judged by the
+    model alone. Evaluating or loading a checkpoint needs only the model, and passes None."""
     wanted = current_class_path(model_cfg["_target_"])
     saved_class = current_class_path(checkpoint.get("model_class"))
     if saved_class != wanted:
@@ -87,23 +98,49 @@ def check_belongs(checkpoint: Mapping[str, Any], path: Path, model_cfg: Mapping[
             "run whose config.yaml has its class and every model setting; use a checkpoint of this run, or start "
             "a new run for other model settings."
         )
+    saved_config = checkpoint.get(CONFIG_HASH)
+    if config_sha256 is not None and saved_config is not None and saved_config != config_sha256:
+        raise CheckpointError(
+            f"Checkpoint {path} was saved under another config than this run's (config hash {saved_config[:12]} "
+            f"in the checkpoint, {config_sha256[:12]} for the run): it is another run's, or the run's config.yaml "
+            "changed since. Resume from a checkpoint of this run, undo the edit of config.yaml, or start a new run."
+        )
 
 
-def usable_checkpoint(run_dir: Path, model_cfg: Mapping[str, Any]) -> tuple[Path | None, dict[str, Any], list[str]]:
-    """The newest checkpoint of the run that loads and belongs to it, that checkpoint, and one line
-    per newer checkpoint passed over, saying why. (None, {}, lines) when none is usable."""
-    folder = Path(run_dir) / "checkpoints"
-    candidates = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+def usable_checkpoint(
+    run_dir: Path, model_cfg: Mapping[str, Any], config_sha256: str | None = None
+) -> tuple[Path | None, dict[str, Any], list[str]]:
+    """The newest checkpoint of the run (its own, or a stopped resume's in <run>/attempt/) that
+    loads and belongs to it, that checkpoint, and one line per newer checkpoint passed over,
+    saying why. (None, {}, lines) when none is usable."""
+    folders = checkpoint_dirs(run_dir)
+    candidates = sorted(
+        (path for folder in folders for path in folder.glob("*.ckpt")),
+        key=lambda path: path.stat().st_mtime_ns,
+        reverse=True,
+    )
     skipped = []
     for path in candidates:
         try:
             saved = load_checkpoint(path)
-            check_belongs(saved, path, model_cfg)
+            check_belongs(saved, path, model_cfg, config_sha256)
         except CheckpointError as error:
-            skipped.append(f"skipped {path.name}: {error}")
+            shown = path.name if path.parent == folders[0] else path.relative_to(run_dir)
+            skipped.append(f"skipped {shown}: {error}")
             continue
         return path, saved, skipped
     return None, {}, skipped
+
+
+class ConfigStamp(Callback):
+    """Every checkpoint the run writes carries the hash of the run's whole config (`config_sha256`)."""
+
+    def __init__(self, config_sha256: str | None) -> None:
+        self.config_sha256 = config_sha256
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        if self.config_sha256 is not None:
+            checkpoint[CONFIG_HASH] = self.config_sha256
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -116,30 +153,40 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that never versions its file name (best.ckpt stays best.ckpt) and keeps its
-    best score when the run directory was moved or copied before a resume (Lightning's own forgets
-    it then, and the next epoch would count as a new best whatever its loss)."""
+    """ModelCheckpoint that never versions its file name (best.ckpt stays best.ckpt) and finds the
+    files its saved state names where they are now: in its own folder (a resume that continues a
+    stopped one in <run>/attempt/), else in the run's checkpoints/ (the run was moved or copied, or
+    this resume writes into <run>/attempt/; rundir/attempt.py). Lightning's own forgets its best
+    score when the folder differs, and the next epoch would count as a new best whatever its loss."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, run_dir: Path | None = None, **kwargs: Any) -> None:
         super().__init__(enable_version_counter=False, **kwargs)
+        self.run_dir = run_dir
 
     @property
     def state_key(self) -> str:
         # The key Lightning's own class uses, so checkpoints written before this class still restore it.
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
+    def located(self, path: str | None) -> str | None:
+        """Where the checkpoint a saved state names (by its file name) is now."""
+        if not path or self.dirpath is None:
+            return path
+        here = Path(self.dirpath) / Path(path).name
+        if here.is_file() or self.run_dir is None:
+            return str(here)
+        return str(Path(self.run_dir) / "checkpoints" / Path(path).name)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved_dir = state_dict.get("dirpath")
-        if saved_dir is not None and self.dirpath is not None and Path(saved_dir) != Path(self.dirpath):
-            moved = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
+        if state_dict.get("dirpath") is not None and self.dirpath is not None:
             state_dict = {
                 **state_dict,
                 "dirpath": self.dirpath,
-                "best_model_path": moved(state_dict.get("best_model_path")),
-                "kth_best_model_path": moved(state_dict.get("kth_best_model_path")),
-                "last_model_path": moved(state_dict.get("last_model_path")),
+                "best_model_path": self.located(state_dict.get("best_model_path")),
+                "kth_best_model_path": self.located(state_dict.get("kth_best_model_path")),
+                "last_model_path": self.located(state_dict.get("last_model_path")),
                 "best_k_models": {
-                    moved(path): score for path, score in (state_dict.get("best_k_models") or {}).items()
+                    self.located(path): score for path, score in (state_dict.get("best_k_models") or {}).items()
                 },
             }
         super().load_state_dict(state_dict)

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
+from autoencoders.rundir.attempt import run_of_checkpoint
 from autoencoders.rundir.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
 from autoencoders.rundir.record import METRICS_FILE, read_record
 
@@ -87,8 +88,7 @@ def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[P
                 f"{target} is a checkpoint file already; pass its run directory to choose "
                 "another checkpoint with --checkpoint."
             )
-        run_dir = target.resolve().parent.parent if target.resolve().parent.name == "checkpoints" else target.parent
-        return run_dir, target
+        return run_of_checkpoint(target), target
     if not (target / "config.yaml").is_file():
         raise CheckpointError(
             f"{target} is not a run directory (no config.yaml); pass the directory of a finished "

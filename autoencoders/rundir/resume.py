@@ -61,8 +61,9 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     recorded = recorded_config(run_dir)
     if recorded is None:
         log.warning(
-            "%s predates the record of its whole config: edits of its config.yaml are checked for the "
-            "model's settings only (against its checkpoints).",
+            "%s predates the record of its whole config: edits of its config.yaml are checked against the "
+            "config hash its checkpoints carry, and for checkpoints older than that hash, for the model's "
+            "settings only.",
             run_dir,
         )
         before, changes = cfg.copy(), {}
@@ -71,12 +72,13 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     apply_overrides(cfg, overrides)
     check_config(cfg)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    identity = run_config_hash(run_dir)
     if checkpoint is not None:
         saved = load_checkpoint(checkpoint)
-        check_belongs(saved, checkpoint, model_cfg)
+        check_belongs(saved, checkpoint, model_cfg, identity)
         skipped: list[str] = []
     else:
-        checkpoint, saved, skipped = usable_checkpoint(run_dir, model_cfg)
+        checkpoint, saved, skipped = usable_checkpoint(run_dir, model_cfg, identity)
         if checkpoint is None and skipped:
             raise CheckpointError(
                 f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). Start a new run."
@@ -99,6 +101,16 @@ def config_fingerprint(cfg: DictConfig) -> dict[str, Any]:
     values = OmegaConf.to_container(cfg, resolve=True)
     text = json.dumps(values, sort_keys=True, default=str)
     return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "resolved": values}
+
+
+def run_config_hash(run_dir: Path) -> str:
+    """The hash of the config that is the run's identity, which its checkpoints carry: the record's
+    (the config it started with), or for a run recorded before the record kept it, its config.yaml's
+    as it is now (a resume of it by this version records that, rundir/record.py)."""
+    saved = read_record(run_dir).get("config")
+    if isinstance(saved, dict) and saved.get("sha256"):
+        return str(saved["sha256"])
+    return config_fingerprint(OmegaConf.load(Path(run_dir) / "config.yaml"))["sha256"]
 
 
 def recorded_config(run_dir: Path) -> DictConfig | None:

@@ -142,13 +142,25 @@ def report_failure(run_dir: str | Path, error: Exception) -> None:
     if isinstance(error, USER_ERRORS):
         log.error("%s", error, exc_info=full_error_requested())
     else:
-        log.error(
-            "Training failed: %s (the traceback is in %s; HYDRA_FULL_ERROR=1 prints it)",
-            describe(error),
-            Path(run_dir) / "metrics.json",
-            exc_info=full_error_requested(),
+        path = Path(run_dir) / METRICS_FILE
+        where = (
+            f"the traceback is in {path}; HYDRA_FULL_ERROR=1 prints it"
+            if _recorded(run_dir, error)
+            else f"{path} could not record it; HYDRA_FULL_ERROR=1 prints the traceback"
         )
+        log.error("Training failed: %s (%s)", describe(error), where, exc_info=full_error_requested())
     FAILURES.append(f"{run_dir}: {describe(error)}")
+
+
+def _recorded(run_dir: str | Path, error: Exception) -> bool:
+    """Whether the run's metrics.json holds `error` (as the run's error, or its latest resume's):
+    not when the record could not be written, or the failure came before there was one."""
+    try:
+        record = read_record(Path(run_dir))
+    except (OSError, ValueError):
+        return False
+    entries = [record.get("error"), *[entry.get("error") for entry in record.get("resumes", [])[-1:]]]
+    return any(isinstance(entry, dict) and entry.get("message") == str(error) for entry in entries)
 
 
 def _objective(cfg: DictConfig, metrics: dict[str, float] | None) -> dict[str, float] | float | None:

@@ -31,6 +31,8 @@ def open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: Re
     if resume is not None:
         threads = resolve_threads(cfg.torch_threads, _processes_here(cfg))
         record = RunRecord.reopen(run_dir, resume.overrides, resume.checkpoint_name, threads, resume.config_changes)
+        if not isinstance(record.payload.get("config"), dict):  # recorded before the field: kept once this completes
+            record.update(config=config_fingerprint(OmegaConf.load(run_dir / "config.yaml")))
         for line in resume.skipped:
             log.warning("Resuming %s: %s", run_dir, line)
         set_up_torch(threads)

@@ -25,12 +25,13 @@ from autoencoders.console import print_metrics, route_lightning_logs_through_roo
 from autoencoders.distributed.torch_setup import cuda_check_without_nvml, set_up_torch
 from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.internals import check_versions
-from autoencoders.rundir.checkpoints import current_class_path, load_checkpoint
+from autoencoders.rundir.attempt import end_attempt, open_attempt, promote, promoted_name
+from autoencoders.rundir.checkpoints import ConfigStamp, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, plan_resume
 from autoencoders.training.opening import open_record
-from autoencoders.training.run_loggers import close_loggers, run_loggers
+from autoencoders.training.run_loggers import close_loggers, flush_files, run_loggers
 from autoencoders.training.signals import GracefulStop, StopSignals
 from autoencoders.training.trainer import build_trainer, check_trainer_fits_model, gradient_clipping
 
@@ -47,6 +48,7 @@ class RunState:
     metrics: dict[str, float] = field(default_factory=dict)
     callbacks: list[Any] = field(default_factory=list)  # extra callback objects (train's `callbacks`)
     outcome: str = "failed"  # how this attempt ended, as the record says (a resume's own status)
+    attempt: Path | None = None  # a resume writes its files there until it completes (rundir/attempt.py)
 
     def metrics_so_far(self) -> dict[str, float]:
         if self.metrics or self.trainer is None:
@@ -75,6 +77,7 @@ def train(
     run_dir = Path(run_dir)
     route_lightning_logs_through_root()
     state = RunState(open_record(cfg, run_dir, overrides or [], resume), callbacks=list(callbacks))
+    state.attempt = open_attempt(run_dir, resume.checkpoint) if resume is not None else None
     _run(cfg, run_dir, resume.checkpoint if resume is not None else None, state)
     print_metrics("Final metrics", state.metrics, f"Run directory: {run_dir}")
     return state.metrics
@@ -96,15 +99,18 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
     try:
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
-        state.record.finish("completed", state.metrics)
         state.outcome = "completed"
+        if state.attempt is not None:  # the resume's files become the run's, then its record
+            flush_files(state.trainer)
+            promote(run_dir)
+        state.record.finish("completed", state.metrics)
     except (KeyboardInterrupt, SystemExit):
         state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.
         signal_number = state.signals.signal_number or signal.SIGINT
         stopped = RunInterrupted(
             f"Stopped by {signal.Signals(signal_number).name}; the run can continue from its "
-            f"checkpoints in {run_dir / 'checkpoints'}: ae-train resume={run_dir}",
+            f"checkpoints in {(state.attempt or run_dir) / 'checkpoints'}: ae-train resume={run_dir}",
             signal_number,
         )
         # The record names the signal received (Lightning's SIGTERMException would say SIGTERM, empty).
@@ -118,6 +124,8 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         state.signals.restore()
         if state.trainer is not None:  # the event file closed; the other loggers get the attempt's end
             close_loggers(state.trainer, state.record, state.outcome, state.metrics_so_far(), run_dir)
+        if state.attempt is not None and state.outcome != "completed":
+            end_attempt(run_dir)  # the run's own files stay as they were
 
 
 def resume_training(
@@ -134,9 +142,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     """Build data, model and trainer; fit; test the tested checkpoint; evaluate it; metrics into `state`.
     Under DDP every process fits and tests its shard; the main one alone evaluates, the others wait."""
     import lightning as L
-    import torch
 
-    from autoencoders.distributed.ddp import worker_command
     from autoencoders.evaluation.suite import evaluate_model
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -146,34 +152,13 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     if manual:  # several optimizers per batch: the model clips each phase (models/phases.py)
         check_trainer_fits_model(cfg.trainer, type(model))  # a resume's overrides too
         model.gradient_clipping = gradient_clipping(cfg.trainer)
-    stop = GracefulStop(state.signals, run_dir / "checkpoints")
-    workers = worker_command(run_dir, checkpoint, torch.get_num_threads())
-    purge_step = _purge_step(run_dir, checkpoint)
-    loggers = run_loggers(cfg, run_dir, state.record, purge_step)
-    state.trainer, best = build_trainer(
-        cfg,
-        run_dir,
-        state.record.current("model", {}).get("name", ""),
-        purge_step,
-        stop,
-        workers,
-        loggers,
-        state.callbacks,
-        manual,
-    )
-    trainer = state.trainer
-    state.record.update(
-        processes={
-            "count": trainer.world_size,
-            "batch_per_process": cfg.data.batch_size,
-            "global_batch": cfg.data.batch_size * trainer.world_size,
-        }
-    )
+    trainer, best = _trainer(cfg, run_dir, checkpoint, state, manual)
+    files = state.attempt or run_dir
     with cuda_check_without_nvml():
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
         last = _epoch_metrics(trainer.callback_metrics)
         state.signals.check()
-        tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+        tested = Path(best.best_model_path) if best.best_model_path else files / "checkpoints" / "last.ckpt"
         trainer.test(
             model,
             datamodule=datamodule,
@@ -190,6 +175,33 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
             if used:  # sample sizes and seconds beside the scores
                 state.record.update(evaluation=used)
         trainer.strategy.barrier("evaluated")  # the other processes wait for the main one
+
+
+def _trainer(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunState, manual: bool) -> tuple[Any, Any]:
+    """The run's trainer (in `state`) and its best-checkpoint callback; the processes in the record.
+    A resume's checkpoints and events go to its attempt folder (rundir/attempt.py)."""
+    import torch
+
+    from autoencoders.distributed.ddp import worker_command
+
+    files = state.attempt or run_dir
+    purge_step = _purge_step(run_dir, checkpoint)
+    stamp = ConfigStamp((state.record.current("config") or {}).get("sha256"))  # in every checkpoint
+    state.trainer, best = build_trainer(
+        cfg,
+        run_dir,
+        state.record.current("model", {}).get("name", ""),
+        purge_step,
+        GracefulStop(state.signals, files / "checkpoints"),
+        worker_command(run_dir, checkpoint, torch.get_num_threads()),
+        run_loggers(cfg, run_dir, state.record, purge_step, files),
+        [stamp, *state.callbacks],
+        manual,
+        files,
+    )
+    size, count = cfg.data.batch_size, state.trainer.world_size
+    state.record.update(processes={"count": count, "batch_per_process": size, "global_batch": size * count})
+    return state.trainer, best
 
 
 def _epoch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -216,7 +228,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     values = saved.get("epoch_metrics")
     state.record.update(
         tested={
-            "checkpoint": str(tested.relative_to(run_dir)),
+            "checkpoint": promoted_name(tested, run_dir),  # its name once a resume's files are promoted
             "epoch": saved.get("epoch"),
             "step": saved.get("global_step"),
             # Checkpoints written before the values were saved with them: the last epoch's stand in.

@@ -14,9 +14,12 @@ from autoencoders.views.hparams import flatten_hparams
 from autoencoders.views.loggers import RunContext, build_loggers, finish_run
 
 
-def run_loggers(cfg: DictConfig, run_dir: Path, record: Any, purge_step: int) -> list[Any]:
+def run_loggers(
+    cfg: DictConfig, run_dir: Path, record: Any, purge_step: int, write_dir: Path | None = None
+) -> list[Any]:
     """The loggers of `cfg.logger`, their ids in metrics.json's `loggers`. A DDP worker process
-    (no RunRecord of its own) gets none: the main process logs for the run."""
+    (no RunRecord of its own) gets none: the main process logs for the run. `write_dir`: where
+    the loggers that write files write them, when not the run directory (a resume's attempt folder)."""
     if isinstance(record, WorkerRecord) or not cfg.get("logger"):
         return []
     resumes = record.payload.get("resumes") or []
@@ -30,10 +33,19 @@ def run_loggers(cfg: DictConfig, run_dir: Path, record: Any, purge_step: int) ->
         purge_step=purge_step,
         resume_overrides=tuple(resumes[-1].get("overrides", ())) if resumes else None,
         resume_number=len(resumes),
+        write_dir=write_dir if write_dir is not None and write_dir != run_dir else None,
     )
     loggers = build_loggers(cfg.logger, context)
     record.update(loggers={name: logger.record_entry() for name, logger in loggers.items()})
     return list(loggers.values())
+
+
+def flush_files(trainer: Any) -> None:
+    """Everything the loggers hold for the files they write, written now, and the event file
+    closed (before a resume's files are promoted into the run directory: rundir/attempt.py)."""
+    trainer.logger.close()
+    for logger in trainer.loggers[1:]:
+        logger.save()
 
 
 def close_loggers(trainer: Any, record: Any, outcome: str, metrics: dict[str, float], run_dir: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,15 @@ def job_dirname(overrides: str) -> str:
 
 class SweepSummary(Callback):
     """Hydra callback: before a multirun, the launcher's settings (distributed/launchers.py: an
-    absolute sweep directory, Ray's cluster settings); after it, the list of the jobs that failed
-    (whichever launcher ran them)."""
+    absolute sweep directory, Ray's cluster settings and connection); after it, the list of the
+    jobs that failed (whichever launcher ran them)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        prepare_launcher(config)
+        try:
+            prepare_launcher(config)
+        except ConfigError as error:  # e.g. a Ray cluster that refuses this driver: one paragraph, exit 1
+            print(f"ae-train: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SWEEP_SUMMARY[:] = summarize_sweep(Path(config.hydra.sweep.dir))

@@ -51,6 +51,7 @@ def build_trainer(
     loggers: Sequence[Any] = (),
     callbacks: Sequence[Any] = (),
     manual_optimization: bool = False,
+    write_dir: Path | None = None,
 ) -> tuple[Any, Any]:
     """The Trainer for `cfg.trainer`, and its best-checkpoint callback (whose checkpoint is tested).
 
@@ -62,6 +63,8 @@ def build_trainer(
     clips gradients itself too (`gradient_clipping`), which Lightning then must not be given,
     and under DDP each phase's backward reaches only part of the parameters, so DDP looks
     for the unused ones.
+    `write_dir`: where the checkpoints, events and the views' files go, when not the run directory
+    (a resume writes into <run>/attempt/ until it completes: rundir/attempt.py).
     """
     import lightning as L
 
@@ -71,7 +74,9 @@ def build_trainer(
     if manual_optimization:
         for name in CLIPPING:
             trainer_args.pop(name, None)
-    own, checkpoint = _own_callbacks(cfg, run_dir, model_name, stop, trainer_args.get("enable_progress_bar", True))
+    files = write_dir or run_dir
+    progress_bar = trainer_args.get("enable_progress_bar", True)
+    own, checkpoint = _own_callbacks(cfg, run_dir, files, model_name, stop, progress_bar)
     strategy, plugins = _strategy(trainer_args.pop("strategy", "auto"), worker_command, manual_optimization)
     trainer = L.Trainer(
         **trainer_args,
@@ -79,9 +84,9 @@ def build_trainer(
         plugins=plugins,
         # Our batch sampler shards the data itself (data/batches.py): Lightning must not wrap it.
         use_distributed_sampler=False,
-        default_root_dir=run_dir,
+        default_root_dir=files,
         logger=[
-            SessionLogger(save_dir=run_dir, name="", version="", default_hp_metric=False, purge_step=purge_step),
+            SessionLogger(save_dir=files, name="", version="", default_hp_metric=False, purge_step=purge_step),
             *loggers,
         ],
         callbacks=[*own, *config_callbacks(cfg.get("callbacks")), *callbacks],
@@ -90,22 +95,23 @@ def build_trainer(
 
 
 def _own_callbacks(
-    cfg: DictConfig, run_dir: Path, model_name: str, stop: GracefulStop, progress_bar: bool
+    cfg: DictConfig, run_dir: Path, files: Path, model_name: str, stop: GracefulStop, progress_bar: bool
 ) -> tuple[list[Any], Any]:
     """The run's own callbacks (checkpoints best and last, lr, views, the signal stop, the bar),
-    and the best-checkpoint one among them."""
+    and the best-checkpoint one among them. `files`: where they write (the run directory, or a
+    resume's attempt folder, whose views then also read the run's earlier files there)."""
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from autoencoders.console import RunProgressBar
     from autoencoders.rundir.checkpoints import RunCheckpoint
     from autoencoders.views import build_callbacks
 
-    checkpoint = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss")
+    checkpoint = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="best", monitor="val/loss")
     # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
-    last = RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last")
+    last = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="last")
     own = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
     hparams = {"model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed}
-    own.extend(build_callbacks(cfg.logging, hparams=hparams))
+    own.extend(build_callbacks(cfg.logging, hparams=hparams, earlier=run_dir if files != run_dir else None))
     own.append(stop)
     if progress_bar:
         # Redrawing the bar every step costs more than a small model's step.

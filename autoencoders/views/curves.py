@@ -57,10 +57,12 @@ class CurveLayout(L.Callback):
     """Writes the run directory's Custom Scalars layout once, as soon as the model's terms are
     known: at the start of the second epoch (the first epoch's train/* are logged after its
     validation), or at the end of training for a one-epoch run. A resumed run whose directory
-    has a layout already writes none."""
+    has a layout already writes none (`earlier`: the run directory, when the session writes
+    elsewhere until it completes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier: Path | None = None) -> None:
         self.written = False
+        self.earlier = earlier
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.write(trainer)
@@ -74,7 +76,7 @@ class CurveLayout(L.Callback):
         if self.written or writer is None or not terms:
             return
         writer.flush()  # so that has_layout sees this process's own events too
-        if not has_layout(writer.get_logdir()):
+        if not has_layout(writer.get_logdir()) and not (self.earlier is not None and has_layout(self.earlier)):
             writer.add_custom_scalars(layout(terms))
             writer.flush()
         self.written = True

@@ -75,21 +75,31 @@ class ProjectorFiles:
     that the sprite is written once and shared: the thumbnails never change, and add_embedding
     re-encoding them took 0.9 s of its 0.93 s per call for 2,000 FashionMNIST images."""
 
-    def __init__(self, log_dir: str | Path, tag: str, purge_from: int | None = None) -> None:
+    def __init__(
+        self, log_dir: str | Path, tag: str, purge_from: int | None = None, earlier: Path | None = None
+    ) -> None:
         from google.protobuf import text_format
         from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
         self.log_dir, self.tag = Path(log_dir), tag
         self.config = ProjectorConfig()
         self.sprite: str | None = None
-        if (self.log_dir / "projector_config.pbtxt").is_file():  # a resumed run keeps its earlier epochs
-            text_format.Parse((self.log_dir / "projector_config.pbtxt").read_text(), self.config)
+        # A resumed run keeps its earlier epochs: from its own folder, or from the run directory
+        # (`earlier`) when this session writes elsewhere until it completes (rundir/attempt.py).
+        folders = [self.log_dir, *([Path(earlier)] if earlier is not None else [])]
+        found = [
+            folder / "projector_config.pbtxt" for folder in folders if (folder / "projector_config.pbtxt").is_file()
+        ]
+        if found:
+            text_format.Parse(found[0].read_text(), self.config)
             if purge_from is not None:  # ...but not the steps it repeats, like TensorBoard's purge_step
                 kept = [e for e in self.config.embeddings if int(e.tensor_name.rsplit(":", 1)[1]) < purge_from]
                 del self.config.embeddings[:]
                 self.config.embeddings.extend(kept)
             sprites = [
-                e.sprite.image_path for e in self.config.embeddings if (self.log_dir / e.sprite.image_path).is_file()
+                e.sprite.image_path
+                for e in self.config.embeddings
+                if any((folder / e.sprite.image_path).is_file() for folder in folders)
             ]
             self.sprite = sprites[0] if sprites else None
 
@@ -140,8 +150,8 @@ class LatentViews(L.Callback):
     Conditional models (the cvae) encode each image with its label; the interpolation blends the
     two labels along with the codes, and the traversal keeps the fixed code's label."""
 
-    def __init__(self, every_n_epochs: int = 0, points: int = 2000, seed: int = 0) -> None:
-        self.every_n_epochs, self.points, self.seed = every_n_epochs, points, seed
+    def __init__(self, every_n_epochs: int = 0, points: int = 2000, seed: int = 0, earlier: Path | None = None) -> None:
+        self.every_n_epochs, self.points, self.seed, self.earlier = every_n_epochs, points, seed, earlier
         self.projector: ProjectorFiles | None = None
         self.train_start_step: int | None = None
         self.said_no_labels = False
@@ -175,7 +185,9 @@ class LatentViews(L.Callback):
         with evaluating(pl_module):
             codes = encode_all(pl_module, images, labels)
             if self.projector is None or self.projector.log_dir != Path(writer.get_logdir()):
-                self.projector = ProjectorFiles(writer.get_logdir(), PROJECTOR_TAG, purge_from=self.train_start_step)
+                self.projector = ProjectorFiles(
+                    writer.get_logdir(), PROJECTOR_TAG, purge_from=self.train_start_step, earlier=self.earlier
+                )
             names = [class_names[int(label)] for label in labels] if labels is not None else None
             self.projector.add(codes, names, images, step)
             if labels is not None:

@@ -43,6 +43,12 @@ class RunContext:
     purge_step: int = 0  # a resume's checkpoint step: the points from here on are logged again
     resume_overrides: tuple[str, ...] | None = None  # None: a new run
     resume_number: int = 0
+    write_dir: Path | None = None  # where a logger's files go until the attempt completes (a resume's)
+
+    @property
+    def files_dir(self) -> Path:
+        """Where a logger that writes files writes them: the run directory, or a resume's attempt folder."""
+        return self.write_dir or self.run_dir
 
 
 def build_loggers(node: Mapping[str, Any] | None, context: RunContext) -> dict[str, Logger]:
@@ -106,13 +112,15 @@ class RunCSVLogger(Reported, CSVLogger):
 
     In `<run>/csv/` and not the run directory itself, where it would overwrite the hparams.yaml of
     the TensorBoard logger. A resume keeps the rows before its checkpoint's step (Lightning's
-    writer would delete the file) and logs the later ones again, as TensorBoard's purge_step does."""
+    writer would delete the file) and logs the later ones again, as TensorBoard's purge_step does;
+    it writes them into its attempt folder (`context.write_dir`), promoted when it completes."""
 
     label = "CSV logger"
 
     def __init__(self, context: RunContext) -> None:
-        kept = _rows_before(context.run_dir / "csv" / "metrics.csv", context.purge_step)
-        super().__init__(save_dir=context.run_dir, name="csv", version="")
+        earlier = [folder / "csv" / "metrics.csv" for folder in (context.files_dir, context.run_dir)]
+        kept = _rows_before(next((path for path in earlier if path.is_file()), earlier[0]), context.purge_step)
+        super().__init__(save_dir=context.files_dir, name="csv", version="")
         with warnings.catch_warnings():  # "previous log files will be deleted": the kept rows are written again
             warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
             writer = self.experiment

@@ -1,6 +1,7 @@
 """Sweeps on clusters: a real local Ray head on 127.0.0.1, and the Slurm job a DDP sweep point becomes."""
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,10 +20,14 @@ from tests.helpers import BIN, ae_train, free_port, run_dirs
 TINY = ["data=synthetic", "trainer=fast", "logging.projector_points=0", "logging.images_every_n_epochs=0"]
 
 
+TOKEN = secrets.token_hex(16)
+
+
 @pytest.fixture
 def ray_head(tmp_path):
-    """A Ray head of our own on 127.0.0.1, stopped by stopping the process that started it (which
-    stops the processes it started), not by `ray stop`, which would stop every Ray of the user."""
+    """A Ray head of our own on 127.0.0.1 with token authentication (RAY_AUTH_MODE=token, TOKEN),
+    stopped by stopping the process that started it (which stops the processes it started), not by
+    `ray stop`, which would stop every Ray of the user."""
     port = free_port()
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay short
     log = (tmp_path / "ray-head.log").open("w")
@@ -41,6 +46,7 @@ def ray_head(tmp_path):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN},
     )
     deadline = time.monotonic() + 90
     while "--block" not in (tmp_path / "ray-head.log").read_text() and time.monotonic() < deadline:
@@ -58,15 +64,18 @@ def ray_head(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_runs_on_a_ray_cluster_and_a_failing_job_stays_its_own(tmp_path, ray_head):
     sweep = tmp_path / "sweep"  # absolute: the jobs run in Ray's worker processes
+    launch = ["-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_head}", *TINY]
+    # A driver without the cluster's token (and no token file: another home) is refused in one paragraph.
+    refused = ae_train(
+        *launch, f"hydra.sweep.dir={sweep}", cwd=tmp_path, env={"RAY_AUTH_MODE": "token", "HOME": str(tmp_path)}
+    )
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert refused.stderr.count("uses token authentication and refused this driver") == 1
+    assert "RAY_AUTH_TOKEN" in refused.stderr and "Traceback" not in refused.stdout + refused.stderr
+    assert not run_dirs(tmp_path)
+    with_token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
     done = ae_train(
-        "-m",
-        "hydra/launcher=ray",
-        f"hydra.launcher.ray.init.address={ray_head}",
-        *TINY,
-        "model.latent_dim=2,-1",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=600,
+        *launch, "model.latent_dim=2,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=with_token, timeout=600
     )
     assert done.returncode == 1, done.stderr[-3000:]
     records = {run.name.split("_")[0]: read_record(run) for run in run_dirs(sweep)}
@@ -77,6 +86,30 @@ def test_a_sweep_runs_on_a_ray_cluster_and_a_failing_job_stays_its_own(tmp_path,
     assert summary.count("\n  ") == 1 and "model.latent_dim=-1" in summary
     port = ray_head.rsplit(":", 1)[1]  # our head, not a local cluster of the launcher's own
     assert "Connecting to existing Ray cluster at address: " in done.stderr and f":{port}..." in done.stderr
+
+
+def test_a_driver_refused_for_its_token_is_told_what_to_set(monkeypatch):
+    # Without RAY_AUTH_MODE=token Ray retries for 20 s, then raises a ConnectionError whose cause
+    # holds its AuthenticationError only as text (as seen from Ray 2.60 against the head above).
+    from ray.exceptions import AuthenticationError
+
+    from autoencoders.distributed.launchers import demands_token, token_missing
+
+    def refused(cause: Exception) -> ConnectionError:
+        try:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+        except ConnectionError as error:
+            return error
+
+    text = "Failed to connect to GCS. ... ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: ..."
+    assert demands_token(refused(RuntimeError(text)))
+    assert demands_token(AuthenticationError("Token authentication is enabled but no authentication token was found"))
+    assert not demands_token(refused(RuntimeError("Failed to connect to GCS. ... Connection refused")))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x")
+    message = token_missing("10.0.0.1:6379")
+    assert "address=10.0.0.1:6379" in message and "RAY_AUTH_MODE is unset" in message
+    assert "RAY_AUTH_TOKEN_PATH are set" in message and "RAY_AUTH_MODE=token and the cluster's token" in message
 
 
 def test_threads_per_job_follow_the_cpus_ray_gives_a_task(monkeypatch):

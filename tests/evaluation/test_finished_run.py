@@ -31,6 +31,8 @@ def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_ru
         [AE_EVAL, str(finished_run), "eval.nll_samples=10"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "][lightning." in line]  # ae-eval's console says each once
+    assert lines and len(lines) == len({line.split(" - ", 1)[1] for line in lines}) and "INFO: " not in done.stderr
     after = read_record(finished_run)
     assert training_files(finished_run) == before
     assert {key: value for key, value in after.items() if key != "eval"} == record

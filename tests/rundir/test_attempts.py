@@ -141,3 +141,24 @@ def test_extending_a_finished_cosine_run_through_config_yaml_is_refused_like_the
     edit_config(run, "trainer.max_epochs", 3)
     with pytest.raises(ConfigError, match="already decayed to 0"):
         resume_training(run)
+
+
+def test_an_eval_entry_survives_the_trainers_later_writes(npz_run, monkeypatch):
+    from autoencoders.evaluation.finished_run import evaluate_run
+
+    entry = json.loads(json.dumps(evaluate_run(npz_run, overrides=["eval.nll_samples=0"]), default=str))
+    assert read_record(npz_run)["eval"] == entry
+    original = ImageDataModule.setup
+
+    def setup_then_sigterm(self, stage=None):
+        original(self, stage)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(ImageDataModule, "setup", setup_then_sigterm)
+    with pytest.raises(RunInterrupted):
+        resume_training(npz_run, ["trainer.max_epochs=2"])  # a resume that stops
+    monkeypatch.undo()
+    assert read_record(npz_run)["eval"] == entry
+    resume_training(npz_run, ["trainer.max_epochs=2"])  # one that completes: new results, the evaluation kept
+    record = read_record(npz_run)
+    assert record["eval"] == entry and record["last"]["epoch"] == 1 and record["resumes"][-1]["status"] == "completed"

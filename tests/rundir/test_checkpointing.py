@@ -126,3 +126,35 @@ def test_the_best_checkpoint_callback_keeps_lightnings_state_key():
         ours = RunCheckpoint(dirpath="checkpoints", filename="best", **settings)
         theirs = ModelCheckpoint(dirpath="checkpoints", filename="best", **settings)
         assert ours.state_key == theirs.state_key
+
+
+def test_the_console_points_to_the_record_only_when_it_holds_the_failure(tiny_cfg, tmp_path, monkeypatch, caplog):
+    from autoencoders.models.autoencoder import Autoencoder
+    from autoencoders.rundir import record as record_module
+    from autoencoders.training.job import report_failure
+
+    def broken_step(self, batch, batch_idx):
+        raise RuntimeError("a fault inside training")
+
+    monkeypatch.setattr(Autoencoder, "training_step", broken_step)
+    for name, record_fails in (("recorded", False), ("unrecorded", True)):
+        if record_fails:  # the write of the failed record is refused (a read-only place, say)
+            real_write = record_module.write_json_atomic
+
+            def refuse_failed(path, payload, real_write=real_write):
+                if payload.get("status") == "failed":
+                    raise PermissionError(13, "Permission denied", str(path))
+                real_write(path, payload)
+
+            monkeypatch.setattr(record_module, "write_json_atomic", refuse_failed)
+        with pytest.raises(Exception) as raised:  # noqa: PT011 (the fault, or the record's own)
+            train(tiny_cfg(*QUIET), run_dir=tmp_path / name)
+        caplog.clear()
+        report_failure(tmp_path / name, raised.value)
+        said = caplog.records[-1].getMessage()
+        path = tmp_path / name / "metrics.json"
+        if record_fails:
+            assert read_record(tmp_path / name)["status"] == "running"  # the last record that could be written
+            assert f"{path} could not record it" in said and "the traceback is in" not in said
+        else:
+            assert f"the traceback is in {path}" in said and "a fault inside training" in said

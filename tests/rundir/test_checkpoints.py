@@ -76,3 +76,33 @@ def test_resume_ae_eval_and_load_run_agree_on_a_changed_model_key(tiny_cfg, tmp_
         resume_training(run)
     with pytest.raises(CheckpointError, match="beta=1.0 in the checkpoint, 2.0 in the config"):
         load_run(run)
+
+
+def test_checkpoints_carry_the_runs_config_hash_and_a_resume_refuses_another_configs(tiny_cfg, tmp_path):
+    from autoencoders.rundir.resume import config_fingerprint
+
+    constant = [*QUIET, "model.lr_schedule=constant"]
+    run, other = tmp_path / "run", tmp_path / "other"
+    train(tiny_cfg(*constant), run_dir=run)
+    sha = read_record(run)["config"]["sha256"]
+    assert sha == config_fingerprint(OmegaConf.load(run / "config.yaml"))["sha256"]  # config.yaml as saved
+    assert {load_checkpoint(path)["config_sha256"] for path in (run / "checkpoints").glob("*.ckpt")} == {sha}
+    # Another run of the same model (another seed): its checkpoint holds the model, but not this run.
+    train(tiny_cfg(*constant, "seed=7"), run_dir=other)
+    foreign = load_checkpoint(other / "checkpoints" / "last.ckpt")
+    check_belongs(foreign, "last.ckpt", OmegaConf.to_container(OmegaConf.load(run / "config.yaml").model))
+    with pytest.raises(CheckpointError, match=r"last.ckpt was saved under another config than this run's"):
+        resume_training(run, checkpoint=other / "checkpoints" / "last.ckpt")
+    # A run recorded before the record kept its config: config.yaml is compared with the checkpoints' hash.
+    record = read_record(run)
+    del record["config"]
+    write_json_atomic(run / "metrics.json", record)
+    original = (run / "config.yaml").read_text()
+    assert "\nseed: 42\n" in original
+    (run / "config.yaml").write_text(original.replace("seed: 42", "seed: 7"))
+    with pytest.raises(CheckpointError, match="No checkpoint of .* can be resumed from .*saved under another config"):
+        resume_training(run)
+    (run / "config.yaml").write_text(original)
+    resume_training(run, ["trainer.max_epochs=2"])
+    assert read_record(run)["config"]["sha256"] == sha  # recorded once a resume of it completed
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["config_sha256"] == sha

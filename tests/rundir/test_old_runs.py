@@ -53,9 +53,11 @@ def test_ae_eval_reproduces_the_old_runs_test_mse(old_run):
     assert record["eval"]["metrics"]["test/mse"] == pytest.approx(record["metrics"]["test/mse"], rel=1e-6)
 
 
-def test_an_old_run_resumes(old_run):
+def test_an_old_run_resumes(old_run, caplog):
     metrics = resume_training(old_run, ["trainer.max_epochs=2"])
+    assert "predates the record of its whole config" in caplog.text  # its model settings are checked, and said so
     record = read_record(old_run)
+    assert record["config"]["sha256"] == load_checkpoint(old_run / "checkpoints" / "last.ckpt")["config_sha256"]
     assert record["status"] == "completed" and record["metrics"]["test/mse"] == metrics["test/mse"]
     assert record["schema_version"] == 2  # rewritten by today's code, in today's layout (a superset of 1)
     assert load_checkpoint(old_run / "checkpoints" / "last.ckpt")["epoch"] == 1  # epoch 0 was the old run's

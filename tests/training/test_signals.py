@@ -43,6 +43,7 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, signal_number,
     assert f"ae-train resume={run}" in stderr and "Traceback" not in stderr
     record = read_record(run)
     assert record["status"] == "interrupted"
+    assert record["error"]["message"].startswith(f"Stopped by {signal.Signals(signal_number).name}")  # as received
     assert (run / "checkpoints" / "interrupted.ckpt").is_file()
     config_before = (run / "config.yaml").read_text()
     interrupted_step = load_checkpoint(run / "checkpoints" / "interrupted.ckpt")["global_step"]
