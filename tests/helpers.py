@@ -31,7 +31,7 @@ def ae_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30
     )
 
 
-def ae_train_here(*args: str, cwd: Path, monkeypatch) -> subprocess.CompletedProcess:
+def ae_train_here(*args: str, monkeypatch, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`ae-train args...` run by this test's own interpreter: the same `main()`, exit code, stdout
     and stderr as the command, without paying its ~8 s of imports again. For tests of what a run
     says and writes; where the process itself (signals, start-up, several processes) is what a
@@ -42,7 +42,8 @@ def ae_train_here(*args: str, cwd: Path, monkeypatch) -> subprocess.CompletedPro
 
     from autoencoders.cli import train as cli
 
-    monkeypatch.chdir(cwd)
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["ae-train", *args])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     out, err = io.StringIO(), io.StringIO()
@@ -132,6 +133,21 @@ def sigterm_after_epoch(monkeypatch, model_class: type, epoch: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(model_class, "on_train_epoch_end", terminate)
+
+
+def nan_loss_from_epoch(monkeypatch, epoch: int) -> None:
+    """The plain autoencoder's loss becomes NaN from training epoch `epoch` on: a run that diverges there."""
+    from autoencoders.models.autoencoder import Autoencoder
+
+    original = Autoencoder.loss_terms
+
+    def nan_from(self, x):
+        terms, x_hat = original(self, x)
+        if self.current_epoch >= epoch:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms, x_hat
+
+    monkeypatch.setattr(Autoencoder, "loss_terms", nan_from)
 
 
 def read_events(log_dir: Path) -> ea.EventAccumulator:

@@ -14,7 +14,7 @@ from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import resume_training, train
-from tests.helpers import digest, read_events, sigterm_after_epoch
+from tests.helpers import digest, nan_loss_from_epoch, read_events, sigterm_after_epoch
 from tests.views.test_loggers import csv_series
 
 # Images every epoch and latent views (the projector) every epoch, on 16 test images; csv/ beside TensorBoard.
@@ -102,15 +102,7 @@ def test_a_stopped_resume_changes_no_file_of_the_completed_run_and_the_next_one_
 
 def test_a_resume_that_diverges_changes_no_file_of_the_completed_run(completed, monkeypatch, caplog):
     before = state(completed)
-    original = Autoencoder.loss_terms
-
-    def nan_from_epoch_2(self, x):
-        terms, x_hat = original(self, x)
-        if self.current_epoch >= 2:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms, x_hat
-
-    monkeypatch.setattr(Autoencoder, "loss_terms", nan_from_epoch_2)
+    nan_loss_from_epoch(monkeypatch, 2)
     with pytest.raises(Diverged):
         resume_training(completed, ["trainer.max_epochs=4"])  # epoch 1 is saved, epoch 2 diverges
     assert state(completed) == before

@@ -2,7 +2,6 @@
 refused or failed resume leaves the finished run as it was."""
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume
 from autoencoders.training.pipeline import resume_training, train
-from tests.helpers import ae_train, digest, read_events, sigterm_after_epoch
+from tests.helpers import ae_train, ae_train_here, digest, read_events, sigterm_after_epoch
 
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0", "eval.probe=false"]
 CONSTANT = "model.lr_schedule=constant"
@@ -44,35 +43,18 @@ def test_a_resume_records_itself_and_keeps_the_runs_identity(finished):
     assert plan_resume(finished, []).cfg.eval.nll_images is None
 
 
-def ae_train_here(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`ae-train args...` in this process (its main(), as the console script calls it): the exit
-    code and what it wrote to stderr (stdout must hold no traceback either). The same code path as
-    the command, without its 8 s of imports."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from autoencoders.cli import train as cli
-
-    monkeypatch.setattr(sys, "argv", ["ae-train", *args])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as stopped:
-        code = stopped.code
-    finally:  # an in-process Hydra run leaves its config set; later tests of this worker must not see it
-        HydraConfig.instance().cfg = None
-        GlobalHydra.instance().clear()
-    written = capsys.readouterr()
-    assert "Traceback" not in written.out
-    return code, written.err
+def ae_train_code(monkeypatch, *args: str) -> tuple[int, str]:
+    """`ae-train args...` in this process (tests.helpers.ae_train_here): its exit code and stderr;
+    stdout must hold no traceback either."""
+    done = ae_train_here(*args, monkeypatch=monkeypatch)
+    assert "Traceback" not in done.stdout
+    return done.returncode, done.stderr
 
 
-def test_a_resumed_run_keeps_its_models_group_name(tmp_path, monkeypatch, capsys):
+def test_a_resumed_run_keeps_its_models_group_name(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    code, err = ae_train_here(
+    code, err = ae_train_code(
         monkeypatch,
-        capsys,
         "data=synthetic",
         "trainer=fast",
         "torch_threads=1",
@@ -81,7 +63,7 @@ def test_a_resumed_run_keeps_its_models_group_name(tmp_path, monkeypatch, capsys
         f"hydra.run.dir={run}",
     )
     assert code == 0, err[-2000:]
-    code, err = ae_train_here(monkeypatch, capsys, f"resume={run}", "trainer.max_epochs=2")
+    code, err = ae_train_code(monkeypatch, f"resume={run}", "trainer.max_epochs=2")
     assert code == 0, err[-2000:]
     assert read_record(run)["model"]["name"] == "mlp"  # not the class path: it groups with the other mlp runs
 
@@ -98,11 +80,9 @@ def test_a_resumed_run_keeps_its_models_group_name(tmp_path, monkeypatch, capsys
         ("eval.nll_sample=3", "eval.nll_sample is not an eval setting"),
     ],
 )
-def test_a_refused_resume_exits_1_with_one_paragraph_and_changes_no_file(
-    finished, monkeypatch, capsys, override, message
-):
+def test_a_refused_resume_exits_1_with_one_paragraph_and_changes_no_file(finished, monkeypatch, override, message):
     before = digest(finished)
-    code, err = ae_train_here(monkeypatch, capsys, f"resume={finished}", override)
+    code, err = ae_train_code(monkeypatch, f"resume={finished}", override)
     assert code == 1
     assert message in err and "Traceback" not in err
     assert err.count(message) == 1  # said once
@@ -118,23 +98,23 @@ def test_the_refused_resume_command_exits_1_with_one_paragraph(finished, tmp_pat
     assert digest(finished) == before
 
 
-def test_a_resume_with_no_usable_checkpoint_changes_no_file(finished, monkeypatch, capsys):
+def test_a_resume_with_no_usable_checkpoint_changes_no_file(finished, monkeypatch):
     for path in (finished / "checkpoints").glob("*.ckpt"):
         path.write_bytes(path.read_bytes()[:500])
     before = digest(finished)
-    code, err = ae_train_here(monkeypatch, capsys, f"resume={finished}")
+    code, err = ae_train_code(monkeypatch, f"resume={finished}")
     assert code == 1 and "No checkpoint of" in err and "cannot be loaded" in err
     assert digest(finished) == before and read_record(finished)["status"] == "completed"
 
 
-def test_resuming_from_a_chosen_checkpoint_purges_the_points_after_it(tiny_cfg, tmp_path, monkeypatch, capsys):
+def test_resuming_from_a_chosen_checkpoint_purges_the_points_after_it(tiny_cfg, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(tiny_cfg(*QUIET, CONSTANT), run_dir=run)  # one epoch of 2 steps
     epoch_0 = run / "checkpoints" / "epoch0.ckpt"
     epoch_0.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
     resume_training(run, ["trainer.max_epochs=3"])  # epochs 1 and 2: steps 2 to 6
     final = load_checkpoint(run / "checkpoints" / "last.ckpt")
-    code, err = ae_train_here(monkeypatch, capsys, f"resume={epoch_0}")  # back to the end of epoch 0
+    code, err = ae_train_code(monkeypatch, f"resume={epoch_0}")  # back to the end of epoch 0
     assert code == 0, err[-2000:]
     assert read_record(run)["resumes"][-1]["checkpoint"] == "checkpoints/epoch0.ckpt"
     events = read_events(run)

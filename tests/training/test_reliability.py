@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from autoencoders.errors import CheckpointError, ConfigError, Diverged
-from autoencoders.models.autoencoder import Autoencoder
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume
 from autoencoders.training.pipeline import resume_training, train
 from autoencoders.training.sweep import plan_for_existing_dir
-from tests.helpers import ae_train_here, only_run
+from tests.helpers import ae_train_here, nan_loss_from_epoch, only_run
 
 FULL = ["trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
 QUIET = ["logging.images_every_n_epochs=0", "logging.projector_points=0"]
@@ -31,15 +30,7 @@ def test_huge_learning_rate_diverges_with_a_clear_message(tmp_path, monkeypatch)
 
 
 def test_last_good_checkpoint_survives_divergence(tiny_cfg, tmp_path, monkeypatch):
-    original = Autoencoder.loss_terms
-
-    def nan_from_epoch_2(self, x):
-        terms, x_hat = original(self, x)
-        if self.current_epoch >= 2:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms, x_hat
-
-    monkeypatch.setattr(Autoencoder, "loss_terms", nan_from_epoch_2)
+    nan_loss_from_epoch(monkeypatch, 2)
     with pytest.raises(Diverged, match="epoch 2"):
         train(tiny_cfg("trainer.max_epochs=4", *QUIET), run_dir=tmp_path)
     record = read_record(tmp_path)
