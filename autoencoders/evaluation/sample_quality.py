@@ -79,13 +79,14 @@ def sample_quality(
 ) -> tuple[dict[str, float], dict]:
     """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images."""
     from autoencoders.evaluation.probe import subset
-    from autoencoders.evaluation.reference import reference_network
+    from autoencoders.evaluation.reference import recipe_for, reference_network
     from autoencoders.models.inference import chunks, condition, to_module
 
+    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
     reference = reference_network(
-        datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, datamodule.num_classes
+        datamodule.root, train, test, datamodule.num_classes, recipe_for(getattr(datamodule, "name", ""))
     )
-    images, labels = datamodule.test_set.tensors
+    images, labels = test
     chosen = subset(len(images), n, seed)
     images, labels = images[chosen], labels[chosen]
     real = reference.features(images)
