@@ -29,11 +29,21 @@ IMAGINARY_TOLERANCE = 1e-3  # relative to the trace term; above it the square ro
 
 def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """The Fréchet distance between Gaussians fitted to two feature sets (N, d), in float64."""
-    from scipy import linalg
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    if min(len(a), len(b)) < a.shape[1]:
+        trace_root = _trace_root_from_samples(a - mean_a, b - mean_b)
+    else:
+        trace_root = _trace_root(cov_a, cov_b)
+    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(distance, 0.0))
+
+
+def _trace_root(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """tr((Σa Σb)^½) by scipy's matrix square root (d × d)."""
+    from scipy import linalg
+
     with warnings.catch_warnings():  # ReLU features that are always 0 make the product singular: checked below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         root = linalg.sqrtm(cov_a @ cov_b)
@@ -49,8 +59,17 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
                 "too large to be rounding; the features are degenerate."
             )
         root = root.real
-    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
-    return float(max(distance, 0.0))
+    return float(np.trace(root))
+
+
+def _trace_root_from_samples(centred_a: np.ndarray, centred_b: np.ndarray) -> float:
+    """tr((Σa Σb)^½) when there are fewer samples than dimensions (2,048 Inception features of a few
+    hundred images): with Σ = AᵀA/(n − 1), the non-zero eigenvalues of AaᵀAa AbᵀAb are those of
+    (Aa Abᵀ)(Aa Abᵀ)ᵀ (XY and YX share them), the squared singular values of the na × nb matrix
+    Aa Abᵀ. So the trace is its nuclear norm over √((na − 1)(nb − 1)): exact, real, and
+    O(n² d) instead of a d × d square root."""
+    singular = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False)
+    return float(singular.sum() / np.sqrt((len(centred_a) - 1) * (len(centred_b) - 1)))
 
 
 def _kth_distances(points: Tensor, k: int, chunk: int = 1024) -> Tensor:

@@ -32,6 +32,20 @@ def test_two_gaussian_samples_match_the_closed_form_within_d_over_n():
     assert frechet_distance(a, a + 3.0) == pytest.approx(9.0 * d, rel=1e-6)  # a shift: only the means differ
 
 
+def test_fewer_samples_than_dimensions_take_the_n_by_n_route_to_the_same_distance():
+    import autoencoders.evaluation.sample_quality as module
+
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((12, 40)) * 2.0, rng.standard_normal((15, 40)) + 0.3
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    by_samples = module._trace_root_from_samples(a - a.mean(0), b - b.mean(0))
+    # the d × d square root, rank-deficient here: its rounding is larger, its value the same
+    assert by_samples == pytest.approx(np.trace(linalg.sqrtm(cov_a @ cov_b)).real, rel=1e-5)
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * by_samples
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-12)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_precision_and_recall_are_one_for_identical_sets_and_zero_when_separated():
     real = torch.randn(300, 5, generator=torch.Generator().manual_seed(3))
     assert precision_recall(real, real.clone()) == (1.0, 1.0)
