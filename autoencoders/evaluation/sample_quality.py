@@ -10,7 +10,10 @@
   features' k-NN balls, and the fraction of test features inside the samples' balls.
 - `test/recon_fd`: the same distance between reconstructions of the n test images and the images,
   so that models without a sampler compare too.
+- `test/inception_fid` (only with `eval.inception_weights`, a local file): the standard FID, the
+  same distance in torch-fidelity's Inception features (evaluation/inception.py).
 The matrix square root is scipy's, in float64; its imaginary residue is checked, not dropped blindly.
+With fewer samples than feature dimensions the trace of the root comes exactly from an n × n SVD.
 """
 
 from __future__ import annotations
@@ -94,13 +97,17 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEAREST) -> tuple[fl
 
 
 def sample_quality(
-    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0
+    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0, inception_weights: str | None = None
 ) -> tuple[dict[str, float], dict]:
-    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images."""
+    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images;
+    with `inception_weights` (a local file) also test/inception_fid (evaluation/inception.py)."""
+    from autoencoders.evaluation.inception import inception_features, inception_network, weights_digest
     from autoencoders.evaluation.probe import subset
     from autoencoders.evaluation.reference import recipe_for, reference_network
     from autoencoders.models.inference import chunks, condition, to_module
 
+    # A wrong weights file is refused before any work (the reference network may take minutes).
+    inception = inception_network(inception_weights, getattr(model, "device", "cpu")) if inception_weights else None
     train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
     reference = reference_network(
         datamodule.root, train, test, datamodule.num_classes, recipe_for(getattr(datamodule, "name", ""))
@@ -116,6 +123,7 @@ def sample_quality(
         ]
     )
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
+    samples = None
     if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = torch.cat(
@@ -133,4 +141,10 @@ def sample_quality(
         "reference_hash": reference.hash,
         "reference_test_accuracy": reference.test_accuracy,
     }
+    if inception is not None and samples is None:
+        log.info("test/inception_fid compares prior samples; %s has none, so it is skipped.", type(model).__name__)
+    elif inception is not None:
+        real, fake = inception_features(inception, images), inception_features(inception, samples)
+        scores["test/inception_fid"] = frechet_distance(real, fake)
+        used["inception_weights"] = weights_digest(inception_weights)
     return scores, used
