@@ -88,6 +88,20 @@ def test_the_reference_network_is_cached_under_its_hash_and_reused(shapes_refere
     assert reference_module.data_hash(train, (1, 16, 16), {**recipe_for("shapes"), "version": 1}) != reference.hash
 
 
+def test_the_network_trains_on_one_thread_and_gives_the_run_its_threads_back(monkeypatch):
+    import autoencoders.evaluation.reference as reference_module
+
+    seen = []
+    monkeypatch.setattr(reference_module, "_train", lambda *args: seen.append(torch.get_num_threads()) or "trained")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert reference_module.train_reference((1, 8, 8), 3, recipe_for("shapes"), None, None) == "trained"
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_distance_grows_with_gaussian_blur(shapes_reference):
     _, datamodule, reference = shapes_reference
     images = datamodule.test_set.tensors[0]
