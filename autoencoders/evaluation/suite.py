@@ -128,7 +128,9 @@ def _sample_quality(model: Any, datamodule: Any, settings: EvalSettings, used: d
     from autoencoders.evaluation.sample_quality import sample_quality
 
     started = time.perf_counter()
-    scores, used["sample_quality"] = sample_quality(model, datamodule, settings.fd_images, SUBSET_SEED)
+    scores, used["sample_quality"] = sample_quality(
+        model, datamodule, settings.fd_images, SUBSET_SEED, settings.inception_weights
+    )
     used["sample_quality"]["seconds"] = round(time.perf_counter() - started, 2)
     log.info(
         "Sample quality: %s (reference network %s, test accuracy %.4f; %.1f s)",

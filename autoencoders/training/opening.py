@@ -37,9 +37,12 @@ def open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: Re
             log.warning("Resuming %s: %s", run_dir, line)
         set_up_torch(threads)
         return record
+    from autoencoders.evaluation.inception import check_inception_weights
+
     try:
         check_config(cfg)
         check_settings_exist(cfg)
+        check_inception_weights(OmegaConf.select(cfg, "eval.inception_weights", default=None))
         error = None
     except ConfigError as caught:
         error = caught
@@ -56,7 +59,7 @@ def open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: Re
     return record
 
 
-PATH_KEYS = ("data.path", "data.root")
+PATH_KEYS = ("data.path", "data.root", "eval.inception_weights")
 
 
 def resolve_paths(cfg: DictConfig) -> dict[str, str]:
