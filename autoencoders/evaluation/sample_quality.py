@@ -75,26 +75,22 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEAREST) -> tuple[fl
 
 
 def sample_quality(
-    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0
+    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0, passes: object | None = None
 ) -> tuple[dict[str, float], dict]:
-    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images."""
+    """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images
+    (`passes`: the evaluations' shared passes, models/passes.py, which decode the codes they hold)."""
     from autoencoders.evaluation.probe import subset
     from autoencoders.evaluation.reference import reference_network
-    from autoencoders.models.inference import chunks, condition, to_module
+    from autoencoders.models.passes import passes_of
 
+    passes = passes if passes is not None else passes_of(model, datamodule)
     reference = reference_network(
-        datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, datamodule.num_classes
+        datamodule.root, datamodule.pixels("train"), datamodule.pixels("test"), datamodule.num_classes
     )
-    images, labels = datamodule.test_set.tensors
-    chosen = subset(len(images), n, seed)
-    images, labels = images[chosen], labels[chosen]
+    chosen = subset(len(datamodule.labels("test")), n, seed)
+    images = datamodule.pixels("test", chosen)[0]
     real = reference.features(images)
-    reconstructions = torch.cat(
-        [
-            model.reconstruct(to_module(x, model), *condition(model, y)).float().cpu()
-            for x, y in chunks(images, labels, 1000)
-        ]
-    )
+    reconstructions = passes.reconstructions("test", chosen)
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
     if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):
         generator = torch.Generator(device=model.device).manual_seed(seed)

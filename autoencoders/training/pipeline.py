@@ -13,6 +13,7 @@ import logging
 import signal
 import traceback
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     import torch
 
     from autoencoders.distributed.ddp import worker_command
-    from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.evaluation.suite import evaluate_model, shared_passes
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
@@ -169,11 +170,12 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
             "global_batch": cfg.data.batch_size * trainer.world_size,
         }
     )
-    with cuda_check_without_nvml():
+    with cuda_check_without_nvml(), ExitStack() as tested_weights:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
         last = _epoch_metrics(trainer.callback_metrics)
         state.signals.check()
         tested = Path(best.best_model_path) if best.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+        tested_weights.enter_context(shared_passes(cfg.eval, model, datamodule))  # the tested weights from here on
         trainer.test(
             model,
             datamodule=datamodule,
@@ -184,7 +186,6 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         state.metrics = {**last, **floats(trainer.callback_metrics)}
         if trainer.is_global_zero:
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
-            # Probe, anomaly scores and NLL on the tested weights, over the full splits.
             used: dict = {}
             state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.loggers, used=used))
             if used:  # sample sizes and seconds beside the scores

@@ -66,7 +66,7 @@ def shapes_reference(tmp_path_factory):
         val_size=100,
     )
     datamodule.setup("fit")
-    reference = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+    reference = reference_network(root, datamodule.pixels("train"), datamodule.pixels("test"), 3)
     return root, datamodule, reference
 
 
@@ -80,17 +80,17 @@ def test_the_reference_network_is_cached_under_its_hash_and_reused(shapes_refere
     ]
     assert reference.test_accuracy > 0.4  # above chance (1/3) after 33 steps; the slow test below holds 0.88
     monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("retrained"))
-    again = reference_network(root, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+    again = reference_network(root, datamodule.pixels("train"), datamodule.pixels("test"), 3)
     assert again.hash == reference.hash and again.test_accuracy == reference.test_accuracy
-    images = datamodule.test_set.tensors[0][:50]
+    images = datamodule.pixels("test")[0][:50]
     assert torch.equal(again.features(images), reference.features(images))
-    other = (datamodule.train_set.tensors[0][:-1], datamodule.train_set.tensors[1][:-1])
+    other = datamodule.pixels("train", slice(0, -1))
     assert reference_module.data_hash(other, (1, 16, 16)) != reference.hash  # other data, another network
 
 
 def test_the_distance_grows_with_gaussian_blur(shapes_reference):
     _, datamodule, reference = shapes_reference
-    images = datamodule.test_set.tensors[0]
+    images = datamodule.pixels("test")[0]
     real = reference.features(images)
     distances = [
         frechet_distance(real, reference.features(blurred(images, sigma))) for sigma in (0, 0.5, 1.0, 2.0, 3.0)
@@ -138,7 +138,7 @@ def test_the_reference_network_reaches_088_on_fashionmnist():
     datamodule = ImageDataModule(name="fashionmnist", download=False)
     datamodule.setup("fit")
     # Under the default data.root, where runs cache it: trained once per machine (minutes), then read.
-    reference = reference_network(datamodule.root, datamodule.train_set.tensors, datamodule.test_set.tensors, 10)
+    reference = reference_network(datamodule.root, datamodule.pixels("train"), datamodule.pixels("test"), 10)
     assert reference.test_accuracy >= 0.88
 
 
@@ -159,7 +159,7 @@ def test_a_run_waits_for_the_lock_and_reuses_the_network_another_run_built(shape
     found = {}
     waiting = threading.Thread(
         target=lambda: found.update(
-            net=reference_network(tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3)
+            net=reference_network(tmp_path, datamodule.pixels("train"), datamodule.pixels("test"), 3)
         )
     )
     waiting.start()
