@@ -138,8 +138,9 @@ class ImageDataModule(L.LightningDataModule):
             is_normal = torch.isin(image_set.train_labels, torch.tensor(self.normal_classes))
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
         # Stored as loaded: a batch's images become floats when it is taken (data/batches.py).
-        self.train_set = TensorDataset(image_set.train_images[train_index], image_set.train_labels[train_index])
-        self.val_set = TensorDataset(image_set.train_images[val_index], image_set.train_labels[val_index])
+        images, labels = image_set.train_images, image_set.train_labels  # index_select: copies, faster than [index]
+        self.train_set = TensorDataset(images.index_select(0, train_index), labels.index_select(0, train_index))
+        self.val_set = TensorDataset(images.index_select(0, val_index), labels.index_select(0, val_index))
         self.test_set = TensorDataset(image_set.test_images, image_set.test_labels)
         if image_set.train_factors is not None:  # beside the splits, not in the batches: `x, labels = batch` holds
             self.factors = {
