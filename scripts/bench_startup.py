@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = ["model=mlp", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "torch_threads=2"]
+THREADS = "torch_threads=2"  # --threads changes it everywhere
 MEMORY_RUNS = {  # peak RSS of whole ae-train processes
     "FashionMNIST, 1 epoch": ["trainer.max_epochs=1", "torch_threads=2"],
     # Without sample quality's reference network (minutes to train the first time) and the factor metrics.
@@ -261,7 +262,10 @@ def main() -> None:
     )
     parser.add_argument("--before", help="another interpreter (venv) measured in turn with --python, e.g. main's")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
+    parser.add_argument("--threads", type=int, default=2, help="torch_threads of every run (1 on a busy machine)")
     args = parser.parse_args()
+    for overrides in (OVERRIDES, *MEMORY_RUNS.values()):
+        overrides[overrides.index(THREADS)] = f"torch_threads={args.threads}"
     sys.path.insert(0, str(Path(__file__).parent))
     from bench import machine, write_section
 
