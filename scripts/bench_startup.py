@@ -19,6 +19,7 @@ the columns side by side, not against another day's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -42,6 +43,19 @@ MEMORY_RUNS = {  # peak RSS of whole ae-train processes
         "eval.disentanglement=false",
     ],
 }
+
+NOTES = (
+    "The phases are marks taken inside the measured process (CHILD in scripts/bench_startup.py): "
+    "'views after testing' are the latent views drawn when testing ends (projector, scatter plot, "
+    "interpolation, traversal), 'evaluations' is `evaluate_model` (the linear probe on FashionMNIST), "
+    "'interpreter shutdown' runs from the end of `train()` to the process's exit. `ae-train` freezes "
+    'its objects at exit (`quick_exit`, autoencoders/cli/__init__.py) and `python -c "import '
+    "lightning\"` does not, so 'whole process − import lightning − the epoch' gains the difference "
+    "of the two shutdowns; 'the same, both shutdowns left out' compares both processes up to their "
+    "last line of Python. Both differences inherit the noise of a separate `import lightning` "
+    "process; the phases measured inside one process are steadier. A later job of the multirun "
+    "pays its config's composition too, as under Hydra's basic launcher."
+)
 
 # Runs in the measured process: times each phase with a callback and wrappers, prints JSON.
 CHILD = r"""
@@ -144,18 +158,26 @@ def later_jobs(measured: dict) -> list[float]:
     return [job["done"] - job["began"] - (job["epoch_end"] - job["epoch_start"]) for job in measured["jobs"][1:]]
 
 
-RSS_LAUNCHER = """import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.exit(code)"""  # scripts/bench.py says why a launcher of its own
-
-
-def peak_rss_mb(python: str, overrides: list[str], output: Path) -> float:
+def peak_memory_mb(python: str, overrides: list[str], output: Path) -> dict[str, float]:
+    """Peak RSS of a whole ae-train process (ru_maxrss), and the peak of its private memory
+    (RssAnon, read every 20 ms): the RSS also counts pages of shared libraries, and the
+    interpreter's shutdown touches about 100 MB more of them, after the run's data are gone."""
     command = [python, "-m", "autoencoders.cli.train", *overrides, f"output_root={output}"]
-    done = subprocess.run([python, "-c", RSS_LAUNCHER, *command], capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise SystemExit(f"bench_startup: `{' '.join(command)}` failed with exit code {done.returncode}")
-    return int(done.stdout) / 1024  # kilobytes on Linux
+    # cwd: not this checkout, whose autoencoders/ would shadow the measured interpreter's (-m puts cwd first).
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=output)
+    status, anon = Path(f"/proc/{child.pid}/status"), 0
+    while True:
+        pid, code, usage = os.wait4(child.pid, os.WNOHANG)  # not poll(): wait4 keeps the child's rusage
+        if pid:
+            break
+        with contextlib.suppress(OSError):  # it ended between the two calls
+            lines = status.read_text().splitlines()
+            anon = max([anon] + [int(line.split()[1]) for line in lines if line.startswith("RssAnon:")])
+        time.sleep(0.02)
+    child.returncode = os.waitstatus_to_exitcode(code)
+    if child.returncode != 0:
+        raise SystemExit(f"bench_startup: `{' '.join(command)}` failed with exit code {child.returncode}")
+    return {"rss": usage.ru_maxrss / 1024, "private": anon / 1024}  # kilobytes on Linux
 
 
 def one_repeat(python: str, tmp: Path, memory: bool) -> dict:
@@ -167,7 +189,7 @@ def one_repeat(python: str, tmp: Path, memory: bool) -> dict:
     }
     if memory:
         figures["rss"] = {
-            name: peak_rss_mb(python, overrides, Path(tempfile.mkdtemp(dir=tmp)))
+            name: peak_memory_mb(python, overrides, Path(tempfile.mkdtemp(dir=tmp)))
             for name, overrides in MEMORY_RUNS.items()
         }
     return figures
@@ -234,20 +256,18 @@ def markdown(results: dict[str, list[dict]], machine: str, loads: tuple[str, str
     lines += [
         f"| {phase} | " + " | ".join(spread(v) for v in values) + ratio(values) + " |" for phase, values in rows.items()
     ]
+    lines += ["", NOTES]
     if "rss" in results[names[-1]][0]:
         lines += [
             "",
-            "| peak RSS of a whole `ae-train` process, MB | " + head + " |",
+            f"| memory of a whole `ae-train` process, MB | {head} |",
             "|---|" + "---:|" * (len(names) + (len(names) == 2)),
         ]
-        for run in MEMORY_RUNS:
-            values = [[r["rss"][run] for r in results[name] if "rss" in r] for name in names]
-            lines.append(
-                f"| {run} (`{' '.join(MEMORY_RUNS[run])}`) | "
-                + " | ".join(spread(v, 0) for v in values)
-                + ratio(values)
-                + " |"
-            )
+        for run, overrides in MEMORY_RUNS.items():
+            for kind, words in (("rss", "peak RSS"), ("private", "peak private memory (RssAnon)")):
+                values = [[r["rss"][run][kind] for r in results[name] if "rss" in r] for name in names]
+                row = " | ".join(spread(v, 0) for v in values) + ratio(values)
+                lines.append(f"| {run}: {words} (`{' '.join(overrides)}`) | {row} |")
     return "\n".join(lines)
 
 
@@ -269,7 +289,10 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench import machine, write_section
 
-    interpreters = {"before": args.before, "after": args.python} if args.before else {"after": args.python}
+    # Absolute (abspath, not resolve: a venv's python is a link whose target knows no venv), as the
+    # runs start in folders of their own.
+    after, before = os.path.abspath(args.python), args.before and os.path.abspath(args.before)
+    interpreters = {"before": before, "after": after} if before else {"after": after}
     results: dict[str, list[dict]] = {name: [] for name in interpreters}
     loads = (f"{os.getloadavg()[0]:.1f}", "")
     with tempfile.TemporaryDirectory() as tmp:

@@ -88,12 +88,23 @@ def test_the_evaluations_share_one_pass_and_score_as_separate_passes(tmp_path):
 
 
 def test_a_runs_latent_views_and_evaluations_share_the_tested_weights_pass(tiny_cfg, tmp_path, monkeypatch):
-    made = []
+    made, loaded = [], []
     monkeypatch.setattr(passes_module, "SplitPasses", type("Recorded", (SplitPasses,), {"__init__": record(made)}))
+    load = torch.load
+    monkeypatch.setattr(
+        torch, "load", lambda f, *args, **kwargs: (loaded.append(name_of(f)), load(f, *args, **kwargs))[1]
+    )
     train(tiny_cfg("logging.projector_points=100", "logging.images_every_n_epochs=0"), run_dir=tmp_path)
     data = read_record(tmp_path)["data"]
     assert len(made) == 1  # the views after testing (a subset of the test codes) and the probe: one pass
     assert made[0].encoded == data["test"] + min(data["train"], 10_000)
+    # No checkpoint read twice: the tested one once, by the test (the record takes what it loaded).
+    assert [name for name in loaded if name.endswith(".ckpt")] == [str(tmp_path / "checkpoints" / "best.ckpt")]
+
+
+def name_of(file) -> str:
+    """The path torch.load reads: a path, or an open file's (Lightning opens checkpoints with fsspec)."""
+    return str(getattr(file, "path", None) or getattr(file, "name", file))
 
 
 def record(made):
