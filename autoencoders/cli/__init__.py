@@ -15,8 +15,9 @@ def quick_exit() -> None:
     own flush runs after this one), move every object out of the garbage collector's reach
     (`gc.freeze`), so the interpreter's last collections do not walk them one by one.
 
-    After `import lightning` that walk is most of the interpreter's shutdown: 2-3 s of a
-    process on our 2-core machine, 0.3-0.6 s with the objects frozen (scripts/bench_startup.py).
+    After `import lightning` that walk is most of the interpreter's shutdown: 1.9-2.9 s of a
+    1-epoch ae-train process on our shared 2-core machine, 0.3-0.5 s with the objects frozen
+    (scripts/bench_startup.py, bench/results.md).
     Nothing is lost: files are closed by the code that wrote them and every handler still runs;
     only objects left in reference cycles are not finalized, which Python never promises at exit.
     """
