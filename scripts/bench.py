@@ -218,7 +218,9 @@ def write_section(path: Path, name: str, text: str) -> None:
     sections[name] = text.rstrip("\n") + "\n\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(
-        f"<!-- bench:{key} -->\n{sections[key]}" for key in ("speed", "quality", "startup") if key in sections
+        f"<!-- bench:{key} -->\n{sections[key]}"
+        for key in ("speed", "quality", "startup", "fixedcost")
+        if key in sections
     )
     path.write_text(parts[0] + body.rstrip("\n") + "\n")
 

@@ -17,7 +17,8 @@ import time
 import torch
 
 from autoencoders.data import ImageDataModule
-from autoencoders.evaluation.reference import accuracy_of, as_pixels, recipe_for, train_reference
+from autoencoders.data.batches import to_pixels
+from autoencoders.evaluation.reference import accuracy_of, recipe_for, train_reference
 
 SETS = {
     "fashionmnist": {"name": "fashionmnist", "download": False},
@@ -36,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(1)
     datamodule = ImageDataModule(root=args.root, **SETS[args.data])
     datamodule.setup("fit")
-    (images, labels), (test_images, test_labels) = datamodule.train_set.tensors, datamodule.test_set.tensors
+    (images, labels), (test_images, test_labels) = datamodule.stored("train"), datamodule.stored("test")
     recipe = recipe_for(datamodule.name)
     for seed in args.seeds:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -49,7 +50,7 @@ def main() -> None:
         }
         if datamodule.has_factors:
             with torch.no_grad():
-                right = torch.cat([net(as_pixels(chunk)).argmax(1) for chunk in test_images.split(1000)]) == test_labels
+                right = torch.cat([net(to_pixels(chunk)).argmax(1) for chunk in test_images.split(1000)]) == test_labels
             scale = datamodule.factors["test"][:, datamodule.factor_names.index("scale")]
             result["by_scale"] = [round(float(right[scale == level].float().mean()), 3) for level in scale.unique()]
         result.update(

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from autoencoders.cli import quick_exit
 from autoencoders.compare.collect import CompareError
 from autoencoders.compare.table import compare
 
@@ -97,6 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `ae-compare`: exit status 0, 1 (no runs found) or 2 (bad option)."""
+    quick_exit()
     try:
         compare(parse_args(argv))
     except CompareError as error:

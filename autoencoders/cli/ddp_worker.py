@@ -14,10 +14,12 @@ import logging
 import sys
 from pathlib import Path
 
+from autoencoders.cli import quick_exit
 from autoencoders.errors import RunInterrupted, describe
 
 
 def main(argv: list[str] | None = None) -> None:
+    quick_exit()
     parser = argparse.ArgumentParser(prog="autoencoders.cli.ddp_worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--threads", type=int, required=True)

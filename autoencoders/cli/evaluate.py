@@ -12,11 +12,13 @@ import argparse
 import sys
 import traceback
 
+from autoencoders.cli import quick_exit
 from autoencoders.errors import describe, full_error_requested
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of `ae-eval`."""
+    quick_exit()
     parser = argparse.ArgumentParser(
         prog="ae-eval",
         description="Re-test a trained run's checkpoint and evaluate it (linear probe, anomaly detection, VAE "

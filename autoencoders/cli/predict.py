@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from autoencoders.cli import quick_exit
 from autoencoders.errors import describe, full_error_requested
 
 WHAT = "codes,errors,reconstructions,flags"  # autoencoders.evaluation.predict.WHAT, kept here so --help stays light
@@ -71,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of `ae-predict`."""
+    quick_exit()
     args = parse_args(argv)
     from autoencoders.console import log_to_console
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from autoencoders.cli import quick_exit
 from autoencoders.errors import RunInterrupted
 from autoencoders.training.sweep import FAILURES, SWEEP_SUMMARY, job_dirname
 
@@ -41,6 +42,7 @@ def hydra_main(cfg: DictConfig) -> dict[str, float] | float | None:
 
 def main() -> None:
     """Console entry point of `ae-train`."""
+    quick_exit()
     FAILURES.clear()
     SWEEP_SUMMARY.clear()
     resume = [arg for arg in sys.argv[1:] if arg.startswith("resume=")]

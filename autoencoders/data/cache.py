@@ -1,6 +1,8 @@
 """Decoded datasets kept as uint8 .npy files under data.root, so a run reads them back (memory
 mapped) instead of decompressing the gzip idx files again: FashionMNIST's 0.7 s of gzip becomes
-a page-cache read. Within one process (a multirun's later jobs) the arrays are kept in memory.
+a page-cache read. Within one process (a multirun's later jobs) the arrays are kept in memory,
+where the data's tensors are made from them without a copy (data/sources.py): nothing may write
+to those tensors in place.
 
 Each entry is keyed by the source file's absolute path, size and modification time, so a
 replaced or edited file is decoded afresh; an unreadable entry is decoded again and rewritten;
@@ -39,6 +41,7 @@ def cached(path: Path, decode: Callable[[Path], np.ndarray], cache_dir: Path | N
         array = decode(path)
         if entry is not None:
             _write(entry, array)
+    array = np.array(array)  # read into memory once, writable: later jobs share it as it is
     _IN_MEMORY[key] = array
     return array
 

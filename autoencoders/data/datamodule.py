@@ -1,6 +1,10 @@
 """The DataModule: an in-memory image set split into train/val/test, batches by slicing
 (data/batches.py says why, and how they are sharded and kept on an accelerator). The sources
 are in data/sources.py.
+
+Splits are stored as loaded (uint8, or an npz file's floats) and become float32 pixels in [0, 1]
+per batch; everything else that reads a split's images (evaluations, views, ae-predict) asks
+`pixels(split, index)`, which converts only the images asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches
+from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches, PixelBatches, to_pixels
 from autoencoders.data.npz import load_npz
 from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
@@ -24,11 +28,6 @@ log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
 FILE_SETS = ("npz", "dsprites")  # the sets read from data.path
 GRID_DEFAULTS = {key: default_of(f"data.{key}") for key in ("resolution", "scales", "orientations", "positions")}
-
-
-def to_pixels(images: Tensor) -> Tensor:
-    """uint8 images as float32 in [0, 1]; float images (an npz file's) are in [0, 1] already."""
-    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
 def _check_choices(
@@ -57,7 +56,8 @@ def _check_choices(
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Train/val/test splits of an in-memory image set; pixels as float32 in [0, 1]."""
+    """Train/val/test splits of an in-memory image set, stored as loaded (uint8 for the sets we
+    decode or generate); batches and `pixels()` give float32 in [0, 1]."""
 
     def __init__(
         self,
@@ -137,13 +137,11 @@ class ImageDataModule(L.LightningDataModule):
         if self.normal_classes is not None:
             is_normal = torch.isin(image_set.train_labels, torch.tensor(self.normal_classes))
             val_index, train_index = val_index[is_normal[val_index]], train_index[is_normal[train_index]]
-        # Index the bytes, then convert: a float copy of the whole training set first would add
-        # ~190 MB to the peak memory of a FashionMNIST run.
-        self.train_set = TensorDataset(
-            to_pixels(image_set.train_images[train_index]), image_set.train_labels[train_index]
-        )
-        self.val_set = TensorDataset(to_pixels(image_set.train_images[val_index]), image_set.train_labels[val_index])
-        self.test_set = TensorDataset(to_pixels(image_set.test_images), image_set.test_labels)
+        # Stored as loaded: a batch's images become floats when it is taken (data/batches.py).
+        images, labels = image_set.train_images, image_set.train_labels  # index_select: copies, faster than [index]
+        self.train_set = TensorDataset(images.index_select(0, train_index), labels.index_select(0, train_index))
+        self.val_set = TensorDataset(images.index_select(0, val_index), labels.index_select(0, val_index))
+        self.test_set = TensorDataset(image_set.test_images, image_set.test_labels)
         if image_set.train_factors is not None:  # beside the splits, not in the batches: `x, labels = batch` holds
             self.factors = {
                 "train": image_set.train_factors[train_index],
@@ -173,6 +171,25 @@ class ImageDataModule(L.LightningDataModule):
                 "anomaly detection needs both normal and held-out classes."
             )
         return normal
+
+    def pixels(self, split: str, index: Tensor | slice | None = None) -> tuple[Tensor, Tensor]:
+        """A split's images as float32 in [0, 1] (uint8 divided by 255, float files as stored) and
+        their labels; only those at `index` (indices or a slice) when given. Indexed first, then
+        converted: a float copy of a whole large split is what the stored bytes avoid."""
+        images, labels = getattr(self, f"{split}_set").tensors
+        if index is not None:
+            images, labels = images[index], labels[index]
+        return to_pixels(images), labels
+
+    def stored(self, split: str) -> tuple[Tensor, Tensor]:
+        """A split as it is kept (uint8 bytes, or a float file's pixels) and its labels, for readers
+        that convert each batch themselves with `to_pixels` (the reference network): no float copy."""
+        images, labels = getattr(self, f"{split}_set").tensors
+        return images, labels
+
+    def labels(self, split: str) -> Tensor:
+        """A split's labels (-1 throughout for a set without them)."""
+        return getattr(self, f"{split}_set").tensors[1]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -233,7 +250,7 @@ class ImageDataModule(L.LightningDataModule):
         return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset: TensorDataset = getattr(self, f"{split}_set")
+        dataset = PixelBatches(*getattr(self, f"{split}_set").tensors)
         epoch_source = self._training_epoch if shuffle and self.trainer is not None else None
         # Evaluation needs no gradients, so larger batches: fewer trips through Lightning's loop
         # (its per-batch overhead was ~0.3 ms per training step's worth of validation).

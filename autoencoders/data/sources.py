@@ -119,7 +119,8 @@ def read_idx_folder(folder: Path, cache_dir: Path | None = None) -> dict[str, Te
                 f"({len(arrays[f'{split}_images'])} vs {len(arrays[f'{split}_labels'])}). "
                 "Replace the folder's files with a matching set."
             )
-    tensors = {key: torch.from_numpy(array.copy()) for key, array in arrays.items()}
+    # The cache's arrays themselves (data/cache.py), shared by a multirun's jobs: never written to in place.
+    tensors = {key: torch.from_numpy(array) for key, array in arrays.items()}
     for split in ("train", "test"):
         tensors[f"{split}_images"] = tensors[f"{split}_images"].unsqueeze(1)
         tensors[f"{split}_labels"] = tensors[f"{split}_labels"].long()

@@ -1,7 +1,8 @@
 """Anomaly detection by reconstruction error (tutorial 001, section 5.1).
 
 Train on normal classes only (`data.normal_classes` / `data.holdout_class`); score every test
-image by its per-pixel mean squared reconstruction error E(x); flag E(x) > tau, with tau the
+image by its per-pixel mean squared reconstruction error E(x) (`models.passes.per_image_mse`,
+computed in the evaluations' shared pass over the test set); flag E(x) > tau, with tau the
 95th or 99th percentile of the validation errors of (normal) images. Anomalies are the positive
 class. The metric functions are pure (scores and labels in, numbers out) so tests can pin them.
 """
@@ -12,31 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autoencoders.models.inference import chunks, condition
+from autoencoders.models.inference import condition
 
 PERCENTILES = (95, 99)
 HEATMAP_COLORMAP = "inferno"
-
-
-def reconstruction_errors(
-    module: torch.nn.Module, images: Tensor, labels: Tensor | None = None, batch_size: int = 1000
-) -> Tensor:
-    """Per-image mean squared error of the deterministic reconstruction, shape (N,), on the CPU.
-
-    The same quantity as `*/mse` but per image: the per-pixel mean of (x - reconstruct(x))^2
-    (conditional models reconstruct each image given its label).
-    """
-    errors = []
-    for chunk, chunk_labels in chunks(images, labels, batch_size):
-        chunk = chunk.to(device=module.device, dtype=module.dtype)
-        reconstructed = module.reconstruct(chunk, *condition(module, chunk_labels))
-        errors.append(per_image_mse(reconstructed, chunk).cpu())
-    return torch.cat(errors)
-
-
-def per_image_mse(reconstructed: Tensor, images: Tensor) -> Tensor:
-    """E(x): the per-pixel mean of (x - x_hat)^2 of each image, (N,) float32 (tutorial 001, 5.1)."""
-    return (reconstructed - images).pow(2).flatten(1).mean(1).float()
 
 
 def thresholds(normal_errors: Tensor, percentiles: tuple[int, ...] = PERCENTILES) -> dict[int, float]:

@@ -195,23 +195,23 @@ def disentanglement_metrics(
     return scores
 
 
-def factor_scores(model: object, datamodule: object, settings: object, seed: int = 0) -> tuple[dict[str, float], dict]:
+def factor_scores(
+    model: object, datamodule: object, settings: object, seed: int = 0, passes: object | None = None
+) -> tuple[dict[str, float], dict]:
     """test/* disentanglement metrics of a model's deterministic codes (`encode`: the posterior
-    mean for the VAEs) on fixed subsets of the training and test splits, and what they used."""
+    mean for the VAEs) on fixed subsets of the training and test splits, and what they used.
+    `passes`: the evaluations' shared passes (models/passes.py), which hold codes the probe made."""
     import time
 
     from autoencoders.evaluation.probe import subset
-    from autoencoders.models.inference import encode_all
+    from autoencoders.models.passes import passes_of
 
+    passes = passes if passes is not None else passes_of(model, datamodule)
     started = time.perf_counter()
     splits = {}
     for split, size in (("train", settings.factor_codes), ("test", settings.factor_test_codes)):
-        images, labels = getattr(datamodule, f"{split}_set").tensors
-        chosen = subset(len(images), size, seed)
-        splits[split] = (
-            encode_all(model, images[chosen], labels[chosen]).double().numpy(),
-            datamodule.factors[split][chosen].numpy(),
-        )
+        chosen = subset(len(datamodule.labels(split)), size, seed)
+        splits[split] = (passes.codes(split, chosen).double().numpy(), datamodule.factors[split][chosen].numpy())
     scores = disentanglement_metrics(
         *splits["train"],
         *splits["test"],

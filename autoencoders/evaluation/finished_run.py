@@ -42,7 +42,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.evaluation.suite import evaluate_model, shared_passes
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 
@@ -65,10 +65,11 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     if views.projector_points > 0:
         callbacks.append(LatentViews(0, views.projector_points))
     trainer = L.Trainer(**_trainer_args(cfg), default_root_dir=eval_dir, logger=logger, callbacks=callbacks)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics = floats(trainer.callback_metrics)
     used: dict = {}
-    metrics.update(evaluate_model(asdict(settings), model, datamodule, trainer.loggers, used=used))
+    with shared_passes(asdict(settings), model, datamodule):  # the latent views and the evaluations encode once
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics = floats(trainer.callback_metrics)
+        metrics.update(evaluate_model(asdict(settings), model, datamodule, trainer.loggers, used=used))
 
     checkpoint_path = path.resolve()
     entry = {

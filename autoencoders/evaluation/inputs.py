@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autoencoders.data.datamodule import to_pixels
+from autoencoders.data.batches import to_pixels
 from autoencoders.data.folder import SUFFIXES, image_files, image_shape, read_image
 from autoencoders.data.npz import load_arrays
 from autoencoders.errors import ConfigError, DataUnavailable
@@ -105,13 +105,13 @@ def open_split(cfg: Any, split: str) -> Inputs:
         raise DataUnavailable(f"--split {split} is not a split; choose one of {', '.join(SPLITS)}.")
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
-    images, labels = getattr(datamodule, f"{split}_set").tensors
+    labels = datamodule.labels(split)
     return Inputs(
-        f"the run's {split} split (data={datamodule.name}, {len(images)} images)",
-        [f"{split}[{index}]" for index in range(len(images))],
+        f"the run's {split} split (data={datamodule.name}, {len(labels)} images)",
+        [f"{split}[{index}]" for index in range(len(labels))],
         labels if datamodule.has_labels else None,
-        {tuple(images.shape[1:]): f"{split}[0]"},
-        lambda start, stop: [images[start:stop]],
+        {datamodule.input_shape: f"{split}[0]"},
+        lambda start, stop: [datamodule.pixels(split, slice(start, stop))[0]],
         "as the run's DataModule gives them (floats in [0, 1])",
     )
 

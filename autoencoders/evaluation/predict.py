@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from autoencoders.errors import ConfigError
-from autoencoders.evaluation.anomaly import PERCENTILES, per_image_mse
+from autoencoders.evaluation.anomaly import PERCENTILES
 from autoencoders.evaluation.inputs import (
     RESIZE,
     Inputs,
@@ -45,6 +45,7 @@ from autoencoders.evaluation.inputs import (
     pixels,
 )
 from autoencoders.models.inference import condition, evaluating
+from autoencoders.models.passes import per_image_mse
 from autoencoders.rundir.loading import load_config, load_model, resolve
 from autoencoders.rundir.record import (
     METRICS_FILE,

@@ -41,21 +41,14 @@ def subset(n: int, size: int | None, seed: int = 0) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
 
 
-def linear_probe(
-    module: torch.nn.Module,
-    train: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor],
-    train_size: int | None = 10_000,
-    seed: int = 0,
-) -> float:
-    """Probe accuracy of `module.encode` codes: fitted on a subset of `train_size` training
-    images (None = all), scored on the test images whose class occurs in the training labels."""
-    from autoencoders.models.inference import encode_all
-
-    train_images, train_labels = train
-    chosen = subset(len(train_images), train_size, seed)
-    test_images, test_labels = test
+def probe_splits(passes: object, train_size: int | None = 10_000, seed: int = 0) -> float:
+    """Probe accuracy of a model's codes (`passes`: its shared passes over a DataModule's splits,
+    models/passes.py): fitted on a seeded subset of `train_size` training images (None = all),
+    scored on the test images whose class occurs in those training labels."""
+    datamodule = passes.datamodule
+    train_labels, test_labels = datamodule.labels("train"), datamodule.labels("test")
+    chosen = subset(len(train_labels), train_size, seed)
     known = torch.isin(test_labels, train_labels[chosen].unique())
-    train_codes = encode_all(module, train_images[chosen], train_labels[chosen])
-    test_codes = encode_all(module, test_images[known], test_labels[known])
+    train_codes = passes.codes("train", chosen)
+    test_codes = passes.codes("test", None if bool(known.all()) else known.nonzero().squeeze(1))
     return probe_accuracy(train_codes, train_labels[chosen], test_codes, test_labels[known], seed)

@@ -32,6 +32,7 @@ from filelock import FileLock
 from torch import Tensor, nn
 
 from autoencoders.atomic import atomic_write
+from autoencoders.data.batches import to_pixels
 
 log = logging.getLogger("autoencoders")
 _COMMON = {"version": 2, "features": 128, "batch_size": 64, "lr": 3e-3, "seed": 0}
@@ -46,11 +47,6 @@ FEATURE_BATCH = 1000
 def recipe_for(dataset: str) -> dict:
     """The recipe of a dataset: `sprites` for shapes and dsprites, `images` for the rest."""
     return RECIPES["sprites" if dataset in SPRITE_SETS else "images"]
-
-
-def as_pixels(images: Tensor) -> Tensor:
-    """float32 in [0, 1], from uint8 bytes or from floats already in [0, 1]."""
-    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
 class ReferenceNet(nn.Module):
@@ -88,7 +84,7 @@ class Reference:
     def features(self, images: Tensor) -> Tensor:
         """Penultimate-layer features (N, 128) of images (uint8, or floats in [0, 1]), in float64 on the CPU."""
         with torch.no_grad():
-            return torch.cat([self.net.body(as_pixels(chunk)).double() for chunk in images.split(FEATURE_BATCH)])
+            return torch.cat([self.net.body(to_pixels(chunk)).double() for chunk in images.split(FEATURE_BATCH)])
 
 
 def data_hash(train: tuple[Tensor, Tensor], input_shape: tuple[int, ...], recipe: dict) -> str:
@@ -150,7 +146,7 @@ def _train(input_shape: tuple[int, ...], n_classes: int, recipe: dict, images: T
         order = torch.cat([torch.randperm(len(images), generator=generator) for _ in range(shuffles)])
         net.train()
         for batch in order[: steps * size].view(steps, size):
-            loss = nn.functional.cross_entropy(net(as_pixels(images[batch])), labels[batch])
+            loss = nn.functional.cross_entropy(net(to_pixels(images[batch])), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -160,5 +156,5 @@ def _train(input_shape: tuple[int, ...], n_classes: int, recipe: dict, images: T
 
 def accuracy_of(net: ReferenceNet, images: Tensor, labels: Tensor) -> float:
     with torch.no_grad():
-        predicted = torch.cat([net(as_pixels(chunk)).argmax(1) for chunk in images.split(FEATURE_BATCH)])
+        predicted = torch.cat([net(to_pixels(chunk)).argmax(1) for chunk in images.split(FEATURE_BATCH)])
     return float((predicted == labels).float().mean())

@@ -97,31 +97,35 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEAREST) -> tuple[fl
 
 
 def sample_quality(
-    model: torch.nn.Module, datamodule: object, n: int | None, seed: int = 0, inception_weights: str | None = None
+    model: torch.nn.Module,
+    datamodule: object,
+    n: int | None,
+    seed: int = 0,
+    inception_weights: str | None = None,
+    passes: object | None = None,
 ) -> tuple[dict[str, float], dict]:
     """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images;
-    with `inception_weights` (a local file) also test/inception_fid (evaluation/inception.py)."""
+    with `inception_weights` (a local file) also test/inception_fid (evaluation/inception.py).
+    `passes`: the evaluations' shared passes (models/passes.py), which decode the codes they hold."""
     from autoencoders.evaluation.inception import inception_features, inception_network, weights_digest
     from autoencoders.evaluation.probe import subset
     from autoencoders.evaluation.reference import recipe_for, reference_network
-    from autoencoders.models.inference import chunks, condition, to_module
+    from autoencoders.models.passes import passes_of
 
     # A wrong weights file is refused before any work (the reference network may take minutes).
     inception = inception_network(inception_weights, getattr(model, "device", "cpu")) if inception_weights else None
-    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
+    passes = passes if passes is not None else passes_of(model, datamodule)
     reference = reference_network(
-        datamodule.root, train, test, datamodule.num_classes, recipe_for(getattr(datamodule, "name", ""))
+        datamodule.root,
+        datamodule.stored("train"),  # bytes: hashed and converted per batch, no float copy of the split
+        datamodule.stored("test"),
+        datamodule.num_classes,
+        recipe_for(getattr(datamodule, "name", "")),
     )
-    images, labels = test
-    chosen = subset(len(images), n, seed)
-    images, labels = images[chosen], labels[chosen]
+    chosen = subset(len(datamodule.labels("test")), n, seed)
+    images = datamodule.pixels("test", chosen)[0]
     real = reference.features(images)
-    reconstructions = torch.cat(
-        [
-            model.reconstruct(to_module(x, model), *condition(model, y)).float().cpu()
-            for x, y in chunks(images, labels, 1000)
-        ]
-    )
+    reconstructions = passes.reconstructions("test", chosen)
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
     samples = None
     if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):

@@ -4,17 +4,24 @@ disentanglement metrics (evaluation/disentanglement.py).
 
 `evaluate_model(settings, model, datamodule, loggers)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
+
+The evaluations share their passes over the data (models/passes.py): the test images are
+encoded once for the probe, anomaly detection, the disentanglement metrics, sample quality and
+the latent views drawn after testing (within `shared_passes`), and decoded once more where
+reconstructions are needed; the probe and the factor metrics share their training codes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from autoencoders.errors import ConfigError
 from autoencoders.models.inference import evaluating
+from autoencoders.models.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
@@ -22,6 +29,37 @@ log = logging.getLogger("autoencoders")
 
 # Subsets are drawn with this seed, not the run's: runs of a seed sweep are scored on the same images.
 SUBSET_SEED = 0
+
+
+@contextmanager
+def shared_passes(settings: Any, model: Any, datamodule: Any) -> Iterator[SplitPasses]:
+    """Within the block (from testing on: the weights must stay as they are), the latent views
+    after testing and `evaluate_model` share one SplitPasses. The test split is encoded whole
+    when an evaluation reads all of it; otherwise each asks for its own subset."""
+    settings = EvalSettings.from_config(settings)
+    with sharing(model, datamodule, whole=("test",) if _reads_all_test(settings, datamodule) else ()) as passes:
+        yield passes
+
+
+def _reads_all_test(settings: EvalSettings, datamodule: Any) -> bool:
+    """Whether some evaluation encodes every test image (then the test split is encoded whole)."""
+    n = len(datamodule.labels("test"))
+    factors, labels = getattr(datamodule, "has_factors", False), datamodule.has_labels
+    sample_quality = settings.sample_quality is True or (settings.sample_quality == "auto" and labels and factors)
+    return bool(
+        (settings.probe and labels)
+        or _anomaly_on(settings, datamodule)
+        or (sample_quality and (settings.fd_images is None or settings.fd_images >= n))
+        or (
+            settings.disentanglement
+            and factors
+            and (settings.factor_test_codes is None or settings.factor_test_codes >= n)
+        )
+    )
+
+
+def _anomaly_on(settings: EvalSettings, datamodule: Any) -> bool:
+    return bool(settings.anomaly) and getattr(datamodule, "normal_classes", None) is not None
 
 
 def evaluate_model(
@@ -48,32 +86,25 @@ def evaluate_model(
     loggers = list(loggers)
     writer = next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
     metrics: dict[str, float] = {}
+    passes = passes_of(model, datamodule)
     with evaluating(model):
-        metrics.update(_probe(model, datamodule, settings))
+        metrics.update(_probe(passes, settings))
         normal_classes = getattr(datamodule, "normal_classes", None)
         if settings.anomaly is True and normal_classes is None:
             raise ConfigError(
                 "eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
                 "normal); set one, or use eval.anomaly=auto."
             )
-        if settings.anomaly and normal_classes is not None:
-            metrics.update(_anomaly(model, datamodule, normal_classes, settings.anomaly_images, writer, step, loggers))
+        if _anomaly_on(settings, datamodule):
+            metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
         if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
             metrics["test/nll"] = _nll(model, datamodule, settings)
         if settings.class_consistency and getattr(model, "conditional", False):  # models that sample by class
-            from autoencoders.evaluation.consistency import class_consistency
-
-            started = time.perf_counter()
-            metrics["test/class_consistency"] = class_consistency(model, datamodule.train_set.tensors, seed=SUBSET_SEED)
-            log.info(
-                "Class consistency of samples: %.4f (%.1f s)",
-                metrics["test/class_consistency"],
-                time.perf_counter() - started,
-            )
+            metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
-            metrics.update(_disentanglement(model, datamodule, settings, used if used is not None else {}))
+            metrics.update(_disentanglement(passes, settings, used if used is not None else {}))
         if _wants_sample_quality(settings.sample_quality, datamodule):
-            metrics.update(_sample_quality(model, datamodule, settings, used if used is not None else {}))
+            metrics.update(_sample_quality(passes, settings, used if used is not None else {}))
     for logger in loggers if metrics else ():
         logger.log_metrics(metrics, step=step)
         logger.save()
@@ -82,26 +113,37 @@ def evaluate_model(
     return dict(sorted(metrics.items()))
 
 
-def _probe(model: Any, datamodule: Any, settings: EvalSettings) -> dict[str, float]:
-    if settings.probe and not datamodule.has_labels:
+def _probe(passes: SplitPasses, settings: EvalSettings) -> dict[str, float]:
+    if settings.probe and not passes.datamodule.has_labels:
         log.info("The data has no class labels: the linear probe (eval.probe) is skipped.")
-    if not (settings.probe and datamodule.has_labels):
+    if not (settings.probe and passes.datamodule.has_labels):
         return {}
-    from autoencoders.evaluation.probe import linear_probe
+    from autoencoders.evaluation.probe import probe_splits
 
     started = time.perf_counter()
-    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
-    accuracy = linear_probe(model, train, test, settings.probe_train_size, SUBSET_SEED)
+    accuracy = probe_splits(passes, settings.probe_train_size, SUBSET_SEED)
     log.info("Linear probe: accuracy %.4f (%.1f s)", accuracy, time.perf_counter() - started)
     return {"test/probe_acc": accuracy}
 
 
-def _disentanglement(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+def _class_consistency(model: Any, datamodule: Any) -> float:
+    from autoencoders.evaluation.consistency import TRAIN_IMAGES, class_consistency
+    from autoencoders.evaluation.probe import subset
+
+    started = time.perf_counter()
+    chosen = subset(len(datamodule.labels("train")), TRAIN_IMAGES, SUBSET_SEED)
+    # The subset class_consistency would draw, chosen here so only it becomes floats.
+    consistency = class_consistency(model, datamodule.pixels("train", chosen), train_size=None, seed=SUBSET_SEED)
+    log.info("Class consistency of samples: %.4f (%.1f s)", consistency, time.perf_counter() - started)
+    return consistency
+
+
+def _disentanglement(passes: SplitPasses, settings: EvalSettings, used: dict) -> dict[str, float]:
     from autoencoders.evaluation.disentanglement import factor_scores
 
-    if not datamodule.factorial:
+    if not passes.datamodule.factorial:
         log.info("The data is not a full factorial grid of its factors: the FactorVAE score is skipped.")
-    scores, used["disentanglement"] = factor_scores(model, datamodule, settings, SUBSET_SEED)
+    scores, used["disentanglement"] = factor_scores(passes.model, passes.datamodule, settings, SUBSET_SEED, passes)
     log.info(
         "Disentanglement: %s (%.1f s)",
         ", ".join(f"{name[5:]} {value:.3f}" for name, value in scores.items()),
@@ -124,12 +166,12 @@ def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
     )
 
 
-def _sample_quality(model: Any, datamodule: Any, settings: EvalSettings, used: dict) -> dict[str, float]:
+def _sample_quality(passes: SplitPasses, settings: EvalSettings, used: dict) -> dict[str, float]:
     from autoencoders.evaluation.sample_quality import sample_quality
 
     started = time.perf_counter()
     scores, used["sample_quality"] = sample_quality(
-        model, datamodule, settings.fd_images, SUBSET_SEED, settings.inception_weights
+        passes.model, passes.datamodule, settings.fd_images, SUBSET_SEED, settings.inception_weights, passes
     )
     used["sample_quality"]["seconds"] = round(time.perf_counter() - started, 2)
     log.info(
@@ -148,13 +190,9 @@ def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
     from autoencoders.evaluation.probe import subset
 
     started = time.perf_counter()
-    images, labels = datamodule.test_set.tensors
-    chosen = subset(len(images), settings.nll_images, SUBSET_SEED)
-    nll = float(
-        importance_weighted_nll(
-            model, images[chosen], settings.nll_samples, seed=SUBSET_SEED, labels=labels[chosen]
-        ).mean()
-    )
+    chosen = subset(len(datamodule.labels("test")), settings.nll_images, SUBSET_SEED)
+    images, labels = datamodule.pixels("test", chosen)
+    nll = float(importance_weighted_nll(model, images, settings.nll_samples, seed=SUBSET_SEED, labels=labels).mean())
     log.info(
         "test/nll %.3f nats (k=%d, %d images, %.1f s)",
         nll,
@@ -166,8 +204,7 @@ def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
 
 
 def _anomaly(
-    model: Any,
-    datamodule: Any,
+    passes: SplitPasses,
     normal_classes: list[int],
     n_images: int,
     writer: Any,
@@ -177,18 +214,19 @@ def _anomaly(
     """Tutorial 001's pipeline on the test set; the worst reconstructions to TensorBoard."""
     import torch
 
-    from autoencoders.evaluation.anomaly import anomaly_metrics, reconstruction_errors, worst_grid
+    from autoencoders.evaluation.anomaly import anomaly_metrics, worst_grid
 
-    images, labels = datamodule.test_set.tensors
+    model, datamodule = passes.model, passes.datamodule
+    labels = datamodule.labels("test")
     is_anomaly = ~torch.isin(labels, torch.tensor(normal_classes))
-    test_errors = reconstruction_errors(model, images, labels)
-    val_errors = reconstruction_errors(model, *datamodule.val_set.tensors)  # val holds normal classes only
+    test_errors = passes.errors("test")
+    val_errors = passes.errors("val")  # val holds normal classes only
     metrics = anomaly_metrics(test_errors, is_anomaly, val_errors)
     if writer is not None:
         writer.add_histogram("anomaly/errors_normal", test_errors[~is_anomaly], step)
         writer.add_histogram("anomaly/errors_anomalous", test_errors[is_anomaly], step)
         if n_images > 0:
-            grid, worst = worst_grid(model, images, test_errors, n_images, labels=labels)
+            grid, worst = worst_grid(model, datamodule.pixels("test")[0], test_errors, n_images, labels=labels)
             writer.add_image("anomaly/worst", grid, step)
             log_grid(loggers, "anomaly/worst", grid, step)
             names = datamodule.class_names

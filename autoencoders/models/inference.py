@@ -48,14 +48,3 @@ def condition(module: nn.Module, labels: Tensor | None) -> tuple[Tensor, ...]:
 def chunks(images: Tensor, labels: Tensor | None, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
     """(images, labels) in chunks of `batch_size`; the labels are None throughout when there are none."""
     return zip(images.split(batch_size), labels.split(batch_size) if labels is not None else repeat(None))
-
-
-def encode_all(module: nn.Module, images: Tensor, labels: Tensor | None = None, batch_size: int = 1000) -> Tensor:
-    """Deterministic codes of `images` on the CPU, in chunks so a large subset fits on a GPU
-    (`labels`: their classes, which conditional models need)."""
-    return torch.cat(
-        [
-            module.encode(to_module(x, module), *condition(module, y)).float().cpu()
-            for x, y in chunks(images, labels, batch_size)
-        ]
-    )

@@ -13,6 +13,7 @@ import logging
 import signal
 import traceback
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     Under DDP every process fits and tests its shard; the main one alone evaluates, the others wait."""
     import lightning as L
 
-    from autoencoders.evaluation.suite import evaluate_model
+    from autoencoders.evaluation.suite import evaluate_model, shared_passes
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
@@ -154,11 +155,12 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         model.gradient_clipping = gradient_clipping(cfg.trainer)
     trainer, best = _trainer(cfg, run_dir, checkpoint, state, manual)
     files = state.attempt or run_dir
-    with cuda_check_without_nvml():
+    with cuda_check_without_nvml(), ExitStack() as tested_weights:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
         last = _epoch_metrics(trainer.callback_metrics)
         state.signals.check()
         tested = Path(best.best_model_path) if best.best_model_path else files / "checkpoints" / "last.ckpt"
+        tested_weights.enter_context(shared_passes(cfg.eval, model, datamodule))  # the tested weights from here on
         trainer.test(
             model,
             datamodule=datamodule,
@@ -169,7 +171,6 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
         state.metrics = {**last, **floats(trainer.callback_metrics)}
         if trainer.is_global_zero:
             state.metrics.update(_record_tested_checkpoint(state, run_dir, tested, last))
-            # Probe, anomaly scores and NLL on the tested weights, over the full splits.
             used: dict = {}
             state.metrics.update(evaluate_model(cfg.eval, model, datamodule, trainer.loggers, used=used))
             if used:  # sample sizes and seconds beside the scores

@@ -41,7 +41,7 @@ class ImageGrids(L.Callback):
         writer = tensorboard(trainer)
         if writer is None or getattr(trainer, "datamodule", None) is None:
             return
-        images, labels = (tensor[: self.n_images] for tensor in trainer.datamodule.val_set.tensors)
+        images, labels = trainer.datamodule.pixels("val", slice(0, self.n_images))
         with evaluating(pl_module):
             given = condition(pl_module, labels)
             reconstructions = pl_module.reconstruct(to_module(images, pl_module), *given).float().cpu()

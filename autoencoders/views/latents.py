@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autoencoders.models.inference import condition, encode_all, evaluating, to_module
+from autoencoders.models.inference import condition, evaluating, to_module
+from autoencoders.models.passes import SplitPasses, passes_of
 from autoencoders.views.images import log_image
 from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
@@ -134,7 +135,9 @@ def write_sprite(images: Tensor, path: Path) -> None:
     side = math.ceil(math.sqrt(len(images)))
     padded = torch.cat([images, images.new_zeros(side * side - len(images), *images.shape[1:])])
     sheet = make_grid(padded, nrow=side, padding=0)[: images.shape[1]]  # make_grid makes 1 channel 3
-    write_png((sheet * 255).round().to(torch.uint8), str(path))
+    # zlib level 1: the same pixels in half the time of the default 6, for an 8% larger file
+    # (2,000 FashionMNIST thumbnails: 0.04 s and 0.90 MB instead of 0.085 s and 0.83 MB).
+    write_png((sheet * 255).round().to(torch.uint8), str(path), compression_level=1)
 
 
 def first_of_class(labels: Tensor, cls: int, fallback: int) -> int:
@@ -164,17 +167,21 @@ class LatentViews(L.Callback):
             self.log_views(trainer, pl_module, epoch_step(trainer))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.log_views(trainer, pl_module, trainer.global_step)  # where test/* are logged
+        self.log_views(trainer, pl_module, trainer.global_step, shared=True)  # where test/* are logged
 
-    def log_views(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
+    def log_views(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int, shared: bool = False) -> None:
+        """The four views at `step`; `shared`: after testing, with the codes the evaluations share
+        (models/passes.py); during training the weights change, so an epoch's codes are its own."""
         writer = tensorboard(trainer)
         datamodule = getattr(trainer, "datamodule", None)
         if writer is None or datamodule is None:
             return
-        images, labels = datamodule.test_set.tensors
+        n = len(datamodule.labels("test"))
         # A seeded shuffle, not the first N: some test sets are ordered by class.
-        subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.points]
-        images, labels = images[subset], (labels[subset] if datamodule.has_labels else None)
+        subset = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))[: self.points]
+        images, labels = datamodule.pixels("test", subset)
+        labels = labels if datamodule.has_labels else None
+        passes = passes_of(pl_module, datamodule) if shared else SplitPasses(pl_module, datamodule, whole=())
         class_names = list(datamodule.class_names)
         if labels is None and not self.said_no_labels:
             log.info(
@@ -183,7 +190,7 @@ class LatentViews(L.Callback):
             )
             self.said_no_labels = True
         with evaluating(pl_module):
-            codes = encode_all(pl_module, images, labels)
+            codes = passes.codes("test", subset)
             if self.projector is None or self.projector.log_dir != Path(writer.get_logdir()):
                 self.projector = ProjectorFiles(
                     writer.get_logdir(), PROJECTOR_TAG, purge_from=self.train_start_step, earlier=self.earlier

@@ -35,7 +35,8 @@ def test_a_second_process_reads_the_cached_decoding(source, tmp_path, monkeypatc
     monkeypatch.setattr(cache, "_IN_MEMORY", {})
     no_gzip(monkeypatch)
     again = read_idx(path, 3, tmp_path / "decoded")
-    assert np.array_equal(again, array) and isinstance(again, np.memmap)
+    assert np.array_equal(again, array)  # from the entry: decompressing would have failed
+    assert again.flags.writeable and not isinstance(again, np.memmap)  # in memory: tensors share it, no copy
 
 
 def test_within_a_process_the_arrays_are_reused(source, tmp_path):
@@ -66,3 +67,15 @@ def test_a_cache_that_cannot_be_written_only_costs_the_decoding(source, tmp_path
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
     assert np.array_equal(read_idx(path, 3, blocked / "decoded"), array)
+
+
+def test_a_later_job_makes_its_tensors_from_the_kept_arrays_without_a_copy(tmp_path, monkeypatch):
+    from autoencoders.data.sources import IDX_FILES, read_idx_folder
+
+    monkeypatch.setattr(cache, "_IN_MEMORY", {})
+    for key, stem in IDX_FILES.items():
+        shape = (5, 3, 4) if key.endswith("images") else (5,)
+        write_idx(tmp_path / "idx" / f"{stem}.gz", np.arange(np.prod(shape), dtype=np.uint8).reshape(shape))
+    first, later = (read_idx_folder(tmp_path / "idx", tmp_path / "decoded") for _ in range(2))
+    for name in ("train_images", "test_images"):
+        assert first[name].shape == (5, 1, 3, 4) and first[name].data_ptr() == later[name].data_ptr()

@@ -69,3 +69,62 @@ def test_holdout_class_filters_train_and_val_but_not_test():
 def test_bad_normal_classes_are_config_errors(kwargs):
     with pytest.raises(ConfigError, match="normal_classes|holdout_class"):
         ImageDataModule(name="synthetic", val_size=64, **kwargs).setup()
+
+
+# --- data: stored as bytes, pixels per batch (issue 20's memory rule) -------------------------
+def test_splits_are_stored_as_bytes_and_become_pixels_per_batch():
+    module = ImageDataModule(name="synthetic", batch_size=16, val_size=64)
+    module.setup()
+    for split in ("train", "val", "test"):
+        stored = getattr(module, f"{split}_set").tensors[0]
+        n, channels, height, width = stored.shape
+        assert (
+            stored.dtype == torch.uint8 and stored.nelement() * stored.element_size() == n * channels * height * width
+        )
+        # The float pixels the evaluations and views read: the bytes divided by 255, only where asked.
+        images, labels = module.pixels(split, torch.tensor([3, 0, 5]))
+        assert images.dtype == torch.float32 and torch.equal(images, stored[[3, 0, 5]].float() / 255)
+        assert torch.equal(labels, module.labels(split)[[3, 0, 5]])
+        assert torch.equal(module.pixels(split)[0], stored.float() / 255)
+    for split in ("train", "val"):  # indexed from the whole set: copies of their own, nothing more
+        stored = getattr(module, f"{split}_set").tensors[0]
+        assert stored.untyped_storage().nbytes() == stored.nelement()
+    # A validation batch (in order) on the CPU, and one gathered by the device path, are the same pixels.
+    x, y = next(iter(module.val_dataloader()))
+    stored, stored_labels = module.val_set.tensors
+    assert x.dtype == torch.float32 and torch.equal(x, stored.float() / 255) and torch.equal(y, stored_labels)
+    gathered, gathered_labels = module.on_device.gather("val", torch.tensor([7, 1]), torch.device("cpu"))
+    assert torch.equal(gathered, stored[[7, 1]].float() / 255) and torch.equal(gathered_labels, stored_labels[[7, 1]])
+
+
+def test_test_mse_from_stored_bytes_equals_the_float_split_bit_for_bit(tmp_path):
+    """The run's test loop over uint8 splits converted per batch gives exactly the test/mse of the
+    same loop over splits converted to float32 at set-up (the code before issue 20's memory rule)."""
+    import lightning as L
+    from torch.utils.data import TensorDataset
+
+    from autoencoders.models.autoencoder import Autoencoder
+
+    L.seed_everything(0, verbose=False)
+    module = ImageDataModule(name="synthetic", val_size=64)
+    module.setup()
+    model = Autoencoder(list(module.input_shape), net="mlp", latent_dim=4)
+    as_floats = ImageDataModule(name="synthetic", val_size=64)
+    as_floats.setup()
+    for split in ("train", "val", "test"):  # main's set-up at 6b4e745: images.float().div_(255) of the whole split
+        images, labels = getattr(as_floats, f"{split}_set").tensors
+        setattr(as_floats, f"{split}_set", TensorDataset(images.float().div_(255), labels))
+    assert as_floats.test_set.tensors[0].dtype == torch.float32
+    quiet = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, default_root_dir=tmp_path, **quiet)
+    trainer.fit(model, datamodule=module)
+    tested = [
+        L.Trainer(default_root_dir=tmp_path, **quiet).test(model, datamodule=data, verbose=False)[0]
+        for data in (module, as_floats)
+    ]
+    assert tested[0]["test/mse"] == tested[1]["test/mse"] and tested[0]["test/loss"] == tested[1]["test/loss"]

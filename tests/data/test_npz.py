@@ -63,7 +63,7 @@ def test_grey_uint8_with_its_own_test_set_and_no_labels(tmp_path):
     datamodule = ImageDataModule(name="npz", path=str(path), val_size=5, test_size=999)  # a test set: test_size unused
     datamodule.setup()
     assert datamodule.input_shape == (1, 12, 20) and datamodule.sizes == {"train": 25, "val": 5, "test": 7}
-    assert torch.equal(datamodule.test_set.tensors[0], torch.from_numpy(test_images).unsqueeze(1).float() / 255)
+    assert torch.equal(datamodule.pixels("test")[0], torch.from_numpy(test_images).unsqueeze(1).float() / 255)
     assert not datamodule.has_labels and datamodule.class_names == []
     assert datamodule.test_set.tensors[1].tolist() == [-1] * 7
     assert datamodule.describe() == {
@@ -163,7 +163,7 @@ def test_both_networks_train_on_colour_32x32_images(compose_cfg, tmp_path, net):
     # The first tile of the reconstructions grid is the first validation image, in colour.
     first = ImageDataModule(name="npz", path=str(path), val_size=16, test_size=16)
     first.setup()
-    expected = first.val_set.tensors[0][0].permute(1, 2, 0).numpy() * 255
+    expected = first.pixels("val")[0][0].permute(1, 2, 0).numpy() * 255
     for image in read_events(tmp_path / "run").Images("images/reconstructions"):
         tile = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB"))[2 : 2 + SIDE, 2 : 2 + SIDE]
         assert np.abs(tile.astype(float) - expected).max() <= 1

@@ -71,7 +71,7 @@ def test_the_datamodule_keeps_factors_beside_each_split(tmp_path):
     assert datamodule.sizes == {"train": 250, "val": 50, "test": 60} and datamodule.has_factors and datamodule.factorial
     sizes = tuple(datamodule.image_set.factor_sizes)
     for split in ("train", "val", "test"):
-        images, labels = getattr(datamodule, f"{split}_set").tensors
+        images, labels = datamodule.pixels(split)
         factors = datamodule.factors[split]
         assert torch.equal(rasterise(factors, sizes, 32).float() / 255, images), split  # row for row
         assert torch.equal(labels, factors[:, 0])

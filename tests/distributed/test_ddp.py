@@ -56,7 +56,7 @@ def test_two_processes_on_fashionmnist_count_every_image_once(tmp_path):
     data = ImageDataModule(name="fashionmnist", val_size=4999)
     data.setup()
     model = load_run(run)
-    x = data.val_set.tensors[0]
+    x = data.pixels("val")[0]
     with torch.no_grad():
         mse = torch.cat([(model.reconstruct(chunk) - chunk).pow(2).flatten(1).sum(1) for chunk in x.split(1000)]).sum()
     assert record["metrics"]["val/mse"] == pytest.approx(float(mse) / x.numel(), rel=1e-5)

@@ -25,5 +25,5 @@ def shapes_reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     datamodule = ImageDataModule(name="shapes", root=str(root), **SHAPES_SETTINGS)
     datamodule.setup("fit")
-    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
+    train, test = datamodule.stored("train"), datamodule.stored("test")
     return root, datamodule, reference_network(root, train, test, 3, recipe_for("shapes"))

@@ -30,14 +30,14 @@ def data() -> ImageDataModule:
 
 
 def test_samples_of_the_asked_class_score_high_and_of_another_class_low(data):
-    test_images, test_labels = data.test_set.tensors
-    faithful = class_consistency(ImagesOfClass(test_images, test_labels, 0), data.train_set.tensors, per_class=20)
-    shifted = class_consistency(ImagesOfClass(test_images, test_labels, 1), data.train_set.tensors, per_class=20)
+    test_images, test_labels = data.pixels("test")
+    faithful = class_consistency(ImagesOfClass(test_images, test_labels, 0), data.pixels("train"), per_class=20)
+    shifted = class_consistency(ImagesOfClass(test_images, test_labels, 1), data.pixels("train"), per_class=20)
     assert faithful > 0.8 and shifted < 0.2, (faithful, shifted)
 
 
 def test_only_classes_the_classifier_saw_are_asked_for(data):
-    images, labels = data.train_set.tensors
+    images, labels = data.pixels("train")
     keep = labels < 5  # as with data.normal_classes: the classifier never sees classes 5..9
     asked = []
 
@@ -46,5 +46,5 @@ def test_only_classes_the_classifier_saw_are_asked_for(data):
             asked.append(y)
             return super().sample(n, y, generator)
 
-    class_consistency(Recording(*data.test_set.tensors, 0), (images[keep], labels[keep]), per_class=3)
+    class_consistency(Recording(*data.pixels("test"), 0), (images[keep], labels[keep]), per_class=3)
     assert asked[0].tolist() == [k for k in range(5) for _ in range(3)]

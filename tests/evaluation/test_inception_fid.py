@@ -57,7 +57,7 @@ def test_the_fid_of_a_set_to_itself_is_zero_and_grows_for_other_images(weights, 
     from autoencoders.evaluation.sample_quality import frechet_distance
 
     _, datamodule, _ = shapes_reference
-    images = datamodule.test_set.tensors[0]
+    images = datamodule.pixels("test")[0]
     network = inception_network(str(weights))
     real = inception_features(network, images[:6])
     assert real.shape == (6, 2048) and real.dtype == torch.float64 and real.abs().max() > 0

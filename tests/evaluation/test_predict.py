@@ -53,7 +53,7 @@ def split_tensors(run: Path) -> tuple[torch.Tensor, torch.Tensor]:
     cfg = load_config(run)
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
-    return datamodule.test_set.tensors
+    return datamodule.pixels("test")
 
 
 def test_the_test_split_reproduces_test_mse_and_the_posterior_means(run, predicted):

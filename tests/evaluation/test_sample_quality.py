@@ -75,10 +75,10 @@ def test_the_reference_network_is_cached_under_its_hash_and_reused(shapes_refere
     # shapes apart (the flattened one of version 1 reached 0.44 here, chance being 1/3).
     assert reference.test_accuracy >= 0.8
     monkeypatch.setattr(reference_module, "train_reference", lambda *args: pytest.fail("retrained"))
-    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
+    train, test = datamodule.stored("train"), datamodule.stored("test")
     again = reference_network(root, train, test, 3, recipe_for("shapes"))
     assert again.hash == reference.hash and again.test_accuracy == reference.test_accuracy
-    images = datamodule.test_set.tensors[0][:50]
+    images = datamodule.pixels("test")[0][:50]
     assert torch.equal(again.features(images), reference.features(images))
     assert torch.equal(again.features((images * 255).round().to(torch.uint8)), reference.features(images))  # bytes too
     # Another network for other data, another recipe, or another version of this one (old caches stay unread).
@@ -104,7 +104,7 @@ def test_the_network_trains_on_one_thread_and_gives_the_run_its_threads_back(mon
 
 def test_the_distance_grows_with_gaussian_blur(shapes_reference):
     _, datamodule, reference = shapes_reference
-    images = datamodule.test_set.tensors[0]
+    images = datamodule.pixels("test")[0]
     real = reference.features(images)
     distances = [
         frechet_distance(real, reference.features(blurred(images, sigma))) for sigma in (0, 0.5, 1.0, 2.0, 3.0)
@@ -152,7 +152,7 @@ def test_the_reference_network_reaches_088_on_fashionmnist(tmp_path):
     datamodule = ImageDataModule(name="fashionmnist", download=False)
     datamodule.setup("fit")
     # Trained from scratch as on a fresh machine (a cache of its own, not the default data.root's).
-    train, test = datamodule.train_set.tensors, datamodule.test_set.tensors
+    train, test = datamodule.stored("train"), datamodule.stored("test")
     reference = reference_network(tmp_path, train, test, 10, recipe_for("fashionmnist"))
     assert reference.test_accuracy >= 0.88
     assert [path.name for path in (tmp_path / "reference").glob("*.pt")] == [f"{reference.hash}.pt"]
@@ -176,7 +176,7 @@ def test_a_run_waits_for_the_lock_and_reuses_the_network_another_run_built(shape
     waiting = threading.Thread(
         target=lambda: found.update(
             net=reference_network(
-                tmp_path, datamodule.train_set.tensors, datamodule.test_set.tensors, 3, recipe_for("shapes")
+                tmp_path, datamodule.stored("train"), datamodule.stored("test"), 3, recipe_for("shapes")
             )
         )
     )

@@ -107,7 +107,7 @@ def test_the_record_describes_the_tested_checkpoint_and_keeps_the_last_epoch_apa
     # test/mse is the tested (best) checkpoint's, recomputed by hand, and not the last weights'.
     module = ImageDataModule(name="synthetic", val_size=64)
     module.setup()
-    x = module.test_set.tensors[0]
+    x = module.pixels("test")[0]
     for name, matches in (("best.ckpt", True), ("last.ckpt", False)):
         # weights_only loading: the checkpoint holds plain hyperparameters, nothing to unpickle.
         model = Autoencoder.load_from_checkpoint(tmp_path / "checkpoints" / name, weights_only=True).eval()

@@ -98,8 +98,8 @@ def phase_hook(phase: str, monkeypatch) -> None:
     else:  # evaluation: the probe, after testing
         from autoencoders.evaluation import probe
 
-        original = probe.linear_probe
-        monkeypatch.setattr(probe, "linear_probe", lambda *args: (terminate_self(), original(*args))[1])
+        original = probe.probe_splits
+        monkeypatch.setattr(probe, "probe_splits", lambda *args: (terminate_self(), original(*args))[1])
 
 
 @pytest.mark.parametrize("phase", ["sanity check", "test", "evaluation"])

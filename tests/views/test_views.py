@@ -126,7 +126,7 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
     # The grid's first tile is the first validation image, in every epoch.
     data = ImageDataModule(name="synthetic", val_size=64)
     data.setup()
-    first_image = data.val_set.tensors[0][0, 0].numpy() * 255
+    first_image = data.pixels("val")[0][0, 0].numpy() * 255
     for image in events.Images("images/reconstructions"):
         tile = png(image.encoded_image_string)[2 : 2 + 28, 2 : 2 + 28, 0].astype(float)
         assert np.abs(tile - first_image).max() <= 1  # add_image truncates to uint8
