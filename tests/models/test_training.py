@@ -24,6 +24,15 @@ OWN_TERMS = {
     "aae": ["test/recon", "test/disc_loss", "test/gen_loss", "test/disc_acc", "train/disc_loss", "val/disc_acc"],
     "wae": ["test/recon", "test/mmd", "train/mmd"],
     "iwae": ["test/iw_bound", "test/kl", "test/nll", "test/active_units", "train/iw_bound"],
+    "factorvae": [
+        "test/tc",
+        "test/disc_loss",
+        "test/disc_acc",
+        "test/kl",
+        "test/elbo",
+        "train/tc",
+        "test/active_units",
+    ],
 }
 
 
