@@ -24,6 +24,7 @@ OWN_TERMS = {
     "aae": ["test/recon", "test/disc_loss", "test/gen_loss", "test/disc_acc", "train/disc_loss", "val/disc_acc"],
     "wae": ["test/recon", "test/mmd", "train/mmd"],
     "iwae": ["test/iw_bound", "test/kl", "test/nll", "test/active_units", "train/iw_bound"],
+    "hvae": ["test/kl_z1", "test/kl_z2", "test/elbo", "test/active_units_z1", "test/active_units_z2", "test/nll"],
     "factorvae": [
         "test/tc",
         "test/disc_loss",
