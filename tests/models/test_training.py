@@ -49,7 +49,10 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
 
 # Each model once on real FashionMNIST through `ae-train`, half on each net: one multirun per net,
 # so the models share one process (and one import of Lightning) instead of paying it nine times.
-ON_FASHIONMNIST = {"mlp": ["vae", "sparse", "cvae", "wae"], "conv": ["dae", "contractive", "vqvae", "aae", "iwae"]}
+ON_FASHIONMNIST = {
+    "mlp": ["vae", "sparse", "cvae", "wae", "hvae"],
+    "conv": ["dae", "contractive", "vqvae", "aae", "iwae", "factorvae"],
+}
 
 
 @pytest.mark.slow
