@@ -52,16 +52,18 @@ class FactorVAE(PhasedAutoencoder, VAE):
     """The VAE (networks, likelihood, posterior, prior, beta, warm-up and free bits on the KL)
     whose objective adds gamma times an estimate of the codes' total correlation,
 
-        loss = recon + beta_t * KL_fb + gamma * tc,    tc = mean_z log D(z) / (1 - D(z)),
+        recon + beta_t * KL_fb + gamma * tc,    tc = mean_z log D(z) / (1 - D(z)),
 
     per image in nats, z ~ q(z|x) on the first minibatch. D (a logit) learns to tell q(z)
     samples (label 1) from codes with each dimension permuted across the second minibatch
     (label 0), so at its optimum D/(1 - D) = q(z) / q̄(z) and tc estimates
     KL(q(z) || q̄(z)), the total correlation (Kim & Mnih 2018, section 3). Two phases per batch:
-    1. autoencoder (encoder and decoder; Adam with model.lr): `loss`;
+    1. autoencoder (encoder and decoder; Adam with model.lr): the objective above;
     2. discriminator (Adam with `adversarial_lr` and betas (0.5, 0.9), the paper's): `disc_loss`
        = -mean log D(z) - mean log(1 - D(z_perm)), nats, 1.386 = chance; `disc_acc` (fraction).
-    `kl`, `elbo` and val/test `active_units`, val `kl_dim/<j>` are the VAE's. At val/test, where
+    "loss" (the checkpoint monitor) is the VAE's, recon + beta_t * KL_fb, as the aae's is its recon:
+    a monitor that does not move with D. `kl`, `elbo` and val/test `active_units`, val
+    `kl_dim/<j>` are the VAE's. At val/test, where
     batches are single draws, tc uses the batch's codes and D sees them against their own
     permutation (fixed seeds, as all evaluation noise).
     """
@@ -104,8 +106,8 @@ class FactorVAE(PhasedAutoencoder, VAE):
         kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
         penalty, _ = self.regularizer(mu, logvar, z)  # beta_t * KL_fb, as the VAE's
         tc = self.discriminator(z).mean()  # gradients reach the encoder through D (D's own are reset in phase 2)
-        loss = recon + penalty + self.hparams.gamma * tc
-        return {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl), "tc": tc}, z, x_hat
+        terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), "tc": tc}
+        return terms, z, x_hat
 
     def discriminator_terms(self, z: Tensor, permuted: Tensor) -> dict[str, Tensor]:
         """disc_loss and disc_acc for q(z) samples z (label 1) against permuted codes (label 0)."""
@@ -122,7 +124,7 @@ class FactorVAE(PhasedAutoencoder, VAE):
     def training_phases(self, x: Tensor) -> Iterator[Phase]:
         first, second = split_draws(x)
         terms, z, _ = self.vae_terms(first)
-        yield "autoencoder", terms["loss"], terms
+        yield "autoencoder", terms["loss"] + self.hparams.gamma * terms["tc"], terms
         with torch.no_grad():  # the second draw trains only D: codes from the updated encoder
             permuted = permute_dimensions(self.sampled_codes(second)[2])
         disc_terms = self.discriminator_terms(z, permuted)

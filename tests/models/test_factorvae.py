@@ -122,13 +122,17 @@ def test_factorvae_trains_through_two_phases_and_reloads(tiny_cfg, tmp_path, mon
     assert any(key.startswith("discriminator.") for key in saved["state_dict"])
 
 
-def test_the_objective_adds_gamma_times_the_tc_estimate():
+def test_the_autoencoder_phase_adds_gamma_times_the_tc_estimate_to_the_vae_loss():
     torch.manual_seed(0)
     model = FactorVAE(input_shape=[1, 4, 4], latent_dim=3, gamma=7.0, discriminator_width=8)
     x = torch.rand(6, 1, 4, 4)
     torch.manual_seed(1)
     terms, _, _ = model.vae_terms(x)
-    assert terms["loss"].item() == pytest.approx((terms["recon"] + terms["kl"] + 7.0 * terms["tc"]).item(), rel=1e-6)
+    assert terms["loss"].item() == pytest.approx((terms["recon"] + terms["kl"]).item(), rel=1e-6)  # the VAE's
+    torch.manual_seed(1)
+    (name, objective, _), _ = list(model.training_phases(torch.cat([x, x])))
+    assert name == "autoencoder"
+    assert objective.item() == pytest.approx((terms["loss"] + 7.0 * terms["tc"]).item(), rel=1e-6)
     torch.manual_seed(1)  # the same noise: tc is D's mean logit on the sampled codes
     mu, logvar, z = model.sampled_codes(x)
     assert terms["tc"].item() == pytest.approx(model.discriminator(z).mean().item(), rel=1e-6)
