@@ -161,12 +161,20 @@ RULES: dict[str, Rule] = {
         "float", 0.99, "vqvae: decay of the codebook's moving averages", low=0, high=1, high_open=True
     ),
     "model.restart_dead_codes": key("bool", True, "vqvae: restart unused codes at encoder outputs each epoch"),
-    "model.discriminator_width": positive_int(1000, "aae: units in each of the discriminator's 2 hidden layers"),
-    "model.adversarial_lr": key(
-        "float", 1e-4, "aae: Adam's learning rate of the discriminator and generator phases", low=0, low_open=True
+    "model.discriminator_width": positive_int(
+        1000, "aae, factorvae: units in each of the discriminator's hidden layers (aae 2, factorvae 6)"
     ),
+    "model.adversarial_lr": key(
+        "float",
+        1e-4,
+        "aae: Adam's learning rate of the discriminator and generator phases; factorvae: of the discriminator",
+        low=0,
+        low_open=True,
+    ),
+    "model.gamma": non_negative(40.0, "factorvae: the paper's gamma, weight of the total correlation estimate"),
     "model.mmd_weight": non_negative(10.0, "wae: the paper's lambda on the MMD, against a per-image squared error"),
     "model.samples": positive_int(5, "iwae: importance samples k per image in the training bound"),
+    "model.top_latent_dim": positive_int(16, "hvae: size of the top level z2 (model.latent_dim is z1's)"),
     # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
     "model.num_classes": positive_int(None, "cvae: classes of the data (set from the data)"),
     "model.dataset_size": positive_int(None, "tcvae: training-set size (set from the data)"),

@@ -12,9 +12,9 @@ and the median of the per-round ratios manual / automatic.
 
   .venv/bin/python scripts/bench_loops.py --threads 1 --rounds 6 --steps 60
 
-With `--objectives`, the same turns time one training step of the vae, aae, wae and iwae (their
-default settings, the mlp network) and report each one's median ms per step and its median
-per-round ratio to the vae's.
+With `--objectives`, the same turns time one training step of the vae, aae, wae, iwae, factorvae
+and hvae (their default settings, the mlp network; the factorvae's step takes its two batches of
+256) and report each one's median ms per step and its median per-round ratio to the vae's.
 
   .venv/bin/python scripts/bench_loops.py --objectives --rounds 4 --steps 40
 """
@@ -91,7 +91,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--objectives", action="store_true", help="time the vae, aae, wae and iwae instead")
+    parser.add_argument(
+        "--objectives", action="store_true", help="time the vae, aae, wae, iwae, factorvae and hvae instead"
+    )
     args = parser.parse_args()
     set_up_torch(args.threads)
     data = ImageDataModule(name="fashionmnist", batch_size=256, val_size=5000)
@@ -114,11 +116,13 @@ def main() -> None:
 
 def objectives(data: ImageDataModule, args: argparse.Namespace) -> None:
     from autoencoders.models.aae import AAE
+    from autoencoders.models.factorvae import FactorVAE
+    from autoencoders.models.hvae import HVAE
     from autoencoders.models.iwae import IWAE
     from autoencoders.models.vae import VAE
     from autoencoders.models.wae import WAE
 
-    classes = {"vae": VAE, "aae": AAE, "wae": WAE, "iwae": IWAE}
+    classes = {"vae": VAE, "aae": AAE, "wae": WAE, "iwae": IWAE, "factorvae": FactorVAE, "hvae": HVAE}
     times: dict[str, list[float]] = {name: [] for name in classes}
     with tempfile.TemporaryDirectory() as root:
         for _ in range(args.rounds):

@@ -24,6 +24,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+# Seeds of the orders of a step's second (third, ...) draw: draw d adds d times this.
+DRAW_SEED_STRIDE = 1_000_000_007
+
 
 def to_pixels(images: Tensor) -> Tensor:
     """uint8 images as float32 in [0, 1] (divided by 255); float images (an npz file's) are in [0, 1] already."""
@@ -40,6 +43,12 @@ class BatchIndices(Sampler):
     shuffled (training) orders are first padded by wrapping around so that every process gets as
     many batches as the others (DDP steps in lockstep); evaluation orders are not, so that each
     image is counted exactly once.
+
+    `draws` > 1 (training only) gives each step that many independent batches, stacked: one
+    shuffled order per draw, each from (seed, epoch, draw) and sharded alike, and batch i is the
+    i-th slice of every order joined. A model that needs a second, independent minibatch beside
+    its own (the factorvae's permuted codes) asks for it with `training_draws = 2`; an epoch
+    still has as many steps, and each order passes over every image once.
     """
 
     def __init__(
@@ -51,11 +60,13 @@ class BatchIndices(Sampler):
         epoch_source: Callable[[], int] | None = None,
         rank: int = 0,
         world: int = 1,
+        draws: int = 1,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.epoch = 0
         self.epoch_source = epoch_source
         self.rank, self.world = rank, world
+        self.draws = draws if shuffle else 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -69,14 +80,19 @@ class BatchIndices(Sampler):
         return math.ceil(self._shard_size() / self.batch_size)
 
     def __iter__(self) -> Iterator[Tensor]:
-        if self.shuffle:
-            epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-            padding = math.ceil(self.n / self.world) * self.world - self.n
-            order = torch.cat([order, order[:padding]])
-        else:
-            order = torch.arange(self.n)
-        return iter(order[self.rank :: self.world].split(self.batch_size))
+        if not self.shuffle:
+            return iter(torch.arange(self.n)[self.rank :: self.world].split(self.batch_size))
+        epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
+        padding = math.ceil(self.n / self.world) * self.world - self.n
+        shards = []
+        for draw in range(self.draws):
+            # Draw 0's seed is the one a single-draw run uses; the others' lie far from any epoch's.
+            seed = self.seed * 100_003 + epoch + draw * DRAW_SEED_STRIDE
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))
+            shards.append(torch.cat([order, order[:padding]])[self.rank :: self.world].split(self.batch_size))
+        if self.draws == 1:
+            return iter(shards[0])
+        return iter(torch.cat(parts) for parts in zip(*shards))
 
 
 class PixelBatches(Dataset):

@@ -57,7 +57,13 @@ def _check_choices(
 
 class ImageDataModule(L.LightningDataModule):
     """Train/val/test splits of an in-memory image set, stored as loaded (uint8 for the sets we
-    decode or generate); batches and `pixels()` give float32 in [0, 1]."""
+    decode or generate); batches and `pixels()` give float32 in [0, 1].
+
+    Training batches are `data.batch_size` images, or, for a model that declares
+    `training_draws = k` (the factorvae: 2), k independent batches of that size stacked along the
+    batch dimension, each slice from its own shuffled order (data/batches.py); `x, labels = batch`
+    either way.
+    """
 
     def __init__(
         self,
@@ -256,7 +262,9 @@ class ImageDataModule(L.LightningDataModule):
         # (its per-batch overhead was ~0.3 ms per training step's worth of validation).
         batch_size = self.batch_size if shuffle else max(self.batch_size, EVAL_BATCH_SIZE)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world)
+        # A model may ask for several independent batches per training step, stacked (BatchIndices).
+        draws = getattr(getattr(self.trainer, "lightning_module", None), "training_draws", 1) if shuffle else 1
+        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world, draws)
         if self._device().type != "cpu":  # batches are gathered on the device: only indices travel
             dataset = IndexBatches(split, len(dataset))
         # Its own generator: creating an iterator then draws no number from torch's global RNG,

@@ -5,7 +5,9 @@
 in nats per image, with the model's own likelihood (Bernoulli for `loss=bce`, the fixed-sigma
 Gaussian for `loss=mse`, `losses.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
 (the k = 1 bound, in expectation) and tightens as k grows. `test/nll` is its negative. For the
-cvae every term is conditioned on the image's label: the estimate is of -log p(x|y).
+cvae every term is conditioned on the image's label: the estimate is of -log p(x|y). A model
+with latent levels of its own (the hvae) gives its weights itself, `model.log_importance_weights`,
+over all its levels: p(x|z1) p(z1|z2) p(z2) / q(z1, z2|x).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def importance_weighted_nll(
     estimates = []
     for chunk, chunk_labels in chunks(images, labels, batch_size):
         chunk = chunk.to(device=model.device, dtype=model.dtype)
-        log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
+        own = getattr(model, "log_importance_weights", None)
+        if callable(own):
+            log_weights = own(chunk, samples, generator, chunk_labels)
+        else:
+            log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
         estimates.append(-losses.importance_weighted_bound(log_weights).double().cpu())
     return torch.cat(estimates)

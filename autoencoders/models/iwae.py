@@ -37,7 +37,6 @@ def log_importance_weights(
     evaluations), or without one from the global RNG on the model's device (training).
     `posterior`: q(z|x)'s mean and log-variance when the caller has them already.
     """
-    nll = losses.NEGATIVE_LOG_LIKELIHOODS[model.hparams.loss]
     mu, logvar = posterior if posterior is not None else model.posterior(x, *condition(model, labels))
     if generator is None:
         noise = torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)
@@ -46,8 +45,15 @@ def log_importance_weights(
     z = mu + torch.exp(0.5 * logvar) * noise  # (k, B, d)
     log_prior = losses.standard_normal_log_density(z)
     log_posterior = losses.gaussian_log_density(z, mu, logvar)
-    # Decode k samples for a few images at a time: memory stays bounded and the batch of
-    # decodings stays large enough for fast matrix products.
+    return log_likelihoods(model, x, z, labels) + log_prior - log_posterior
+
+
+def log_likelihoods(model: torch.nn.Module, x: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """(k, B) log p(x|z_k) for codes z (k, B, latent_dim), with the model's likelihood
+    (`hparams.loss`), in nats. Decodes k samples for a few images at a time: memory stays bounded
+    and the batch of decodings stays large enough for fast matrix products."""
+    nll = losses.NEGATIVE_LOG_LIKELIHOODS[model.hparams.loss]
+    samples = len(z)
     per_chunk = max(1, DECODES_PER_CHUNK // samples)
     log_likelihood = []
     for start in range(0, len(x), per_chunk):
@@ -56,7 +62,7 @@ def log_importance_weights(
         decoded = model.decode(z[:, start : start + per_chunk].flatten(0, 1), *given)  # (k * b, C, H, W), k-major
         targets = images.expand(samples, *images.shape).flatten(0, 1)
         log_likelihood.append(-nll(decoded, targets).view(samples, len(images)))
-    return torch.cat(log_likelihood, dim=1) + log_prior - log_posterior
+    return torch.cat(log_likelihood, dim=1)
 
 
 class IWAE(VAE):

@@ -30,7 +30,10 @@ def test_corrupt_gzip_is_named_with_a_fix(tmp_path, monkeypatch):
 def test_help_info_and_cfg_work_from_any_directory(tmp_path):
     done = ae_train("--help", cwd=tmp_path)
     assert done.returncode == 0
-    assert "model: aae, contractive, conv, cvae, dae, iwae, mlp, sparse, tcvae, vae, vqvae, wae" in done.stdout
+    assert (
+        "model: aae, contractive, conv, cvae, dae, factorvae, hvae, iwae, mlp, sparse, tcvae, vae, vqvae, wae"
+        in done.stdout
+    )
     assert "logger: csv, mlflow, tensorboard, wandb" in done.stdout and "callbacks: none, timing" in done.stdout
     assert "data: dsprites, fashionmnist, mnist, npz, shapes, synthetic" in done.stdout
     done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)

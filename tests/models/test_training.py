@@ -24,6 +24,16 @@ OWN_TERMS = {
     "aae": ["test/recon", "test/disc_loss", "test/gen_loss", "test/disc_acc", "train/disc_loss", "val/disc_acc"],
     "wae": ["test/recon", "test/mmd", "train/mmd"],
     "iwae": ["test/iw_bound", "test/kl", "test/nll", "test/active_units", "train/iw_bound"],
+    "hvae": ["test/kl_z1", "test/kl_z2", "test/elbo", "test/active_units_z1", "test/active_units_z2", "test/nll"],
+    "factorvae": [
+        "test/tc",
+        "test/disc_loss",
+        "test/disc_acc",
+        "test/kl",
+        "test/elbo",
+        "train/tc",
+        "test/active_units",
+    ],
 }
 
 
@@ -39,7 +49,10 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
 
 # Each model once on real FashionMNIST through `ae-train`, half on each net: one multirun per net,
 # so the models share one process (and one import of Lightning) instead of paying it nine times.
-ON_FASHIONMNIST = {"mlp": ["vae", "sparse", "cvae", "wae"], "conv": ["dae", "contractive", "vqvae", "aae", "iwae"]}
+ON_FASHIONMNIST = {
+    "mlp": ["vae", "sparse", "cvae", "wae", "hvae"],
+    "conv": ["dae", "contractive", "vqvae", "aae", "iwae", "factorvae"],
+}
 
 
 @pytest.mark.slow

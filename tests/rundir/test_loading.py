@@ -25,7 +25,7 @@ def test_load_run_round_trips_encode_and_decode(finished_run):
 
 def test_the_new_models_load_sample_re_test_and_compare(tiny_cfg, tmp_path, capsys):
     # load_run, Lightning's load_from_checkpoint(weights_only=True), ae-eval and ae-compare for the
-    # vqvae, cvae, tcvae, aae, wae and iwae (the cvae with the labels its methods take).
+    # vqvae, cvae, tcvae, aae, wae, iwae, factorvae and hvae (the cvae with the labels its methods take).
     import csv
     import io
 
@@ -49,6 +49,8 @@ def test_the_new_models_load_sample_re_test_and_compare(tiny_cfg, tmp_path, caps
         "aae": "test/disc_acc",
         "wae": "test/mmd",
         "iwae": "test/kl",
+        "factorvae": "test/disc_loss",
+        "hvae": "test/kl_z2",
     }
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
     for name, metric in own.items():

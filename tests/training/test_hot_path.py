@@ -48,12 +48,16 @@ class SyncCounter(lightning.Callback):
         self.counting = False
 
 
-@pytest.mark.parametrize("model", ["mlp", "vae", "aae"])  # aae: three optimizers a batch (models/phases.py)
+# aae: three optimizers a batch (models/phases.py); factorvae: its second batch's permuted codes;
+# hvae: its two levels.
+@pytest.mark.parametrize("model", ["mlp", "vae", "aae", "factorvae", "hvae"])
 def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):
     counter = SyncCounter(monkeypatch)  # last, after all of the run's callbacks and the config's (callbacks=timing)
+    narrow = ["model.discriminator_width=100"] if model == "factorvae" else []  # the same path, faster
     train(
         tiny_cfg(
             f"model={model}",
+            *narrow,
             "trainer.limit_train_batches=1.0",
             "trainer.log_every_n_steps=4",
             "trainer.max_epochs=1",
