@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from autoencoders.rundir.record import read_record, write_json_atomic
-from tests.helpers import ae_train, ae_train_here
+from tests.helpers import ae_train_here
 
 TINY = ["data=synthetic", "trainer=fast", "logging.images_every_n_epochs=0", "logging.projector_points=0"]
 
@@ -49,9 +49,9 @@ def test_grid_sweep_gives_four_complete_readable_runs(tmp_path, monkeypatch):
     }
 
 
-def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
+def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    done = ae_train(
+    done = ae_train_here(
         "-m",
         *TINY,
         "hydra/launcher=joblib",
@@ -59,7 +59,7 @@ def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
         "model.latent_dim=2,3",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     found = jobs(sweep).values()
@@ -68,7 +68,7 @@ def test_joblib_runs_jobs_in_parallel_with_one_thread_each(tmp_path):
     assert {job["provenance"]["torch_threads"] for job in found} == {max(1, min(4, ((os.cpu_count() or 1) - 1) // 2))}
     # Each job ran in a worker process of its own, not in ae-train's process one after the other.
     pids = [job["provenance"]["pid"] for job in found]
-    assert len(set(pids)) == 2 and all(isinstance(pid, int) for pid in pids)
+    assert len(set(pids)) == 2 and all(isinstance(pid, int) for pid in pids) and os.getpid() not in pids
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
@@ -76,11 +76,8 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path, monkeypatch, launcher)
     sweep = tmp_path / "sweep"
     args = ["-m", *TINY, "torch_threads=1", f"hydra/launcher={launcher}", "model.latent_dim=2,-1,3"]
     args.append(f"hydra.sweep.dir={sweep}")
-    # The basic launcher runs its jobs in ae-train's own process: this one will do.
-    if launcher == "basic":
-        done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
-    else:
-        done = ae_train(*args, cwd=tmp_path, timeout=600)
+    # ae-train's own process only launches the jobs (joblib's workers are processes of their own): this one will do.
+    done = ae_train_here(*args, cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 1
     statuses = {name.split("_")[0]: job["status"] for name, job in jobs(sweep).items()}
     assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
@@ -156,9 +153,9 @@ def test_optuna_study_survives_a_failing_trial(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_submitit_local_launcher_runs_a_job(tmp_path):
+def test_submitit_local_launcher_runs_a_job(tmp_path, monkeypatch):
     sweep = tmp_path / "sweep"
-    done = ae_train(
+    done = ae_train_here(  # in-process: submitit runs the job in a process of its own
         "-m",
         *TINY,
         "torch_threads=1",
@@ -167,7 +164,7 @@ def test_submitit_local_launcher_runs_a_job(tmp_path):
         "model.latent_dim=2",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert [job["status"] for job in jobs(sweep).values()] == ["completed"]

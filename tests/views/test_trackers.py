@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from autoencoders.rundir.record import read_record
-from tests.helpers import BIN, ae_train, ae_train_here, free_port, read_events, run_dirs
+from tests.helpers import BIN, ae_train_here, free_port, read_events, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -151,11 +151,13 @@ def test_a_sweep_and_a_resume_land_in_a_real_mlflow_server(mlflow_server, tmp_pa
     assert found.data.metrics["val/loss"] == pytest.approx(record["metrics"]["val/loss"], rel=1e-6)
 
 
-def test_parallel_joblib_jobs_share_one_sqlite_store(tmp_path):
+def test_parallel_joblib_jobs_share_one_sqlite_store(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
     out = tmp_path / "out"
-    done = ae_train(
+    done = ae_train_here(  # in-process: the jobs run in joblib's worker processes
         "-m",
         *TINY,
         "seed=1,2,3",
@@ -164,8 +166,7 @@ def test_parallel_joblib_jobs_share_one_sqlite_store(tmp_path):
         "hydra.launcher.n_jobs=3",
         f"output_root={out}",
         cwd=tmp_path,
-        env=ENV,
-        timeout=600,
+        monkeypatch=monkeypatch,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = run_dirs(out / "sweeps")  # not the metrics.json copies under out/mlartifacts
