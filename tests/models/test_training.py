@@ -2,9 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -47,8 +44,9 @@ def test_each_model_trains_with_each_net(tiny_cfg, tmp_path, model, net):
         assert name in metrics and math.isfinite(metrics[name]), name
 
 
-# Each model once on real FashionMNIST through `ae-train`, half on each net: one multirun per net,
-# so the models share one process (and one import of Lightning) instead of paying it nine times.
+# Each model once on real FashionMNIST through `ae-train`'s main(), half on each net: one multirun
+# per net in the test's own process, which has Lightning imported already (tests/cli runs the
+# installed script itself on FashionMNIST).
 ON_FASHIONMNIST = {
     "mlp": ["vae", "sparse", "cvae", "wae", "hvae"],
     "conv": ["dae", "contractive", "vqvae", "aae", "iwae", "factorvae"],
@@ -58,8 +56,9 @@ ON_FASHIONMNIST = {
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("net", sorted(ON_FASHIONMNIST))
-def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, net):
-    ae_train = Path(sys.executable).parent / "ae-train"
+def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, net, monkeypatch):
+    from tests.helpers import ae_train_here
+
     models = ON_FASHIONMNIST[net]
     # Real data through every stage; the evaluation on smaller subsets than a user's run (its own
     # tests check the evaluation's numbers), so the runs stay short.
@@ -75,7 +74,7 @@ def test_ae_train_runs_each_model_on_fashionmnist(tmp_path, net):
         "eval.nll_samples=10",
         "logging.projector_points=200",
     ]
-    done = subprocess.run([str(ae_train), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    done = ae_train_here(*overrides, cwd=tmp_path, monkeypatch=monkeypatch)  # ae-train's main(), in this process
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(path.read_text()) for path in sorted((tmp_path / "sweep").rglob("metrics.json"))]
     assert sorted(record["model"]["name"] for record in records) == sorted(models)
