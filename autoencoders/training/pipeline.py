@@ -101,10 +101,11 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
         with own_process_group():
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
         state.outcome = "completed"
-        if state.attempt is not None:  # the resume's files become the run's, then its record
-            flush_files(state.trainer)
-            promote(run_dir)
-        state.record.finish("completed", state.metrics)
+        with state.signals.deferred():  # a stop now would leave half the files moved
+            if state.attempt is not None:  # the resume's files become the run's, then its record
+                flush_files(state.trainer)
+                promote(run_dir)
+            state.record.finish("completed", state.metrics)
     except (KeyboardInterrupt, SystemExit):
         state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -63,6 +64,16 @@ class StopSignals:
             self.forward(signal_number)
         if first and not self.graceful:
             raise SIGTERMException()  # a SystemExit: Lightning hands it to the callbacks and re-raises it
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A stretch no signal may cut in half (a completed resume's files moved into place and its
+        record written): a signal is only noted there, and the run ends as that stretch does."""
+        graceful, self.graceful = self.graceful, True
+        try:
+            yield
+        finally:
+            self.graceful = graceful
 
     def check(self) -> None:
         """Raise at a safe point when a stop was asked for."""

@@ -139,3 +139,29 @@ def test_an_interrupted_run_stopped_again_on_resume_keeps_all_its_training(tiny_
     assert [step for step, _ in scalars(run)["train/loss"]] == [1, 3, 5]
     straight = train(tiny_cfg(*ARGS, "trainer.max_epochs=3"), run_dir=tmp_path / "straight")
     assert record["metrics"]["test/mse"] == pytest.approx(straight["test/mse"], rel=1e-5)
+
+
+def test_a_signal_while_a_completed_resume_moves_its_files_is_noted_and_the_move_finishes(completed, monkeypatch):
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    import autoencoders.rundir.attempt as attempt_module
+
+    moved = []
+
+    def replace(source, target):  # SIGTERM to this process after the first file is moved
+        os.replace(source, target)
+        moved.append(str(target))
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(attempt_module, "os", SimpleNamespace(replace=replace))  # the promotion's moves only
+    try:
+        metrics = resume_training(completed, ["trainer.max_epochs=2"])
+    except RunInterrupted:  # a KeyboardInterrupt: uncaught, it would end the whole test session
+        pytest.fail("the signal cut the move of the completed resume's files in half")
+    record = read_record(completed)
+    assert len(moved) > 3 and not (completed / "attempt").exists()  # every file moved, then the folder went
+    assert record["status"] == "completed" and record["resumes"][0]["status"] == "completed"
+    assert record["metrics"] == metrics and load_checkpoint(completed / "checkpoints" / "last.ckpt")["epoch"] == 1
