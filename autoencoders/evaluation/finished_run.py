@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.errors import CheckpointError
 from autoencoders.internals import check_versions
+from autoencoders.rundir.attempt import where_now
 from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
 from autoencoders.rundir.lock import RunLock
 from autoencoders.rundir.record import METRICS_FILE, floats, read_record, timestamp, write_json_atomic
@@ -35,7 +36,7 @@ def evaluate_run(
     check_versions()
     run_dir, path = resolve(target, checkpoint)
     with RunLock(run_dir):  # refused, naming the holder, while the run trains or another ae-eval works
-        return _evaluate(run_dir, path, overrides)
+        return _evaluate(run_dir, where_now(path, run_dir), overrides)  # the lock may finish a resume's move
 
 
 def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import IO, Any
 from filelock import FileLock, Timeout
 
 from autoencoders.errors import RunDirectoryBusy
+from autoencoders.rundir.attempt import finish_promotion
 from autoencoders.rundir.record import command_line, timestamp
 
 LOCK_FILE = ".lock"
@@ -45,6 +46,7 @@ class RunLock:
         self._handle = self.path.open("r+")  # the holder's details, beside FileLock's own descriptor
         self._info = {"pid": os.getpid(), "host": platform.node(), "command": command_line(), "since": timestamp()}
         self._write(self._info)
+        finish_promotion(self.path.parent)  # a completed resume killed while moving its files (rundir/attempt.py)
 
     def announce(self, decision: dict[str, Any]) -> None:
         """Tell the run's worker processes that a cluster started beside this one (srun, torchrun)

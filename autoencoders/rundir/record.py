@@ -196,11 +196,16 @@ class RunRecord:
         metrics: dict[str, float] | None = None,
         error: BaseException | None = None,
         traceback_text: str | None = None,
+        into: Path | None = None,
     ) -> None:
         """The attempt's end: its status, final metrics and, for a failure or stop, the error. A
-        resume that does not complete changes nothing but its own entry in `resumes`."""
+        resume that does not complete changes nothing but its own entry in `resumes`. `into`: the
+        file to write instead of metrics.json (a completed resume's record, moved onto it last:
+        rundir/attempt.py). Once ended, a later call (a failure after the end) changes nothing."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
+        if getattr(self, "ended", False):
+            return
         described = None
         if error is not None:
             described = {"type": type(error).__name__, "message": str(error), "traceback": traceback_text}
@@ -216,7 +221,11 @@ class RunRecord:
             self.payload["metrics"] = metrics
         self.payload["error"] = described
         self.payload["provenance"]["finished"] = timestamp()
-        self.save()
+        if into is None:
+            self.save()
+        else:
+            write_json_atomic(into, self.payload)
+        self.ended = True
 
     def save(self) -> None:
         write_json_atomic(self.path, self.payload)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from autoencoders.console import RUN_LOG, log_to_console, log_to_file
 from autoencoders.distributed.processes import cluster_job, is_main_process
 from autoencoders.errors import USER_ERRORS, RunInterrupted, describe, full_error_requested
+from autoencoders.rundir.attempt import pending_record, where_now
 from autoencoders.rundir.lock import LOCK_FILE, RunLock, wait_for_decision
 from autoencoders.rundir.record import METRICS_FILE, read_record, timestamp, write_json_atomic
 from autoencoders.rundir.resume import plan_resume
@@ -100,6 +101,9 @@ def resume_run(run_dir: Path, overrides: list[str], checkpoint: Path | None = No
 
     log_to_console()
     try:
+        if pending_record(run_dir).is_file():  # a completed resume was killed while moving its files
+            with RunLock(run_dir):  # whose holder finishes the move (rundir/attempt.py)
+                checkpoint = where_now(checkpoint, run_dir) if checkpoint is not None else None
         plan_resume(run_dir, overrides, checkpoint)  # everything checked before anything is written, the lock included
         with RunLock(run_dir), log_to_file(run_dir):
             return resume_training(run_dir, overrides, checkpoint)  # and checked again, now that it is ours

@@ -26,7 +26,7 @@ from autoencoders.console import print_metrics, route_lightning_logs_through_roo
 from autoencoders.distributed.torch_setup import cuda_check_without_nvml, set_up_torch
 from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.internals import check_versions
-from autoencoders.rundir.attempt import end_attempt, open_attempt, promote, promoted_name
+from autoencoders.rundir.attempt import end_attempt, open_attempt, pending_record, promote, promoted_name
 from autoencoders.rundir.checkpoints import ConfigStamp, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
@@ -102,10 +102,12 @@ def _run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: RunStat
             _fit_test_evaluate(cfg, run_dir, checkpoint, state)
         state.outcome = "completed"
         with state.signals.deferred():  # a stop now would leave half the files moved
-            if state.attempt is not None:  # the resume's files become the run's, then its record
+            if state.attempt is None:
+                state.record.finish("completed", state.metrics)
+            else:  # the resume's record, written whole, commits it; then its files become the run's, the record last
                 flush_files(state.trainer)
+                state.record.finish("completed", state.metrics, into=pending_record(run_dir))
                 promote(run_dir)
-            state.record.finish("completed", state.metrics)
     except (KeyboardInterrupt, SystemExit):
         state.outcome = "interrupted"
         # SIGTERM or SIGINT (StopSignals; Lightning's SIGTERMException): checkpoints are saved.

@@ -165,3 +165,105 @@ def test_a_signal_while_a_completed_resume_moves_its_files_is_noted_and_the_move
     assert len(moved) > 3 and not (completed / "attempt").exists()  # every file moved, then the folder went
     assert record["status"] == "completed" and record["resumes"][0]["status"] == "completed"
     assert record["metrics"] == metrics and load_checkpoint(completed / "checkpoints" / "last.ckpt")["epoch"] == 1
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL or a power loss: nothing of the process runs after it (in these tests,
+    only the code a BaseException passes through, which must write nothing)."""
+
+
+def kill_after_moves(monkeypatch, count: int) -> list[str]:
+    """The promotion's process dies right after its `count`-th file move."""
+    import os
+    from types import SimpleNamespace
+
+    import autoencoders.rundir.attempt as attempt_module
+
+    moved = []
+
+    def replace(source, target):
+        if len(moved) == count:
+            raise Killed
+        os.replace(source, target)
+        moved.append(str(target))
+
+    monkeypatch.setattr(attempt_module, "os", SimpleNamespace(replace=replace))
+    return moved
+
+
+def contents(run) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(run)): path.read_bytes()
+        for path in sorted(run.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+
+
+def test_a_promotion_cut_after_any_move_is_finished_by_the_next_lock_holder_as_if_never_cut(tmp_path, monkeypatch):
+    import shutil
+
+    from autoencoders.rundir.attempt import finish_promotion, promote
+    from autoencoders.rundir.lock import RunLock
+
+    source = tmp_path / "source"
+    files = {  # the run's last finished state, and a completed resume's files (its record last to move)
+        "metrics.json": b'{"status": "completed", "attempt": "running"}',
+        "checkpoints/best.ckpt": b"old best",
+        "checkpoints/last.ckpt": b"old last",
+        "events.out.tfevents.200.host": b"old events",
+        "attempt/checkpoints/best.ckpt": b"new best",
+        "attempt/checkpoints/last.ckpt": b"new last",
+        "attempt/csv/metrics.csv": b"new csv",
+        "attempt/events.out.tfevents.100.host": b"new events",  # sorts before the run's: renamed after them
+        "attempt/events.out.tfevents.300.host": b"newer events",
+        "attempt/metrics.pending.json": b'{"status": "completed", "resumes": ["completed"]}',
+    }
+    for name, data in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    whole = tmp_path / "whole"
+    shutil.copytree(source, whole)
+    promote(whole)
+    expected = contents(whole)
+    assert expected["metrics.json"] == files["attempt/metrics.pending.json"] and not (whole / "attempt").exists()
+    assert expected["events.out.tfevents.200.host.host"] == b"new events"  # after the run's own, in their order
+    assert not finish_promotion(whole)  # nothing left to finish
+
+    moves = 6  # every file of the attempt, the record last
+    for count in range(moves):
+        run = tmp_path / f"cut{count}"
+        shutil.copytree(source, run)
+        kill_after_moves(monkeypatch, count)
+        with pytest.raises(Killed):
+            promote(run)
+        monkeypatch.undo()
+        assert contents(run)["metrics.json"] == files["metrics.json"]  # the record moves last: still the old one
+        assert contents(run) != expected
+        with RunLock(run):  # any ae-train, resume, sweep re-run or ae-eval of the run takes it first
+            assert contents(run) == expected, count
+        assert not (run / "attempt").exists()
+
+
+def test_a_completed_resume_killed_while_moving_its_files_is_finished_by_ae_eval(completed, monkeypatch, caplog):
+    from autoencoders.evaluation.finished_run import evaluate_run
+
+    before = read_record(completed)
+    moved = kill_after_moves(monkeypatch, 1)
+    with pytest.raises(Killed):
+        resume_training(completed, ["trainer.max_epochs=2"])
+    monkeypatch.undo()
+    assert len(moved) == 1 and (completed / "attempt" / "checkpoints" / "last.ckpt").is_file()  # one file moved
+    record = read_record(completed)
+    assert record["status"] == "completed" and record["metrics"] == before["metrics"]  # what ran after wrote nothing
+    assert (completed / "attempt" / "metrics.pending.json").is_file()
+    assert load_checkpoint(completed / "checkpoints" / "last.ckpt")["epoch"] == 0  # half old, half new
+
+    # ae-eval of the checkpoint the killed resume left in attempt/: its lock finishes the move first.
+    entry = evaluate_run(completed / "attempt" / "checkpoints" / "last.ckpt", overrides=["eval.nll_samples=0"])
+    assert "finishing the move now" in caplog.text and not (completed / "attempt").exists()
+    record = read_record(completed)
+    assert record["status"] == "completed" and record["resumes"][0]["status"] == "completed"
+    assert "attempt" not in record and before["last"]["epoch"] == 0 and record["last"]["epoch"] == 1
+    assert load_checkpoint(completed / "checkpoints" / "last.ckpt")["epoch"] == 1
+    assert entry["checkpoint"] == "checkpoints/last.ckpt"
+    assert [step for step, _ in scalars(completed)["train/loss"]] == [1, 3]  # both epochs, once each
