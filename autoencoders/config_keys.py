@@ -167,9 +167,12 @@ RULES: dict[str, Rule] = {
     "model.adversarial_lr": key(
         "float",
         1e-4,
-        "aae: Adam's learning rate of the discriminator and generator phases; factorvae: of the discriminator",
+        "aae, factorvae: Adam's learning rate of the discriminator",
         low=0,
         low_open=True,
+    ),
+    "model.generator_lr": key(
+        "float", 1e-3, "aae: Adam's learning rate of the generator phase (the encoder)", low=0, low_open=True
     ),
     "model.gamma": non_negative(40.0, "factorvae: the paper's gamma, weight of the total correlation estimate"),
     "model.mmd_weight": non_negative(10.0, "wae: the paper's lambda on the MMD, against a per-image squared error"),

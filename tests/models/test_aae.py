@@ -88,6 +88,7 @@ def test_one_step_is_one_batch_for_max_steps_the_cosine_schedule_and_the_step_cu
     cfg = tiny_cfg(
         "model=aae",
         "model.lr_schedule=cosine",
+        "model.generator_lr=5e-4",
         "trainer.max_epochs=2",
         "++trainer.max_steps=20",
         "trainer.log_every_n_steps=3",
@@ -101,7 +102,8 @@ def test_one_step_is_one_batch_for_max_steps_the_cosine_schedule_and_the_step_cu
     # The schedule spans the run's 20 batches: at the start of epoch 1 (after 14 of them) each
     # optimizer's lr is its peak times the cosine at 14/20 (0.206; counting 3 steps a batch: 0.73).
     scale = CosineDecay(20)(14)
-    for tag, peak in (("lr-Adam", 1e-3), ("lr-Adam/discriminator", 1e-4), ("lr-Adam/generator", 1e-4)):
+    # The generator phase runs at model.generator_lr, the discriminator at model.adversarial_lr.
+    for tag, peak in (("lr-Adam", 1e-3), ("lr-Adam/discriminator", 1e-4), ("lr-Adam/generator", 5e-4)):
         values = [event.value for event in events.Scalars(tag)]
         assert values == pytest.approx([peak, peak * scale]), tag
 
