@@ -155,3 +155,28 @@ def read_events(log_dir: Path) -> ea.EventAccumulator:
     events = ea.EventAccumulator(str(log_dir), size_guidance={ea.IMAGES: 0, ea.SCALARS: 0, ea.TENSORS: 0})
     events.Reload()
     return events
+
+
+def assert_finite_terms(metrics: dict[str, float], names: tuple[str, ...]) -> None:
+    """Each term in `names` is recorded as a finite number for training, validation and test."""
+    import math
+
+    for name in names:
+        for stage in ("train", "val", "test"):
+            assert math.isfinite(metrics[f"{stage}/{name}"]), (stage, name)
+
+
+def reloaded(run: Path, model_class: type, latent_dim: int):
+    """The run's model through load_run, checked: of `model_class`, in eval mode, codes of
+    `latent_dim`, and decode(encode(x)) is its reconstruction of x."""
+    import torch
+
+    from autoencoders import load_run
+
+    model = load_run(run)
+    assert isinstance(model, model_class) and not model.training
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert model.encode(x).shape == (3, latent_dim)
+        assert torch.equal(model.decode(model.encode(x)), model.reconstruct(x))
+    return model
