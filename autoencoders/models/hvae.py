@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from autoencoders.models import losses
-from autoencoders.models.iwae import log_likelihoods
+from autoencoders.models.iwae import log_likelihoods, standard_normal
 from autoencoders.models.vae import VAE, PosteriorStats
 
 # Hidden units of the small networks between the levels (bottom-up d1 -> z2's estimate, top-down
@@ -38,13 +38,6 @@ def precision_weighted(mu_hat: Tensor, logvar_hat: Tensor, mu_p: Tensor, logvar_
 def gaussian_kl_between(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
     """KL(N(mu_q, var_q) || N(mu_p, var_p)) for each dimension, in nats (broadcasts)."""
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
-
-
-def _draw(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise on like's device and dtype; from `generator` (on its own device) when given."""
-    if generator is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
 
 
 class HVAE(VAE):
@@ -99,9 +92,9 @@ class HVAE(VAE):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n images drawn top-down: z2 ~ N(0, I), z1 ~ p(z1|z2), decoded (call .eval() first)."""
         reference = next(self.parameters())
-        z2 = _draw((n, self.hparams.top_latent_dim), reference, generator)
+        z2 = standard_normal((n, self.hparams.top_latent_dim), reference, generator)
         mu, logvar = self.prior_z1(z2)
-        return self.decode(mu + torch.exp(0.5 * logvar) * _draw(tuple(mu.shape), reference, generator))
+        return self.decode(mu + torch.exp(0.5 * logvar) * standard_normal(tuple(mu.shape), reference, generator))
 
     def sample_grid(self, n_images: int, columns: int, generator: torch.Generator | None = None) -> Tensor:
         """The TensorBoard grid's samples: `sample`, since decoding z1 ~ N(0, I) is not this model's prior."""
@@ -140,10 +133,10 @@ class HVAE(VAE):
         the two-level posterior, in nats: test/nll's importance weights (evaluation/likelihood.py).
         Noise: z2's for all samples first, then z1's, from `generator` when given."""
         mu_hat1, logvar_hat1, mu2, logvar2 = self.bottom_up_pass(x)
-        z2 = mu2 + torch.exp(0.5 * logvar2) * _draw((samples, *mu2.shape), mu2, generator)  # (k, B, top)
+        z2 = mu2 + torch.exp(0.5 * logvar2) * standard_normal((samples, *mu2.shape), mu2, generator)  # (k, B, top)
         mu_p, logvar_p = self.prior_z1(z2)
         mu1, logvar1 = precision_weighted(mu_hat1, logvar_hat1, mu_p, logvar_p)
-        z1 = mu1 + torch.exp(0.5 * logvar1) * _draw(tuple(mu1.shape), mu1, generator)
+        z1 = mu1 + torch.exp(0.5 * logvar1) * standard_normal(tuple(mu1.shape), mu1, generator)
         log_prior = losses.gaussian_log_density(z1, mu_p, logvar_p) + losses.standard_normal_log_density(z2)
         log_posterior = losses.gaussian_log_density(z1, mu1, logvar1) + losses.gaussian_log_density(z2, mu2, logvar2)
         return log_likelihoods(self, x, z1) + log_prior - log_posterior

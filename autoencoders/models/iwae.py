@@ -38,14 +38,18 @@ def log_importance_weights(
     `posterior`: q(z|x)'s mean and log-variance when the caller has them already.
     """
     mu, logvar = posterior if posterior is not None else model.posterior(x, *condition(model, labels))
-    if generator is None:
-        noise = torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)
-    else:
-        noise = torch.randn(samples, *mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-    z = mu + torch.exp(0.5 * logvar) * noise  # (k, B, d)
+    z = mu + torch.exp(0.5 * logvar) * standard_normal((samples, *mu.shape), mu, generator)  # (k, B, d)
     log_prior = losses.standard_normal_log_density(z)
     log_posterior = losses.gaussian_log_density(z, mu, logvar)
     return log_likelihoods(model, x, z, labels) + log_prior - log_posterior
+
+
+def standard_normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard normal noise of `shape` on like's device and dtype: from `generator` (drawn on its
+    own device, then moved) when given, else from the global RNG on like's device."""
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
 
 
 def log_likelihoods(model: torch.nn.Module, x: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
