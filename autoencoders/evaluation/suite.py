@@ -44,12 +44,14 @@ def shared_passes(settings: Any, model: Any, datamodule: Any) -> Iterator[SplitP
 def _reads_all_test(settings: EvalSettings, datamodule: Any) -> bool:
     """Whether some evaluation encodes every test image (then the test split is encoded whole)."""
     n = len(datamodule.labels("test"))
-    factors, labels = getattr(datamodule, "has_factors", False), datamodule.has_labels
-    sample_quality = settings.sample_quality is True or (settings.sample_quality == "auto" and labels and factors)
+    factors = getattr(datamodule, "has_factors", False)
     return bool(
-        (settings.probe and labels)
+        (settings.probe and datamodule.has_labels)
         or _anomaly_on(settings, datamodule)
-        or (sample_quality and (settings.fd_images is None or settings.fd_images >= n))
+        or (
+            _sample_quality_on(settings.sample_quality, datamodule)
+            and (settings.fd_images is None or settings.fd_images >= n)
+        )
         or (
             settings.disentanglement
             and factors
@@ -161,6 +163,10 @@ def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
             "eval.sample_quality=true needs class labels to train its reference network, and this data "
             "has none; use eval.sample_quality=auto or false."
         )
+    return _sample_quality_on(setting, datamodule)
+
+
+def _sample_quality_on(setting: Any, datamodule: Any) -> bool:
     return setting is True or (
         setting == "auto" and datamodule.has_labels and getattr(datamodule, "has_factors", False)
     )

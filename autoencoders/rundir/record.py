@@ -115,6 +115,8 @@ def timestamp() -> str:
 class RunRecord:
     """The metrics.json of one run directory, rewritten whole on every change."""
 
+    ended = False  # finish() has written the attempt's end: a later call changes nothing
+
     def __init__(self, run_dir: Path, overrides: list[str], torch_threads: int | None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.staged: dict[str, Any] = {}
@@ -204,7 +206,7 @@ class RunRecord:
         rundir/attempt.py). Once ended, a later call (a failure after the end) changes nothing."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        if getattr(self, "ended", False):
+        if self.ended:
             return
         described = None
         if error is not None:

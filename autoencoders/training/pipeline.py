@@ -188,7 +188,6 @@ def _trainer(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: Run
 
     from autoencoders.distributed.ddp import worker_command
 
-    files = state.attempt or run_dir
     purge_step = _purge_step(run_dir, checkpoint)
     stamp = ConfigStamp((state.record.current("config") or {}).get("sha256"))  # in every checkpoint
     state.trainer, best = build_trainer(
@@ -196,12 +195,12 @@ def _trainer(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: Run
         run_dir,
         state.record.current("model", {}).get("name", ""),
         purge_step,
-        GracefulStop(state.signals, files / "checkpoints"),
+        GracefulStop(state.signals, (state.attempt or run_dir) / "checkpoints"),
         worker_command(run_dir, checkpoint, torch.get_num_threads()),
-        run_loggers(cfg, run_dir, state.record, purge_step, files),
+        run_loggers(cfg, run_dir, state.record, purge_step, state.attempt),
         [stamp, *state.callbacks],
         manual,
-        files,
+        state.attempt,
     )
     size, count = cfg.data.batch_size, state.trainer.world_size
     state.record.update(processes={"count": count, "batch_per_process": size, "global_batch": size * count})

@@ -33,7 +33,7 @@ def run_loggers(
         purge_step=purge_step,
         resume_overrides=tuple(resumes[-1].get("overrides", ())) if resumes else None,
         resume_number=len(resumes),
-        write_dir=write_dir if write_dir is not None and write_dir != run_dir else None,
+        write_dir=write_dir,
     )
     loggers = build_loggers(cfg.logger, context)
     record.update(loggers={name: logger.record_entry() for name, logger in loggers.items()})
