@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# Names the code maps to implementations (models/nets.py, models/losses.py, models/base.py,
-# models/dae.py, models/sparse.py, models/quantizer.py).
+# Names the code maps to implementations (nets/families.py, losses/reconstruction.py, machinery/optim.py,
+# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py).
 NETS = ("mlp", "conv")
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 LR_SCHEDULES = ("constant", "cosine")
@@ -128,7 +128,7 @@ RULES: dict[str, Rule] = {
     "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
     "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
     # model: the keys every model shares (conf/shared/model.yaml), then each model's own
-    "model.net": choice("mlp", "the encoder/decoder network of tutorial 000", NETS),
+    "model.net": choice("mlp", "the encoder/decoder network (docs/models.md, Networks)", NETS),
     "model.latent_dim": positive_int(32, "size of the code (the VQ-VAE: numbers per image before quantizing)"),
     "model.lr": key("float", 1e-3, "Adam's peak learning rate", low=0, low_open=True),
     "model.weight_decay": non_negative(0.0, "Adam's L2 weight decay"),

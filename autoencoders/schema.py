@@ -15,21 +15,7 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' old home)
-    CODEBOOK_UPDATES,
-    CORRUPTIONS,
-    DATASETS,
-    DECLARED_SECTIONS,
-    LOGGERS,
-    LR_SCHEDULES,
-    NETS,
-    RECONSTRUCTION_LOSSES,
-    RULES,
-    SPARSITY_PENALTIES,
-    TC_ESTIMATORS,
-    Rule,
-    default_of,
-)
+from autoencoders.config_keys import DECLARED_SECTIONS, LOGGERS, RULES
 from autoencoders.errors import ConfigError
 
 # What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
@@ -46,7 +32,7 @@ def check_value(key: str, value: Any) -> None:
         known = ", ".join(sorted(name.split(".", 1)[1] for name in RULES if name.startswith(section + ".")))
         raise ConfigError(
             f"{key} is not a {section} setting of any model or dataset here; the {section} settings "
-            f"are {known}. Check the spelling (a new setting is declared in autoencoders/schema.py)."
+            f"are {known}. Check the spelling (a new setting is declared in autoencoders/config_keys.py)."
         )
     if rule is not None and not rule.accepts(value):
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed()}.")

@@ -18,7 +18,7 @@ def options(group: str) -> list[str]:
 def test_defaults_are_the_documented_ones(compose_cfg):
     cfg = compose_cfg()
     assert cfg.model.net == "mlp" and cfg.model.latent_dim == 32 and cfg.model.loss == "mse"
-    # The speed issue's quality recipe replaced tutorial 000's constant lr 1e-3.
+    # The speed issue's quality recipe replaced Diaz 2026's constant lr 1e-3.
     assert cfg.model.lr == 8e-3 and cfg.model.lr_schedule == "cosine"
     assert compose_cfg("model=vae").model.lr == 1e-3
     assert cfg.data.name == "fashionmnist" and cfg.data.batch_size == 256 and cfg.data.val_size == 5000

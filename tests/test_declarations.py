@@ -126,7 +126,7 @@ def test_the_checks_find_a_planted_gap():
     Planted.__module__ = "autoencoders.models.planted"
     assert undeclared([f"model.{name}" for name in constructor_arguments(Planted)]) == ["model.planted_weight"]
     with pytest.raises(
-        ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/schema"
+        ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/config_keys"
     ):
         check_value("model.planted_weight", -5.0)
     check_value("trainer.gradient_clip_val", 0.5)  # trainer stays a free mapping of Trainer arguments
@@ -141,7 +141,7 @@ def yaml_values(path: Path) -> dict[str, Any]:
 
 
 def test_shared_model_defaults_agree_with_the_base_constructor():
-    from autoencoders.models.base import AutoencoderBase
+    from autoencoders.machinery.base import AutoencoderBase
 
     base = constructor_arguments(AutoencoderBase)
     for name, value in yaml_values(CONF / "shared" / "model.yaml").items():

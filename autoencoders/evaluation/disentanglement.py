@@ -200,11 +200,11 @@ def factor_scores(
 ) -> tuple[dict[str, float], dict]:
     """test/* disentanglement metrics of a model's deterministic codes (`encode`: the posterior
     mean for the VAEs) on fixed subsets of the training and test splits, and what they used.
-    `passes`: the evaluations' shared passes (models/passes.py), which hold codes the probe made."""
+    `passes`: the evaluations' shared passes (machinery/passes.py), which hold codes the probe made."""
     import time
 
     from autoencoders.evaluation.probe import subset
-    from autoencoders.models.passes import passes_of
+    from autoencoders.machinery.passes import passes_of
 
     passes = passes if passes is not None else passes_of(model, datamodule)
     started = time.perf_counter()

@@ -3,7 +3,7 @@
     log p(x) >= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x)
 
 in nats per image, with the model's own likelihood (Bernoulli for `loss=bce`, the fixed-sigma
-Gaussian for `loss=mse`, `losses.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
+Gaussian for `loss=mse`, `reconstruction.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
 (the k = 1 bound, in expectation) and tightens as k grows. `test/nll` is its negative. For the
 cvae every term is conditioned on the image's label: the estimate is of -log p(x|y). A model
 with latent levels of its own (the hvae) gives its weights itself, `model.log_importance_weights`,
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.inference import chunks
+from autoencoders.losses import densities
+from autoencoders.machinery.inference import chunks
 from autoencoders.models.iwae import log_importance_weights  # the iwae trains on the same bound
 
 
@@ -41,5 +41,5 @@ def importance_weighted_nll(
             log_weights = own(chunk, samples, generator, chunk_labels)
         else:
             log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
-        estimates.append(-losses.importance_weighted_bound(log_weights).double().cpu())
+        estimates.append(-densities.importance_weighted_bound(log_weights).double().cpu())
     return torch.cat(estimates)

@@ -43,7 +43,7 @@ def subset(n: int, size: int | None, seed: int = 0) -> Tensor:
 
 def probe_splits(passes: object, train_size: int | None = 10_000, seed: int = 0) -> float:
     """Probe accuracy of a model's codes (`passes`: its shared passes over a DataModule's splits,
-    models/passes.py): fitted on a seeded subset of `train_size` training images (None = all),
+    machinery/passes.py): fitted on a seeded subset of `train_size` training images (None = all),
     scored on the test images whose class occurs in those training labels."""
     datamodule = passes.datamodule
     train_labels, test_labels = datamodule.labels("train"), datamodule.labels("test")

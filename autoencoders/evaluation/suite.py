@@ -5,7 +5,7 @@ disentanglement metrics (evaluation/disentanglement.py).
 `evaluate_model(settings, model, datamodule, loggers)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
 
-The evaluations share their passes over the data (models/passes.py): the test images are
+The evaluations share their passes over the data (machinery/passes.py): the test images are
 encoded once for the probe, anomaly detection, the disentanglement metrics, sample quality and
 the latent views drawn after testing (within `shared_passes`), and decoded once more where
 reconstructions are needed; the probe and the factor metrics share their training codes.
@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from autoencoders.errors import ConfigError
-from autoencoders.models.inference import evaluating
-from autoencoders.models.passes import SplitPasses, passes_of, sharing
+from autoencoders.machinery.inference import evaluating
+from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
@@ -217,7 +217,7 @@ def _anomaly(
     step: int,
     loggers: Sequence[Any] = (),
 ) -> dict[str, float]:
-    """Tutorial 001's pipeline on the test set; the worst reconstructions to TensorBoard."""
+    """Anomaly detection by reconstruction error (Sakurada & Yairi 2014) on the test set; the worst reconstructions to TensorBoard."""
     import torch
 
     from autoencoders.evaluation.anomaly import anomaly_metrics, worst_grid

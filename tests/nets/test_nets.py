@@ -1,11 +1,11 @@
-"""The networks of tutorial 000: parameter counts, shapes, sizes derived from the input."""
+"""The networks of Diaz 2026, "Autoencoder Architecture: From Pixel Space to Latent Space": parameter counts, shapes, sizes derived from the input."""
 
 import pytest
 import torch
 
 from autoencoders.errors import ConfigError
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.models.nets import build_nets
+from autoencoders.nets.families import build_nets
 
 
 def n_params(module: torch.nn.Module) -> int:

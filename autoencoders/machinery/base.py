@@ -22,11 +22,11 @@ from torch import Tensor
 
 from autoencoders.errors import Diverged
 from autoencoders.internals import trainer_of
-from autoencoders.models import losses
-from autoencoders.models.inference import condition
-from autoencoders.models.nets import build_nets
-from autoencoders.models.optim import LR_SCHEDULES, CosineDecay, adam
-from autoencoders.models.tally import EpochMeans, LossWatch, Reading
+from autoencoders.losses import reconstruction
+from autoencoders.machinery.inference import condition
+from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, adam
+from autoencoders.machinery.tally import EpochMeans, LossWatch, Reading
+from autoencoders.nets.families import build_nets
 from autoencoders.schema import check_section
 
 # Seed of the noise a model draws while validating or testing (the VAE's sample, the contractive
@@ -159,7 +159,7 @@ class AutoencoderBase(L.LightningModule):
             terms, x_hat = self.loss_terms(x, *given)
             if self.stochastic_reconstruction:
                 x_hat = self.reconstruct(x, *given)
-            terms["mse"] = losses.mean_reconstruction("mse", x_hat, x)
+            terms["mse"] = reconstruction.mean_reconstruction("mse", x_hat, x)
             terms.update(self.on_evaluation_batch(stage, x, batch_idx, *given))
         self._means[stage].update(terms, len(x))
 
