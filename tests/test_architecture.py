@@ -16,6 +16,7 @@ RANKS = {
     "autoencoders.errors": 0,
     "autoencoders.schema": 0,
     "autoencoders.config_keys": 0,
+    "autoencoders.rules": 0,
     "autoencoders.internals": 0,
     "autoencoders.atomic": 0,  # Lightning's and torch's private names, behind one door
     "autoencoders.losses": 1,

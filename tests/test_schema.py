@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from autoencoders import config_keys
 from autoencoders.config_keys import RULES
@@ -74,7 +75,7 @@ def test_eval_settings_are_checked():
         ("model.lr=-1", "model.lr must be a number > 0"),
         ("model.lr=abc", "model.lr='abc' is not allowed"),
         ("model.loss=l2", "model.loss must be one of mse, bce"),
-        ("model.net=resnet", "model.net must be one of mlp, conv"),
+        ("model.net=resnet", "model.net must be a family (mlp, conv, burgess, residual) or a mapping with a _target_"),
         ("data.batch_size=0", "data.batch_size must be an integer >= 1"),
         ("torch_threads=0", "torch_threads must be an integer >= 1 (or null)"),
         ("trainer.max_epochs=-2", "trainer.max_epochs must be an integer >= 1"),
@@ -97,10 +98,16 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     from autoencoders.machinery.optim import LR_SCHEDULES
     from autoencoders.models.dae import CORRUPTIONS
     from autoencoders.models.sparse import SPARSITY
-    from autoencoders.nets.families import NETS
+    from autoencoders.nets.families import import_class
+    from autoencoders.nets.mlp import ACTIVATIONS
     from autoencoders.nets.quantizer import CODEBOOK_UPDATES
+    from autoencoders.schema import shipped_nets
 
-    assert tuple(NETS) == config_keys.NETS == RULES["model.net"].choices
+    # model.net's names are the conf/model/net/ files, each naming an encoder class with its decoder.
+    assert tuple(shipped_nets()) == config_keys.NETS
+    for config in shipped_nets().values():
+        assert issubclass(import_class(config["_target_"], "model.net._target_").mirror, torch.nn.Module)
+    assert tuple(ACTIVATIONS) == config_keys.NET_ACTIVATIONS == RULES["net.mlp.activation"].choices
     assert (
         tuple(reconstruction.RECONSTRUCTION_LOSSES) == config_keys.RECONSTRUCTION_LOSSES == RULES["model.loss"].choices
     )

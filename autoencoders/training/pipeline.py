@@ -26,6 +26,7 @@ from autoencoders.console import print_metrics, route_lightning_logs_through_roo
 from autoencoders.distributed.torch_setup import cuda_check_without_nvml, set_up_torch
 from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.internals import check_versions
+from autoencoders.nets.families import family_name
 from autoencoders.rundir.attempt import end_attempt, open_attempt, pending_record, promote, promoted_name
 from autoencoders.rundir.checkpoints import ConfigStamp, current_class_path, load_checkpoint
 from autoencoders.rundir.loading import data_arguments, instantiate
@@ -264,11 +265,11 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
     of models that need them: rundir.loading.data_arguments); its name and size go into the record.
     The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
     model_class = get_class(current_class_path(cfg.model._target_))
-    model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all")
+    model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all", _recursive_=False)
+    model.check_network(datamodule.pixels("train", slice(0, 2))[0])
     name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
-    record.update(
-        model={"name": name, "target": cfg.model._target_, "parameters": sum(p.numel() for p in model.parameters())}
-    )
+    size = {"parameters": sum(p.numel() for p in model.parameters()), **model.network_size()}
+    record.update(model={"name": name, "target": cfg.model._target_, "network": family_name(cfg.model.net), **size})
     return model
 
 
