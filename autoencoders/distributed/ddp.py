@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,14 +23,17 @@ from autoencoders.internals import WorkerDDPStrategy
 RunDDPStrategy = WorkerDDPStrategy
 
 
-def worker_command(run_dir: Path, checkpoint: Path | None, threads: int) -> list[str]:
-    """The command that starts one worker process of the run in `run_dir`."""
+def worker_command(run_dir: Path, checkpoint: Path | None, threads: int, trust: Sequence[str] = ()) -> list[str]:
+    """The command that starts one worker process of the run in `run_dir`. `trust`: the classes of
+    the config the main process trains with (the user's command, or checked: rundir/trust.py), which
+    the worker reading the run's config.yaml back may import."""
     command = [
         sys.executable,
         "-m",
         "autoencoders.cli.ddp_worker",
         str(Path(run_dir).resolve()),
         f"--threads={threads}",
+        *(f"--trust={target}" for target in trust),
     ]
     return command + ([f"--checkpoint={Path(checkpoint).resolve()}"] if checkpoint is not None else [])
 
