@@ -74,17 +74,19 @@ def predict(
     device: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
+    trust: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run the model of `target` (a run directory or one of its checkpoints) on `source` (a folder
     of PNG/JPEG images or an .npz) or on the run's own `split`; write `out` and its JSON sidecar.
-    Returns the sidecar. Every input is checked before the model runs."""
+    Returns the sidecar. Every input is checked before the model runs. `trust`: modules whose classes
+    the run may name beyond the shipped configs' (ae-predict --trust; rundir/trust.py)."""
     what = parse_what(what)
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
     if (source is None) == (split is None):
         raise ConfigError("Give exactly one input: a folder of images, an .npz file, or --split train|val|test.")
     run_dir, path = resolve(target, checkpoint)
-    cfg = load_config(run_dir)
-    model, saved = load_model(cfg, path)
+    cfg = load_config(run_dir, trust)
+    model, saved = load_model(cfg, path, trust)
     inputs = open_split(cfg, split) if split is not None else open_input(source)
     resized = check_shapes(inputs, model.input_shape, resize)
     check_labels(inputs, model)
@@ -125,13 +127,14 @@ def decode(
     device: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
+    trust: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Decode the `codes` (and, for the cvae, `labels`) of `codes_file` with the run's model into
     `out`: `images` (N × H × W × C float32 in [0, 1]) and `labels` if given, a data=npz file."""
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
     run_dir, path = resolve(target, checkpoint)
-    cfg = load_config(run_dir)
-    model, saved = load_model(cfg, path)
+    cfg = load_config(run_dir, trust)
+    model, saved = load_model(cfg, path, trust)
     codes, labels = open_codes(codes_file, model)
     chosen = choose_device(device)
     model = model.to(chosen)

@@ -32,6 +32,7 @@ from autoencoders.rundir.checkpoints import ConfigStamp, current_class_path, loa
 from autoencoders.rundir.loading import data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, plan_resume
+from autoencoders.rundir.trust import own_targets
 from autoencoders.training.opening import open_record
 from autoencoders.training.run_loggers import close_loggers, flush_files, run_loggers
 from autoencoders.training.signals import GracefulStop, StopSignals
@@ -197,7 +198,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: Run
         state.record.current("model", {}).get("name", ""),
         purge_step,
         GracefulStop(state.signals, (state.attempt or run_dir) / "checkpoints"),
-        worker_command(run_dir, checkpoint, torch.get_num_threads()),
+        worker_command(run_dir, checkpoint, torch.get_num_threads(), own_targets(cfg)),
         run_loggers(cfg, run_dir, state.record, purge_step, state.attempt),
         [stamp, *state.callbacks],
         manual,
