@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Names the code maps to implementations (nets/families.py, losses/reconstruction.py, machinery/optim.py,
-# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py).
+# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py, machinery/priors.py).
 NETS = ("mlp", "conv")
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 LR_SCHEDULES = ("constant", "cosine")
@@ -22,6 +22,7 @@ CORRUPTIONS = ("gaussian", "mask")
 SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
+PRIORS = ("normal", "laplace")
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz", "shapes", "dsprites")  # data/sources.py, data/shapes.py
 WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
 # The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
@@ -139,6 +140,9 @@ RULES: dict[str, Rule] = {
     "model.beta": non_negative(1.0, "vae: weight of the KL term; tcvae: of the total correlation"),
     "model.kl_warmup_epochs": non_negative(0.0, "vae: beta ramps from 0 over this many epochs; 0 = off"),
     "model.free_bits": non_negative(0.0, "vae: floor in nats on each dimension's batch-mean KL; 0 = off"),
+    "model.prior": choice(
+        "normal", "vae, tcvae, iwae, cvae: p(z), N(0, I) or Laplace(0, 1) per dimension; others: normal only", PRIORS
+    ),
     "model.noise": choice("gaussian", "dae: gaussian noise or a pixel mask", CORRUPTIONS),
     "model.noise_std": fraction(0.3, "dae: std of the gaussian noise"),
     "model.mask_prob": fraction(0.3, "dae: probability that a pixel is zeroed"),
