@@ -6,8 +6,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from autoencoders.machinery.contract import GridSampler, prior_of
+from autoencoders.machinery.contract import GridSampler, Sampler, prior_of
 from autoencoders.machinery.inference import condition, evaluating, to_module
+from autoencoders.machinery.priors import PRIORS
 from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 
@@ -19,22 +20,23 @@ def log_image(trainer: L.Trainer, writer: object, tag: str, image: Tensor, step:
 
 
 def samples_grid(model: L.LightningModule, n_images: int, columns: int, seed: int) -> Tensor | None:
-    """The images/samples grid's images, drawn with a generator seeded by `seed` (the same draws
-    every epoch, so epochs compare): the model's own `sample_grid` where it has one (the vqvae: its
-    code prior; the cvae: one row per class; the hvae: top-down), else the decodings of n_images
-    draws from its prior p(z). None for a model with neither. Call in eval mode, without gradients."""
+    """The images/samples grid's images for a model that samples, drawn with a generator seeded by
+    `seed` (the same draws every epoch, so epochs compare): the model's own `sample_grid` where it
+    has one (the vqvae: its code prior; the cvae: one row per class; the hvae: top-down), else the
+    decodings of n_images draws from its prior p(z) (N(0, I) for a model that declares none).
+    None for a model without `sample`. Call in eval mode, without gradients."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, GridSampler):
         return model.sample_grid(n_images, columns, generator)
-    prior = prior_of(model)
-    if prior is None:
+    if not isinstance(model, Sampler):
         return None
+    prior = prior_of(model) or PRIORS["normal"]
     return model.decode(to_module(prior.sample((n_images, model.hparams.latent_dim), generator), model))
 
 
 class ImageGrids(L.Callback):
     """`images/reconstructions`: fixed validation images, each row of originals above the row of
-    their reconstructions; `images/samples` (models with a prior): `samples_grid`, with a fixed
+    their reconstructions; `images/samples` (models with `sample`): `samples_grid`, with a fixed
     seed. Every `every_n_epochs` validation epochs, at the epoch's last step, and with
     `after_test` once more after testing, at the test step (ae-eval, which runs no validation)."""
 
