@@ -44,6 +44,7 @@ from autoencoders.evaluation.inputs import (
     open_split,
     pixels,
 )
+from autoencoders.machinery.contract import Tokenizer
 from autoencoders.machinery.inference import condition, evaluating
 from autoencoders.machinery.passes import per_image_mse
 from autoencoders.rundir.loading import load_config, load_model, resolve
@@ -168,7 +169,7 @@ def run_model(
     channels, height, width = model.input_shape
     count, decoding = len(inputs), bool({"errors", "reconstructions", "flags"} & set(what))
     arrays = {"codes": np.empty((count, model.hparams.latent_dim), dtype=np.float32)}
-    tokens = callable(getattr(model, "token_indices", None))  # the vqvae's discrete code
+    tokens = isinstance(model, Tokenizer)  # the vqvae's discrete code
     if tokens:
         arrays["tokens"] = np.empty((count, model.positions), dtype=np.int64)
     if decoding:

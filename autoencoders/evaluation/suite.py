@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from autoencoders.errors import ConfigError
+from autoencoders.machinery.contract import estimates_likelihood, is_conditional
 from autoencoders.machinery.inference import evaluating
 from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
@@ -99,9 +100,9 @@ def evaluate_model(
             )
         if _anomaly_on(settings, datamodule):
             metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
-        if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
+        if settings.nll_samples > 0 and estimates_likelihood(model):
             metrics["test/nll"] = _nll(model, datamodule, settings)
-        if settings.class_consistency and getattr(model, "conditional", False):  # models that sample by class
+        if settings.class_consistency and is_conditional(model):  # models that sample by class
             metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
             metrics.update(_disentanglement(passes, settings, used if used is not None else {}))

@@ -229,7 +229,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
         )
         return last
     # The tested checkpoint as trainer.test loaded it (machinery.base.on_load_checkpoint): read once.
-    saved = getattr(trainer.lightning_module, "loaded_checkpoint", None) or load_checkpoint(tested)
+    saved = trainer.lightning_module.loaded_checkpoint or load_checkpoint(tested)
     values = saved.get("epoch_metrics")
     state.record.update(
         tested={
