@@ -56,6 +56,13 @@ def trainer_of(module: L.LightningModule) -> L.Trainer | None:
         return None
 
 
+# Private: the LightningModule attribute Lightning sets before and after every hook it calls
+# (`trainer/call.py`: `pl_module._current_fx_name = hook_name`), ~40 times a training step with
+# our callbacks. nn.Module.__setattr__ checks parameters, modules and buffers first (~2 µs), for a
+# name that is always a plain string; machinery/base.py sets it directly instead.
+HOOK_NAME_ATTRIBUTE = "_current_fx_name"
+
+
 def open_writer(logger: Any) -> SummaryWriter | None:
     """A TensorBoardLogger's SummaryWriter if it has one open, without opening one.
 

@@ -26,12 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from autoencoders.errors import Diverged
-from autoencoders.internals import trainer_of
+from autoencoders.internals import HOOK_NAME_ATTRIBUTE, trainer_of
 from autoencoders.losses import reconstruction
 from autoencoders.machinery.contract import ModelContract
 from autoencoders.machinery.inference import condition
 from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, adam
-from autoencoders.machinery.tally import EpochMeans, LossWatch, Reading
+from autoencoders.machinery.tally import EpochMeans, LossWatch, PackedMeans, Reading, pack
 from autoencoders.nets.families import build_nets, check_shapes, network_size
 from autoencoders.schema import check_section
 
@@ -73,9 +73,15 @@ class AutoencoderBase(L.LightningModule, ModelContract):
         self.encoder, self.decoder = build_nets(
             net, self.input_shape, latent_dim, self.encoder_outputs * latent_dim, self.condition_dim()
         )
-        self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
+        self._means = {"train": PackedMeans(), "val": EpochMeans(), "test": EpochMeans()}
         self._watch = LossWatch()
         self.running_loss: float | None = None  # the training loss at the last read, for the progress bar
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == HOOK_NAME_ATTRIBUTE:  # a string Lightning sets around every hook: not a parameter, module or buffer
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def check_network(self, images: Tensor) -> None:
         """One forward pass of the encoder on real images and of the decoder on codes: a network
@@ -120,10 +126,11 @@ class AutoencoderBase(L.LightningModule, ModelContract):
     def _after_training_step(self, terms: dict[str, Tensor], batch_size: int, step: int) -> None:
         """The bookkeeping of a training step (`step`: the batch's number, counted from 0): epoch
         sums, the loss watch, and every log_every_n_steps steps its reading and `train/loss_step`."""
-        self._means["train"].update(terms, batch_size)
+        names, values = pack(terms)
+        self._means["train"].update(names, values, batch_size)
         # Watched on the device and read back every log_every_n_steps steps: on a GPU a check per
         # step (`if not torch.isfinite(loss)`) would wait for every step's kernels.
-        self._watch.update(terms, step)
+        self._watch.update(names, values, step)
         trainer = trainer_of(self)
         every = trainer.log_every_n_steps if trainer is not None else 1  # no trainer: a test calls it
         if step % every == 0:
@@ -175,7 +182,7 @@ class AutoencoderBase(L.LightningModule, ModelContract):
         self._means[stage].update(terms, len(x))
 
     def on_train_epoch_start(self) -> None:
-        self._means["train"] = EpochMeans()
+        self._means["train"] = PackedMeans()
 
     def on_validation_epoch_start(self) -> None:
         self._means["val"] = EpochMeans()
@@ -241,6 +248,18 @@ class AutoencoderBase(L.LightningModule, ModelContract):
             for schedule in getattr(config.scheduler, "lr_lambdas", []):
                 if isinstance(schedule, CosineDecay):
                     schedule.extend_to(total_steps, self.global_step)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: Any = None,
+    ) -> None:
+        # Lightning calls this after every backward pass. Without clipping (trainer.gradient_clip_val
+        # unset or 0) its version checks the settings again, which the Trainer did when it was built,
+        # and clips nothing.
+        if gradient_clip_val:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def parameter_groups(self) -> list[dict]:
         """Optimizer parameter groups; models with per-part weight decay override this."""

@@ -162,11 +162,21 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, run_dir: Path | None = None, **kwargs: Any) -> None:
         super().__init__(enable_version_counter=False, **kwargs)
         self.run_dir = run_dir
+        # The key Lightning's own class uses, so checkpoints written before this class still restore it.
+        # Made once: Lightning asks for it at every hook it calls, six times a training step.
+        self._key = super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+        # Whether it may save between epochs; if not, a training batch's end has nothing to decide.
+        self.saves_within_epochs = (
+            bool(kwargs.get("every_n_train_steps")) or kwargs.get("train_time_interval") is not None
+        )
 
     @property
     def state_key(self) -> str:
-        # The key Lightning's own class uses, so checkpoints written before this class still restore it.
-        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+        return self._key
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        if self.saves_within_epochs:
+            super().on_train_batch_end(*args, **kwargs)
 
     def located(self, path: str | None) -> str | None:
         """Where the checkpoint a saved state names (by its file name) is now."""

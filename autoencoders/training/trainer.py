@@ -68,6 +68,7 @@ def build_trainer(
     """
     import lightning as L
 
+    from autoencoders.training.profiling import NoProfiler
     from autoencoders.views.tensorboard import SessionLogger
 
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -75,6 +76,7 @@ def build_trainer(
         for name in CLIPPING:
             trainer_args.pop(name, None)
     files = write_dir or run_dir
+    profiler = trainer_args.pop("profiler", None) or NoProfiler()  # ++trainer.profiler=simple measures
     progress_bar = trainer_args.get("enable_progress_bar", True)
     own, checkpoint = _own_callbacks(cfg, run_dir, files, model_name, stop, progress_bar)
     strategy, plugins = _strategy(trainer_args.pop("strategy", "auto"), worker_command, manual_optimization)
@@ -82,6 +84,7 @@ def build_trainer(
         **trainer_args,
         strategy=strategy,
         plugins=plugins,
+        profiler=profiler,
         # Our batch sampler shards the data itself (data/batches.py): Lightning must not wrap it.
         use_distributed_sampler=False,
         default_root_dir=files,
@@ -104,6 +107,7 @@ def _own_callbacks(
 
     from autoencoders.console import RunProgressBar
     from autoencoders.rundir.checkpoints import RunCheckpoint
+    from autoencoders.training.callback_group import CallbackGroup
     from autoencoders.views import build_callbacks
 
     checkpoint = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="best", monitor="val/loss")
@@ -111,8 +115,8 @@ def _own_callbacks(
     last = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="last")
     own = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
     hparams = {"model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed}
-    own.extend(build_callbacks(cfg.logging, hparams=hparams, earlier=run_dir if files != run_dir else None))
-    own.append(stop)
+    views = build_callbacks(cfg.logging, hparams=hparams, earlier=run_dir if files != run_dir else None)
+    own.append(CallbackGroup([*views, stop]))  # one callback to Lightning: its hook calls per step (callback_group.py)
     if progress_bar:
         # Redrawing the bar every step costs more than a small model's step.
         own.append(RunProgressBar(refresh_rate=20))
