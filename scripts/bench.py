@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -60,54 +61,99 @@ from pathlib import Path
 
 import lightning
 import torch
-from bench_paths import Interleave, MinimalLoop, TutorialLoop, compose_config, run_ours, tutorial_images, tutorial_root
+from bench_floor import lightning_floor
+from bench_paths import (
+    EqualSteps,
+    Interleave,
+    MinimalLoop,
+    SameWorkLoop,
+    TutorialLoop,
+    compose_config,
+    run_ours,
+    tutorial_images,
+    tutorial_root,
+)
 from bench_profile import profile
 from torch import Tensor
 
 from autoencoders.distributed.torch_setup import set_up_torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ("a", "a'", "b", "c")
-TARGETS = {"mlp": {"c/a": 0.90, "c/b": 5.0}, "conv": {"c/a": 0.95}}
+PATHS = ("a", "a'", "a+", "b", "c")
+REFERENCES = ("a", "a'", "a+", "b")  # (c)/(ref) for each
+TARGETS = {"mlp": {"c/a": 0.90, "c/b": 5.0, "beyond": 0.6}, "conv": {"c/a": 0.95}}
 HELP_SECONDS, PEAK_RSS_MB = 3.0, 2048
 TUTORIAL_TEST_MSE = {"mlp": 0.010985, "conv": 0.007925}  # Diaz 2026's tutorial, one test batch of 256
 
 
 # --- the speed table --------------------------------------------------------------------------
 def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp: Path) -> dict:
-    """(a), (b), (c) of one model, interleaved; images/s of each per epoch of (c)."""
+    """(a), (a'), (a+), (b), (c) of one model, taking turns; images/s of each per epoch of (c)."""
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
+    net, latent, batch = cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size
+    steps_per_epoch = -(-(len(images) - cfg.data.val_size) // batch)  # (c)'s, whose validation split is held out
     loops = {
-        "a": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
-        "a'": MinimalLoop(images, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size, plain_adam=True),
-        "b": TutorialLoop(root, cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size),
+        "a": MinimalLoop(images, net, latent, batch),
+        "a'": MinimalLoop(images, net, latent, batch, plain_adam=True),
+        "a+": SameWorkLoop(
+            images,
+            net,
+            latent,
+            batch,
+            lr=cfg.model.lr,
+            schedule=cfg.model.lr_schedule,
+            total_steps=(args.epochs + 1) * steps_per_epoch,
+            val_size=cfg.data.val_size,
+            checkpoint_dir=tmp / f"a-plus-{model}",
+        ),
+        "b": TutorialLoop(root, net, latent, batch),
     }
-    done = defaultdict(lambda: [0, 0.0])  # (path, epoch) -> [images, seconds]
+    done = defaultdict(lambda: [0, 0.0, 0])  # (path, epoch) -> [images, seconds, steps]
 
-    def work(epoch: int) -> None:
+    def work(epoch: int, steps: int) -> None:
         for name, loop in loops.items():
             start = time.perf_counter()
-            done[name, epoch][0] += loop.steps(args.chunk)
+            done[name, epoch][0] += loop.steps(steps)
             done[name, epoch][1] += time.perf_counter() - start
+            done[name, epoch][2] += steps
 
-    clock = Interleave(work, args.chunk)
+    clock = EqualSteps(work, args.chunk)
     _, total = run_ours(cfg, tmp / f"run-{model}", clock)
-    rates = {name: [done[name, epoch][0] / done[name, epoch][1] for epoch in range(args.epochs + 1)] for name in loops}
+    epochs = range(args.epochs + 1)
+    rates = {name: [done[name, epoch][0] / done[name, epoch][1] for epoch in epochs] for name in loops}
     rates["c"] = [clock.images_per_epoch / seconds for seconds in clock.seconds]
-    for epoch in range(args.epochs + 1):
+    steps_c = clock.trainer.num_training_batches
+    beyond = [  # ms per training step that (c) takes beyond (a+), each epoch
+        1000 * (clock.seconds[epoch] / steps_c - done["a+", epoch][1] / done["a+", epoch][2]) for epoch in epochs
+    ]
+    for epoch in epochs:
         print(
             f"  {model} epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: "
-            + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in PATHS),
+            + "  ".join(f"({name}) {rates[name][epoch]:8,.0f} img/s" for name in PATHS)
+            + f"  (c)-(a+) {beyond[epoch]:.3f} ms/step",
             flush=True,
         )
     measured = {name: values[1:] for name, values in rates.items()}  # epoch 0 is the warm-up
-    ratios = {f"c/{ref}": [c / r for c, r in zip(measured["c"], measured[ref])] for ref in ("a", "a'", "b")}
+    ratios = {f"c/{ref}": [c / r for c, r in zip(measured["c"], measured[ref])] for ref in REFERENCES}
+    ratios["beyond"] = beyond[1:]
     return {
         "rates": {name: statistics.median(values) for name, values in measured.items()},
         **{key: statistics.median(values) for key, values in ratios.items()},
         "spread": {key: (min(values), max(values)) for key, values in ratios.items()},
         "fixed": total - sum(clock.seconds),
+        "a+ validations": loops["a+"].epoch_ends,
     }
+
+
+def floor(args: argparse.Namespace) -> dict[str, float]:
+    """Lightning's floor (scripts/bench_floor.py): ms per step, medians over the turns."""
+    result = {}
+    for name, manual in (("automatic", False), ("manual", True)):
+        lightning_s, plain_s = lightning_floor(args.floor_steps, args.chunk, manual)
+        result[name] = 1000 * statistics.median(lightning_s)
+        result[f"{name} beyond plain"] = 1000 * statistics.median(a - b for a, b in zip(lightning_s, plain_s))
+        result[f"plain ({name})"] = 1000 * statistics.median(plain_s)
+    return result
 
 
 def time_help(repeats: int = 5) -> float:
@@ -147,7 +193,7 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     return "met" if (value >= target if higher_is_better else value < target) else "**not met**"
 
 
-def machine() -> str:
+def machine(root: Path = ROOT) -> str:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -156,57 +202,100 @@ def machine() -> str:
         ),
         platform.processor(),
     )
-    git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    commit = git("rev-parse", "--short", "HEAD") + (
-        " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
-    )
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
-        f"lightning {lightning.__version__}, code at {commit}"
+        f"lightning {lightning.__version__}, code at {code_at(root)}"
     )
+
+
+def code_at(root: Path) -> str:
+    """The commit a checkout is at, and whether it has changes beyond it."""
+    git = lambda *args: subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return git("rev-parse", "--short", "HEAD") + (
+        " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
+
+
+def checkout_of(python: str) -> Path:
+    """The checkout whose autoencoders package an interpreter imports (its editable install)."""
+    found = subprocess.run(
+        [python, "-c", "import autoencoders, pathlib; print(pathlib.Path(autoencoders.__file__).parents[1])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(found.stdout.strip())
+
+
+def _cell(value: float, spread: tuple[float, float], digits: int = 2) -> str:
+    return f"{value:.{digits}f} ({spread[0]:.{digits}f}–{spread[1]:.{digits}f})"
 
 
 def speed_markdown(
-    results: dict[str, dict], help_s: float, rss_mb: float, args: argparse.Namespace, loads: tuple
+    runs: dict[str, dict[str, dict]],
+    floor_ms: dict,
+    help_s: float,
+    rss_mb: float,
+    args: argparse.Namespace,
+    loads: dict,
 ) -> str:
+    """`runs`: label ("before: <commit>" / "after" / "") -> model -> speed(); `loads`: label -> (start, end)."""
+    load_text = "; ".join(
+        f"{label or 'this run'} {start:.1f} at start, {end:.1f} at end" for label, (start, end) in loads.items()
+    )
     lines = [
         "## Speed",
         "",
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}; {machine()}; torch threads {args.threads} and flushed denormals in all paths; "
-        f"load average (1 min) {loads[0]:.1f} at start, {loads[1]:.1f} at end. FashionMNIST, batch 256; the paths take "
-        f"turns every {args.chunk} steps; medians of {args.epochs} epochs of (c) after 1 warm-up (method: the docstring "
-        "of `scripts/bench.py`).",
+        f"load average (1 min): {load_text}. FashionMNIST, batch 256; the paths take "
+        f"turns every {args.chunk} steps and at the end of each epoch of (c); medians of {args.epochs} epochs of (c) after "
+        "1 warm-up, with the lowest and highest epoch in brackets (method: the docstring of `scripts/bench.py`).",
         "",
-        "| model | (a) minimal loop, img/s | (a′) plain Adam, img/s | (b) Diaz 2026's tutorial, img/s | (c) ae-train, img/s "
-        "| (c)/(a) (range) | target | (c)/(a′) (range) | | (c)/(b) (range) | target | (c) fixed cost per run |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|",
+        "| model | code | (a) minimal loop | (a′) plain Adam | (a+) (a) + the same work | (b) Diaz 2026's tutorial | (c) ae-train "
+        "| (c)/(a) | (c)/(a′) | (c)/(a+) | (c) − (a+), ms per step | target | (c)/(b) | (c) fixed cost per run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for model, result in results.items():
-        rate, targets = result["rates"], TARGETS.get(model, {})
-        cells = [model, *(f"{rate[k]:,.0f}" for k in PATHS)]
-        for key in ("c/a", "c/a'", "c/b"):
-            target, (low, high) = targets.get(key), result["spread"][key]
-            cells += [
-                f"{result[key]:.2f} ({low:.2f}–{high:.2f})",
-                f"≥ {target:g}: {verdict(result[key], target)}" if target else "—",
-            ]
-        lines.append("| " + " | ".join([*cells, f"{result['fixed']:.1f} s"]) + " |")
+    for label, results in runs.items():
+        for model, result in results.items():
+            rate, spread, target = result["rates"], result["spread"], TARGETS.get(model, {}).get("beyond")
+            cells = [model, label or code_at(ROOT), *(f"{rate[k]:,.0f} img/s" for k in PATHS)]
+            cells += [_cell(result[key], spread[key]) for key in ("c/a", "c/a'", "c/a+")]
+            cells.append(_cell(result["beyond"], spread["beyond"], 3))
+            cells.append(f"≤ {target:g}: {verdict(result['beyond'], target, False)}" if target else "—")
+            cells += [_cell(result["c/b"], spread["c/b"]), f"{result['fixed']:.1f} s"]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| check | measured | target | |",
-        "|---|---:|---|---|",
-        f"| `ae-train --help` (median of 5) | {help_s:.2f} s | < {HELP_SECONDS:.0f} s | {verdict(help_s, HELP_SECONDS, False)} |",
-        f"| peak RSS of `ae-train trainer.max_epochs=1` | {rss_mb:,.0f} MB | < 2 GB | {verdict(rss_mb, PEAK_RSS_MB, False)} |",
-        "",
-        "(a) builds Adam as ae-train does (PyTorch's fused kernel), so (c)/(a) is the cost of the framework alone; "
-        "(a′) is the same loop with `torch.optim.Adam`'s defaults, as hand-written loops and Diaz 2026's tutorial have it.",
+        "(a) builds Adam as ae-train does (PyTorch's fused kernel); (a′) is the same loop with `torch.optim.Adam`'s "
+        "defaults, as hand-written loops and Diaz 2026's tutorial have it. (a+) is (a) doing the work (c) does "
+        "around its steps: the config's learning rate and schedule (the mlp's and conv's cosine decay, stepped every "
+        "step), 55,000 training images, and at each epoch's end the validation of the 5,000 held-out images (batches "
+        "of 1,024) and two checkpoints written atomically. So (c)/(a+) and (c) − (a+) are the framework's cost for the "
+        "same work: Lightning's loop and hooks, the progress bar, logging, TensorBoard images, the loss watch.",
         "",
         "(c) counts the 55,000 training images of an epoch, and its epoch time includes validation, checkpoints, "
         "logging, TensorBoard images and the progress bar. Its fixed cost (data loading, sanity check, test, files) "
-        "is paid once per run and is not in the per-epoch figures. Ratios are medians of the per-epoch ratios "
-        "(range: lowest to highest epoch). Targets are benchmark figures, not tests.",
+        "is paid once per run and is not in the per-epoch figures. Targets are benchmark figures, not tests.",
         "",
     ]
+    if floor_ms:
+        lines += [
+            "Lightning's floor (`scripts/bench_floor.py`): `Trainer(barebones=True)` on one `Linear(16, 16)`, a batch of "
+            "16 in memory, fused Adam, taking turns with a plain loop over the same model every "
+            f"{args.chunk} steps: automatic optimisation {floor_ms['automatic']:.3f} ms per step "
+            f"({floor_ms['automatic beyond plain']:.3f} beyond the plain loop's {floor_ms['plain (automatic)']:.3f}), "
+            f"manual {floor_ms['manual']:.3f} ms ({floor_ms['manual beyond plain']:.3f} beyond "
+            f"{floor_ms['plain (manual)']:.3f}). No configuration of Lightning's loop goes below it.",
+            "",
+        ]
+    if help_s:
+        lines += [
+            "| check | measured | target | |",
+            "|---|---:|---|---|",
+            f"| `ae-train --help` (median of 5) | {help_s:.2f} s | < {HELP_SECONDS:.0f} s | {verdict(help_s, HELP_SECONDS, False)} |",
+            f"| peak RSS of `ae-train trainer.max_epochs=1` | {rss_mb:,.0f} MB | < 2 GB | {verdict(rss_mb, PEAK_RSS_MB, False)} |",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -220,7 +309,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(
         f"<!-- bench:{key} -->\n{sections[key]}"
-        for key in ("speed", "quality", "startup", "fixedcost")
+        for key in ("speed", "device", "quality", "startup", "fixedcost")
         if key in sections
     )
     path.write_text(parts[0] + body.rstrip("\n") + "\n")
@@ -256,6 +345,33 @@ def quality(args: argparse.Namespace, tmp: Path) -> str:
 
 
 # --- main -------------------------------------------------------------------------------------
+def measure(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
+    """speed() of each model, in this process."""
+    root = tutorial_root(tmp / "torchvision")
+    images, results = tutorial_images(root), {}
+    for model in args.models:
+        print(f"{model}: (a), (a'), (a+), (b) and (c) ae-train, taking turns every {args.chunk} steps", flush=True)
+        results[model] = speed(model, args, images, root, tmp)
+    return results
+
+
+def before_and_after(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, dict], dict]:
+    """Each model measured by `--before`'s interpreter (another checkout's code, with these
+    benchmark scripts), then by this one, in turn, each in a process of its own (--json)."""
+    labels = {args.before: f"before: {code_at(checkout_of(args.before))}", sys.executable: f"after: {code_at(ROOT)}"}
+    runs: dict[str, dict] = {label: {} for label in labels.values()}
+    loads = {label: [] for label in labels.values()}
+    common = ["--epochs", str(args.epochs), "--threads", str(args.threads), "--chunk", str(args.chunk)]
+    for model in args.models:
+        for python, label in labels.items():
+            out = tmp / f"{model}-{len(loads[label])}.json"
+            loads[label].append(os.getloadavg()[0])
+            subprocess.run([python, __file__, "--json", str(out), "--models", model, *common], check=True)
+            loads[label].append(os.getloadavg()[0])
+            runs[label][model] = json.loads(out.read_text())[model]
+    return runs, {label: (values[0], values[-1]) for label, values in loads.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="measured epochs, after one warm-up (default 5)")
@@ -263,6 +379,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads, the same for all paths (default 2)")
     parser.add_argument("--chunk", type=int, default=10, help="steps each path takes per turn (default 10)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument(
+        "--before",
+        help="another checkout's interpreter (its .venv/bin/python): its code measured in turn with this one's",
+    )
+    parser.add_argument("--json", type=Path, help="only measure the speed of --models, into this JSON file")
+    parser.add_argument(
+        "--floor-steps", type=int, default=2000, help="steps of each Lightning floor run (default 2000)"
+    )
     parser.add_argument("--quality", action="store_true", help="test/mse after --quality-epochs, instead of speed")
     parser.add_argument("--quality-epochs", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="where (c)'s time goes, against (a), instead of speed")
@@ -270,32 +394,32 @@ def main() -> None:
     parser.add_argument("--profile-epochs", type=int, default=2)
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args()
-    if min(args.epochs, args.chunk, args.quality_epochs, args.profile_epochs) < 1:
-        parser.error("--epochs, --chunk, --quality-epochs and --profile-epochs must be at least 1")
+    if min(args.epochs, args.chunk, args.quality_epochs, args.profile_epochs, args.floor_steps) < 1:
+        parser.error("--epochs, --chunk, --quality-epochs, --profile-epochs and --floor-steps must be at least 1")
 
     # Before torch's first parallel operation, so its worker threads inherit the setting: every
     # path runs with ae-train's threads and flushed denormals (which can only speed up (b)).
     set_up_torch(args.threads)
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        if args.json:
+            args.json.write_text(json.dumps(measure(args, tmp), indent=1))
+            return
         if args.quality:
             write_section(args.out, "quality", quality(args, tmp))
         elif args.profile:
             profile(args, tutorial_images(tutorial_root(tmp / "torchvision")), tmp)
             return
         else:
-            root = tutorial_root(tmp / "torchvision")
-            images, load_start, results = tutorial_images(root), os.getloadavg()[0], {}
-            for model in args.models:
-                print(
-                    f"{model}: (a) minimal loop, (b) Diaz 2026's tutorial, (c) ae-train, taking turns every {args.chunk} steps",
-                    flush=True,
-                )
-                results[model] = speed(model, args, images, root, tmp)
+            if args.before:
+                runs, loads = before_and_after(args, tmp)
+            else:
+                start = os.getloadavg()[0]
+                runs = {"": measure(args, tmp)}
+                loads = {"": (start, os.getloadavg()[0])}
+            floor_ms = floor(args)
             help_s, rss_mb = time_help(), peak_rss_mb(args.threads, tmp)
-            write_section(
-                args.out, "speed", speed_markdown(results, help_s, rss_mb, args, (load_start, os.getloadavg()[0]))
-            )
+            write_section(args.out, "speed", speed_markdown(runs, floor_ms, help_s, rss_mb, args, loads))
     print(args.out.read_text())
 
 

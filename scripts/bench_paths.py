@@ -18,37 +18,46 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autoencoders.atomic import atomic_write
 from autoencoders.data.sources import DEBIAN_FASHION_MNIST, IDX_FILES
-from autoencoders.machinery.optim import adam
+from autoencoders.machinery.optim import LR_SCHEDULES, adam
 from autoencoders.nets.families import build_nets
 from autoencoders.training.timing import EpochTimes
 
 
 # --- (a) and (b) ----------------------------------------------------------------------------
-def make_network(net: str, latent_dim: int = 32) -> nn.Module:
-    encoder, decoder = build_nets(net, (1, 28, 28), latent_dim, latent_dim)
+def make_network(net: str, latent_dim: int = 32, input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Module:
+    encoder, decoder = build_nets(net, input_shape, latent_dim, latent_dim)
     return nn.Sequential(encoder, decoder)
 
 
 class MinimalLoop:
     """(a): one in-memory float tensor, a randperm per epoch, batches sliced from the shuffled copy.
-    With plain_adam, (a'): the same loop with torch.optim.Adam's defaults, as loops are written by hand."""
+    With plain_adam, (a'): the same loop with torch.optim.Adam's defaults, as loops are written by hand.
+    `device`: where the images, the network and the optimizer live (the CPU when not given)."""
 
     def __init__(
-        self, images: Tensor, net: str, latent_dim: int = 32, batch_size: int = 256, plain_adam: bool = False
+        self,
+        images: Tensor,
+        net: str,
+        latent_dim: int = 32,
+        batch_size: int = 256,
+        plain_adam: bool = False,
+        device: torch.device | None = None,
     ) -> None:
-        self.images, self.batch_size = images, batch_size
-        self.model = make_network(net, latent_dim).train()
+        device = device or torch.device("cpu")
+        self.images, self.batch_size = images.to(device), batch_size
+        self.model = make_network(net, latent_dim, tuple(images.shape[1:])).to(device).train()
         if plain_adam:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         else:
-            self.optimizer = adam(self.model.parameters(), lr=1e-3, device=torch.device("cpu"))  # ae-train's Adam
+            self.optimizer = adam(self.model.parameters(), lr=1e-3, device=device)  # ae-train's Adam
         self.batches = self._batches()
         self.parts: dict[str, float] = defaultdict(float)  # seconds per part of a step, when timed
 
     def _batches(self) -> Iterator[Tensor]:
         while True:  # epoch after epoch
-            shuffled = self.images[torch.randperm(len(self.images))]
+            shuffled = self.images[torch.randperm(len(self.images), device=self.images.device)]
             for start in range(0, len(shuffled), self.batch_size):
                 yield shuffled[start : start + self.batch_size]
 
@@ -82,6 +91,83 @@ class MinimalLoop:
                     self.parts[part] += seconds
             seen += len(x)
         return seen
+
+
+class SameWorkLoop(MinimalLoop):
+    """(a+): (a) doing the work (c) does around its steps, as a careful hand loop would: the
+    config's learning rate and schedule (LambdaLR stepped every step, for `total_steps`), and at
+    the end of every epoch a validation pass over `val_size` held-out images in batches of
+    1,024 (ae-train's evaluation batches: forward and summed MSE on the device, one read at the
+    end) and two checkpoints (weights, optimizer and schedule), best.ckpt and last.ckpt, each
+    written as ae-train writes them (autoencoders.atomic.atomic_write: temp file, fsync, rename).
+    Its epoch is as long as (c)'s: the training split is the images less `val_size`."""
+
+    def __init__(
+        self,
+        images: Tensor,
+        net: str,
+        latent_dim: int,
+        batch_size: int,
+        lr: float,
+        schedule: str,
+        total_steps: int,
+        val_size: int,
+        checkpoint_dir: Path,
+        device: torch.device | None = None,
+    ) -> None:
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+        super().__init__(images[order[val_size:]], net, latent_dim, batch_size, device=device)
+        self.val_images = images[order[:val_size]].to(self.images.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = lr
+        multiplier = LR_SCHEDULES[schedule]
+        self.scheduler = (
+            torch.optim.lr_scheduler.LambdaLR(self.optimizer, multiplier(total_steps)) if multiplier else None
+        )
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.steps_per_epoch = -(-len(self.images) // batch_size)
+        self.step_in_epoch = 0
+        self.epoch_ends = 0  # validations (with their checkpoints) done, for tests
+        self.val_loss = float("nan")
+
+    def steps(self, n: int, timed: bool = False) -> int:
+        seen = 0
+        for _ in range(n):
+            if timed:
+                seen += super().steps(1, timed=True)
+            else:  # (a)'s step, inline: a call more per step would be (a+)'s alone
+                x = next(self.batches)
+                loss = F.mse_loss(self.model(x), x)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                seen += len(x)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.step_in_epoch += 1
+            if self.step_in_epoch == self.steps_per_epoch:  # the epoch's last batch: (c) validates here
+                self.end_epoch()
+        return seen
+
+    def end_epoch(self) -> None:
+        self.step_in_epoch = 0
+        self.model.eval()
+        total = torch.zeros((), device=self.images.device)
+        with torch.no_grad():
+            for x in self.val_images.split(1024):
+                total += F.mse_loss(self.model(x), x, reduction="sum")
+        self.val_loss = total.item() / self.val_images.numel()
+        self.model.train()
+        state = {
+            "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "val_loss": self.val_loss,
+        }
+        for name in ("best.ckpt", "last.ckpt"):
+            with atomic_write(self.checkpoint_dir / name, "wb") as handle:
+                torch.save(state, handle)
+        self.epoch_ends += 1
 
 
 def tutorial_root(folder: Path, source: Path = DEBIAN_FASHION_MNIST) -> Path:
@@ -168,6 +254,24 @@ class Interleave(EpochTimes):
     def on_train_end(self, trainer, module) -> None:
         super().on_train_end(trainer, module)
         self.at_end()
+
+
+class EqualSteps(Interleave):
+    """Interleave whose `work(epoch, steps)` also runs after the epoch's last step, and is told
+    how many steps (c) took since its last turn: the other paths take as many steps as (c) in
+    each of its epochs, and a path with work at its own epoch's end ((a+): 215 steps an epoch,
+    as (c)) does that work in the same epoch of (c) as (c) does its own."""
+
+    def __init__(self, work: Callable[[int, int], None], every: int = 10, **hooks: Callable) -> None:
+        super().__init__(every=every, **hooks)
+        self.steps_work, self.pending = work, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.pending += 1
+        if self.pending == self.every or batch_idx + 1 == trainer.num_training_batches:
+            with self.pause():
+                self.steps_work(trainer.current_epoch, self.pending)
+            self.pending = 0
 
 
 def compose_config(model: str, epochs: int, threads: int, output_root: Path):
