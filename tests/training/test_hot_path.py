@@ -74,6 +74,52 @@ def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, m
         assert syncs == (1 if step % 4 == 0 else 0), (step, syncs)  # the loss watch's one read
 
 
+class LoopSyncCounter(SyncCounter):
+    """Counts over the whole training loop, one cycle per step: from this callback's end of one
+    batch to its end of the next, so the rest of every step is in it too (the checkpoints' and
+    the model's batch-end hooks, Lightning's logging and schedulers, the next batch's fetch and
+    its move to the device, every callback's batch-start hook). An epoch's first cycle starts at
+    its first batch: before it, torch's DataLoader draws its iterator's seed from a CPU generator
+    (`.item()` once an epoch, no device involved). Validation is left out."""
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        self.steps.append(trainer.global_step)
+        if not self.counting:  # an epoch's first step
+            self.per_step.append(0)
+            self.counting = True
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step < trainer.num_training_batches * (trainer.current_epoch + 1):
+            self.per_step.append(0)  # the next step's cycle starts here
+        else:
+            self.counting = False  # the epoch's last step: validation follows
+
+    def on_train_end(self, *args) -> None:
+        self.counting = False
+
+
+# The default mlp (its cosine schedule stepped every step), a model with several terms, and the
+# manual loop of the adversarial models.
+@pytest.mark.parametrize("model", ["mlp", "vae", "aae"])
+def test_the_whole_training_loop_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):
+    counter = LoopSyncCounter(monkeypatch)
+    train(
+        tiny_cfg(
+            f"model={model}",
+            "trainer.limit_train_batches=1.0",
+            "trainer.log_every_n_steps=4",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=true",  # as users run it, refreshed every 20 steps
+            "logging.projector_points=0",
+            "eval.probe=false",
+        ),
+        run_dir=tmp_path,
+        callbacks=[counter],
+    )
+    assert counter.steps == list(range(28))  # 2 epochs of 14
+    assert counter.per_step == [1 if step % 4 == 0 else 0 for step in range(28)]  # the loss watch's one read
+
+
 def test_a_non_finite_loss_is_caught_at_the_next_read_naming_its_step(tiny_cfg, tmp_path, monkeypatch):
     original = Autoencoder.loss_terms
 
