@@ -45,6 +45,9 @@ RULES: dict[str, Rule] = {
         nullable=True,
     ),
     "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
+    "compile": key(
+        "bool", False, "compile the encoder and decoder with torch.compile (docs/scaling.md: slower on CPUs, measured)"
+    ),
     "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
     # model: the keys every model shares (conf/shared/model.yaml), then each model's own
     "model.net": key(

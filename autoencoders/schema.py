@@ -20,7 +20,7 @@ from autoencoders.errors import ConfigError
 
 # What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
 # what it logs or evaluates. Anything else would make it another experiment under the old name.
-RESUME_MAY_CHANGE = ("trainer.max_epochs", "torch_threads", "logging.", "eval.")
+RESUME_MAY_CHANGE = ("trainer.max_epochs", "torch_threads", "compile", "logging.", "eval.")
 
 
 def check_value(key: str, value: Any) -> None:

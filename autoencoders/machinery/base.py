@@ -96,6 +96,12 @@ class AutoencoderBase(L.LightningModule, ModelContract):
             self.condition_dim(),
         )
 
+    def compile_networks(self) -> None:
+        """torch.compile the encoder and decoder in place (`compile=true`). nn.Module.compile keeps
+        the modules and their state-dict keys, so checkpoints load with or without it."""
+        self.encoder.compile()
+        self.decoder.compile()
+
     def network_size(self) -> dict[str, int]:
         """The encoder's and decoder's parameters and multiply-adds per image (nets.families.network_size)."""
         latent = self.hparams.latent_dim

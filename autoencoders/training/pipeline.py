@@ -154,6 +154,8 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg, state.record)
     model = build_model(cfg, datamodule, state.record)
+    if cfg.get("compile"):
+        model.compile_networks()
     manual = not model.automatic_optimization
     if manual:  # several optimizers per batch: the model clips each phase (machinery/phases.py)
         check_trainer_fits_model(cfg.trainer, type(model))  # a resume's overrides too
