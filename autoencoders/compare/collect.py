@@ -57,7 +57,10 @@ SIZE_METRICS = {"model/parameters": "parameters", "model/multiply_adds": "multip
 
 
 def _size(record: dict[str, Any]) -> dict[str, float]:
+    """The size of a run's model, from records that measured its multiply-adds (networks as configs on)."""
     model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    if not isinstance(model.get("multiply_adds"), (int, float)):
+        return {}
     return {name: float(model[key]) for name, key in SIZE_METRICS.items() if isinstance(model.get(key), (int, float))}
 
 
