@@ -26,7 +26,9 @@ def run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def no_model_work(monkeypatch):
-    monkeypatch.setattr(predict_module, "load_model", lambda *args: pytest.fail("the model was loaded before the check"))
+    monkeypatch.setattr(
+        predict_module, "load_model", lambda *args: pytest.fail("the model was loaded before the check")
+    )
 
 
 def images_file(run: Path, path: Path) -> Path:
