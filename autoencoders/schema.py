@@ -8,7 +8,6 @@ and what is allowed. This module imports no torch, so `ae-train --help` stays fa
 
 from __future__ import annotations
 
-import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from autoencoders import machine
 from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' old home)
     CODEBOOK_UPDATES,
     CORRUPTIONS,
@@ -133,7 +133,7 @@ def check_config(cfg: DictConfig) -> None:
 def check_threads(threads: Any) -> None:
     """torch_threads at most the cores of the machine that runs the job (the check runs there):
     more threads than cores only contend, and far more crash torch's thread pool later."""
-    cores = os.cpu_count() or 1
+    cores = machine.cores()
     if isinstance(threads, int) and threads > cores:
         raise ConfigError(
             f"torch_threads={threads} is more than the {cores} cores of this machine ({platform.node()}). "

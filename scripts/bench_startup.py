@@ -68,6 +68,10 @@ try:
     from autoencoders.training import pipeline
 except ImportError:  # code from before the runs wing was split (bench_startup.py --python <its venv>)
     from autoencoders.runs import train as pipeline
+try:  # build_data's own module since the up-front checks (training/building.py)
+    from autoencoders.training import building
+except ImportError:
+    building = pipeline
 try:  # what ae-train's entry point does first, where the code has it
     from autoencoders.cli import quick_exit
     quick_exit()
@@ -82,7 +86,7 @@ class Marks(L.Callback):
         if not trainer.sanity_checking: marks["epoch_end"] = time.time()
     def on_test_start(self, trainer, module): marks["test_start"] = time.time()
     def on_test_epoch_end(self, trainer, module): marks["test_end"] = time.time()
-build_data, build_trainer, evaluate_model = pipeline.build_data, pipeline.build_trainer, suite.evaluate_model
+build_data, build_trainer, evaluate_model = building.build_data, pipeline.build_trainer, suite.evaluate_model
 def timed_data(*args, **kwargs):
     data = build_data(*args, **kwargs); marks["data"] = time.time(); return data
 def with_marks(cfg, *args, **kwargs):
@@ -90,7 +94,7 @@ def with_marks(cfg, *args, **kwargs):
 def timed_evaluation(*args, **kwargs):
     marks["evaluation_start"] = time.time(); metrics = evaluate_model(*args, **kwargs)
     marks["evaluation_end"] = time.time(); return metrics
-pipeline.build_data, pipeline.build_trainer, suite.evaluate_model = timed_data, with_marks, timed_evaluation
+building.build_data, pipeline.build_trainer, suite.evaluate_model = timed_data, with_marks, timed_evaluation
 rows = []
 for job in range(jobs):
     marks.clear(); began = time.time()

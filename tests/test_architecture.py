@@ -17,7 +17,8 @@ RANKS = {
     "autoencoders.schema": 0,
     "autoencoders.config_keys": 0,
     "autoencoders.internals": 0,
-    "autoencoders.atomic": 0,  # Lightning's and torch's private names, behind one door
+    "autoencoders.atomic": 0,
+    "autoencoders.machine": 0,  # the machine's cores and memory  # Lightning's and torch's private names, behind one door
     "autoencoders.models": 1,
     "autoencoders.data": 1,
     "autoencoders.views": 2,

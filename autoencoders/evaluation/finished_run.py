@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.errors import CheckpointError
+from autoencoders.evaluation.requirements import check_evaluation
 from autoencoders.internals import check_versions
 from autoencoders.rundir.attempt import where_now
 from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
@@ -56,6 +57,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
     _check_data_fits(model, datamodule, path)
+    check_evaluation(settings, model, datamodule)  # before the test pass: a setting the data cannot meet
 
     eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
     _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points

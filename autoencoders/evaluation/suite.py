@@ -19,16 +19,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from autoencoders.errors import ConfigError
+from autoencoders.evaluation.probe import SUBSET_SEED
+from autoencoders.evaluation.requirements import check_evaluation
 from autoencoders.models.inference import evaluating
 from autoencoders.models.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
 log = logging.getLogger("autoencoders")
-
-# Subsets are drawn with this seed, not the run's: runs of a seed sweep are scored on the same images.
-SUBSET_SEED = 0
 
 
 @contextmanager
@@ -84,6 +82,7 @@ def evaluate_model(
     from lightning.pytorch.loggers import TensorBoardLogger
 
     settings = EvalSettings.from_config(settings)
+    check_evaluation(settings, model, datamodule)  # done before training too: a direct call gets the same refusal
     step = model.global_step if step is None else step
     loggers = list(loggers)
     writer = next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
@@ -92,11 +91,6 @@ def evaluate_model(
     with evaluating(model):
         metrics.update(_probe(passes, settings))
         normal_classes = getattr(datamodule, "normal_classes", None)
-        if settings.anomaly is True and normal_classes is None:
-            raise ConfigError(
-                "eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
-                "normal); set one, or use eval.anomaly=auto."
-            )
         if _anomaly_on(settings, datamodule):
             metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
         if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
@@ -105,7 +99,7 @@ def evaluate_model(
             metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
             metrics.update(_disentanglement(passes, settings, used if used is not None else {}))
-        if _wants_sample_quality(settings.sample_quality, datamodule):
+        if _sample_quality_on(settings.sample_quality, datamodule):
             metrics.update(_sample_quality(passes, settings, used if used is not None else {}))
     for logger in loggers if metrics else ():
         logger.log_metrics(metrics, step=step)
@@ -154,19 +148,11 @@ def _disentanglement(passes: SplitPasses, settings: EvalSettings, used: dict) ->
     return scores
 
 
-def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
+def _sample_quality_on(setting: Any, datamodule: Any) -> bool:
     """eval.sample_quality: true, false, or auto: on labelled data with known factors (shapes, dsprites),
     whose runs this was made for. Elsewhere the reference network costs a few minutes the first
-    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true."""
-    if setting is True and not datamodule.has_labels:
-        raise ConfigError(
-            "eval.sample_quality=true needs class labels to train its reference network, and this data "
-            "has none; use eval.sample_quality=auto or false."
-        )
-    return _sample_quality_on(setting, datamodule)
-
-
-def _sample_quality_on(setting: Any, datamodule: Any) -> bool:
+    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true (which needs labels:
+    evaluation/requirements.py)."""
     return setting is True or (
         setting == "auto" and datamodule.has_labels and getattr(datamodule, "has_factors", False)
     )

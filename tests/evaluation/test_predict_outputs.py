@@ -84,6 +84,7 @@ def test_a_missing_folder_of_out_is_created(run, tmp_path):
 def test_the_command_line_says_so_in_one_paragraph(run, tmp_path, capsys, monkeypatch, no_model_work):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     source = images_file(run, tmp_path / "in.npz")
+    capsys.readouterr()  # what reading the run's data logged
     with pytest.raises(SystemExit) as exited:
         cli.main([str(run), str(source), "--out", str(source)])
     error = capsys.readouterr().err
