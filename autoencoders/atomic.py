@@ -85,7 +85,8 @@ def process_alive(pid: int, host: str | None, since: float | None = None) -> boo
     except OSError:
         return False
     started = process_start_time(pid)
-    return since is None or started is None or started <= since + 2  # /proc's boot time is in whole seconds
+    # A minute of slack: /proc's boot time is in whole seconds, and a clock stepped since shifts it.
+    return since is None or started is None or started <= since + 60
 
 
 def process_start_time(pid: int) -> float | None:
