@@ -9,13 +9,16 @@ This module imports nothing heavy, so `ae-train --help` stays fast.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
-# Names the code maps to implementations (models/nets.py, models/losses.py, models/base.py,
-# models/dae.py, models/sparse.py, models/quantizer.py).
-NETS = ("mlp", "conv")
+from autoencoders.rules import Rule, choice, count, fraction, key, non_negative, plain_text, positive_int
+
+# The network families conf/model/net/ ships (autoencoders/nets/); their keys are declared below as
+# net.<family>.<key>. A model.net mapping with another _target_ is the user's own class, its keys free.
+NETS = ("mlp", "conv", "burgess", "residual")
+# Names the code maps to implementations (nets/mlp.py, losses/reconstruction.py, machinery/optim.py,
+# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py).
+NET_ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu")
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 LR_SCHEDULES = ("constant", "cosine")
 CORRUPTIONS = ("gaussian", "mask")
@@ -27,91 +30,6 @@ WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
 # The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
 # below. Other entries of the logger block (a user's own _target_) are a free mapping.
 LOGGERS = ("csv", "mlflow", "wandb")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one key accepts, its default and one line of doc. kind: "int", "float", "str", "bool",
-    "batches" (Lightning's limit_*_batches: a fraction <= 1.0 or a whole number of batches), or
-    "classes" (a class index >= 0 or a list of them)."""
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be strictly above `low`
-    high_open: bool = False
-    choices: tuple[Any, ...] = ()
-    nullable: bool = False
-    default: Any = None
-    doc: str = ""
-
-    def allowed(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(_plain(choice) for choice in self.choices)
-        if self.kind == "batches":
-            low, fraction = ("1", "(0, 1]") if self.low_open else ("0", "[0, 1]")
-            return f"a fraction in {fraction} (0.25 = a quarter of the batches) or a whole number of batches >= {low}"
-        if self.kind == "classes":
-            return "a class index >= 0 or a list of class indices" + (" (or null)" if self.nullable else "")
-        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.kind]
-        bounds = []
-        if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-        text = noun + (" " + " and ".join(bounds) if bounds else "")
-        return text + (" (or null)" if self.nullable else "")
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.nullable
-        if self.choices:  # by type too: 1 == True in Python, but model.probe=1 is not `true`
-            return any(type(value) is type(choice) and value == choice for choice in self.choices)
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "str":
-            return isinstance(value, str)
-        if self.kind == "classes":
-            items = list(value) if isinstance(value, (list, tuple)) else [value]
-            return all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in items)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False
-        if self.kind == "batches":  # Lightning reads an int as batches and a float as a fraction
-            return (value > 0 if self.low_open else value >= 0) and (isinstance(value, int) or value <= 1)
-        if self.kind == "int" and not isinstance(value, int):  # 2.0 would reach torch as a float
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
-
-
-def _plain(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def key(kind: str, default: Any, doc: str, **bounds: Any) -> Rule:
-    """One key's declaration: its kind, default, range or choices, and one line of doc."""
-    return Rule(kind, default=default, doc=doc, **bounds)
-
-
-def positive_int(default: Any, doc: str, **more: Any) -> Rule:
-    return key("int", default, doc, low=1, **more)
-
-
-def count(default: Any, doc: str) -> Rule:
-    return key("int", default, doc, low=0)
-
-
-def non_negative(default: Any, doc: str) -> Rule:
-    return key("float", default, doc, low=0)
-
-
-def fraction(default: Any, doc: str) -> Rule:
-    return key("float", default, doc, low=0, high=1)
-
-
-def choice(default: Any, doc: str, choices: tuple[Any, ...]) -> Rule:
-    return key("str", default, doc, choices=choices)
 
 
 # Every config key, once. The YAML files under conf/ hold the same defaults (a test compares
@@ -128,7 +46,12 @@ RULES: dict[str, Rule] = {
     "optimized_metric": key("str", None, "set by search sweepers: the metric each job returns", nullable=True),
     "output_root": key("str", "outputs", "where runs/ and sweeps/ are written"),
     # model: the keys every model shares (conf/shared/model.yaml), then each model's own
-    "model.net": choice("mlp", "the encoder/decoder network of tutorial 000", NETS),
+    "model.net": key(
+        "net",
+        "mlp",
+        "the encoder/decoder network: model/net=<family>, or your own class (docs/models.md)",
+        choices=NETS,
+    ),
     "model.latent_dim": positive_int(32, "size of the code (the VQ-VAE: numbers per image before quantizing)"),
     "model.lr": key("float", 1e-3, "Adam's peak learning rate", low=0, low_open=True),
     "model.weight_decay": non_negative(0.0, "Adam's L2 weight decay"),
@@ -178,6 +101,19 @@ RULES: dict[str, Rule] = {
     "model.mmd_weight": non_negative(10.0, "wae: the paper's lambda on the MMD, against a per-image squared error"),
     "model.samples": positive_int(5, "iwae: importance samples k per image in the training bound"),
     "model.top_latent_dim": positive_int(16, "hvae: size of the top level z2 (model.latent_dim is z1's)"),
+    # model.net: each shipped family's keys (conf/model/net/<family>.yaml); burgess has none
+    "net.mlp.hidden": key(
+        "ints", [256, 64], "mlp: widths of the hidden layers, from the image side (the decoder reverses them)"
+    ),
+    "net.mlp.activation": choice("relu", "mlp: the activation between layers", NET_ACTIVATIONS),
+    "net.conv.channels": key("ints", [16, 32], "conv: channels of each convolution, from the image side", low=1),
+    "net.conv.kernel": positive_int(3, "conv: kernel side (padding (kernel - 1) // 2)"),
+    "net.conv.stride": positive_int(2, "conv: stride of each convolution; image sides must divide by stride ** stages"),
+    "net.conv.batch_norm": key("bool", True, "conv: batch norm after each convolution (not the decoder's last)"),
+    "net.conv.dense": key("ints", [], "conv: hidden dense layers between the features and the code"),
+    "net.residual.channels": key("ints", [32, 64, 128], "residual: channels of each stride-2 stage", low=1),
+    "net.residual.blocks": count(1, "residual: residual blocks per stage"),
+    "net.residual.dense": key("ints", [], "residual: hidden dense layers between the features and the code"),
     # set by the code from the data, never by a config (rundir.checkpoints.FROM_DATA)
     "model.num_classes": positive_int(None, "cvae: classes of the data (set from the data)"),
     "model.dataset_size": positive_int(None, "tcvae: training-set size (set from the data)"),
@@ -197,7 +133,7 @@ RULES: dict[str, Rule] = {
     "data.subsample": positive_int(
         None, "shapes, dsprites: training + validation images drawn from the grid; null = all", nullable=True
     ),
-    "data.resolution": key("int", 64, "shapes: image side in pixels (a multiple of 4 for model.net=conv)", low=8),
+    "data.resolution": key("int", 64, "shapes: image side in pixels (a multiple of 4 for model/net=conv)", low=8),
     "data.scales": positive_int(6, "shapes: levels of the scale factor"),
     "data.orientations": positive_int(40, "shapes: levels of the orientation factor, over 2 pi"),
     "data.positions": positive_int(32, "shapes: levels of each position factor (x and y)"),
@@ -281,6 +217,6 @@ def reference_table(section: str) -> str:
     rows = ["| key | default | allowed | what it does |", "|---|---|---|---|"]
     for name, rule in RULES.items():
         if name.split(".", 1)[0] == section or (section == "" and "." not in name):
-            default = "null" if rule.default is None else _plain(rule.default)
+            default = "null" if rule.default is None else plain_text(rule.default)
             rows.append(f"| `{name}` | `{default}` | {rule.allowed()} | {rule.doc} |")
     return "\n".join(rows)

@@ -14,24 +14,10 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, ClassVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from autoencoders import machine
-from autoencoders.config_keys import (  # noqa: F401  (re-exported: the names' old home)
-    CODEBOOK_UPDATES,
-    CORRUPTIONS,
-    DATASETS,
-    DECLARED_SECTIONS,
-    LOGGERS,
-    LR_SCHEDULES,
-    NETS,
-    RECONSTRUCTION_LOSSES,
-    RULES,
-    SPARSITY_PENALTIES,
-    TC_ESTIMATORS,
-    Rule,
-    default_of,
-)
+from autoencoders.config_keys import DECLARED_SECTIONS, LOGGERS, NETS, RULES
 from autoencoders.errors import ConfigError
 
 # What a resume may change (`ae-train resume=<run> key=value`): how long it trains, how it runs and
@@ -48,15 +34,69 @@ def check_value(key: str, value: Any) -> None:
         known = ", ".join(sorted(name.split(".", 1)[1] for name in RULES if name.startswith(section + ".")))
         raise ConfigError(
             f"{key} is not a {section} setting of any model or dataset here; the {section} settings "
-            f"are {known}. Check the spelling (a new setting is declared in autoencoders/schema.py)."
+            f"are {known}. Check the spelling (a new setting is declared in autoencoders/config_keys.py)."
         )
     if rule is not None and not rule.accepts(value):
-        raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed()}.")
+        raise ConfigError(f"{key}={_shown(value)} is not allowed: {key} must be {rule.allowed()}.")
+    if rule is not None and rule.kind == "net":
+        check_net(value, key)
     if key == "trainer.max_steps" and value == 0:
         raise ConfigError(
             "trainer.max_steps=0 is not allowed: the run would train no step and report an untrained "
             "model. Use -1 (no limit) or a number of steps >= 1."
         )
+
+
+def _shown(value: Any) -> str:
+    return repr(OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value)
+
+
+@cache
+def _shipped_net_files() -> dict[str, str]:
+    from importlib.resources import files
+
+    folder = files("autoencoders.conf").joinpath("model", "net")
+    return {name: folder.joinpath(f"{name}.yaml").read_text() for name in NETS}
+
+
+def shipped_nets() -> dict[str, dict[str, Any]]:
+    """Each shipped network family's config (conf/model/net/<family>.yaml) as a new plain mapping."""
+    return {name: OmegaConf.to_container(OmegaConf.create(text)) for name, text in _shipped_net_files().items()}
+
+
+def check_net(value: Any, key: str = "model.net") -> None:
+    """A model.net mapping: a shipped family's keys are declared (net.<family>.<key>) and checked,
+    in `decoder` too; a class of the user's own takes keys of its own (its constructor says)."""
+    if isinstance(value, str):
+        return  # a family's name, at its defaults: the rule has checked it
+    families = {config["_target_"]: name for name, config in shipped_nets().items()}
+    family = families.get(value["_target_"])
+    _check_net_keys(key, family, {name: item for name, item in value.items() if name not in ("_target_", "decoder")})
+    decoder = value.get("decoder")
+    if decoder is None:
+        return
+    if not isinstance(decoder, Mapping):
+        raise ConfigError(
+            f"{key}.decoder={_shown(decoder)} is not allowed: it must be a mapping of the keys the decoder "
+            "takes apart from the encoder (and optionally its own _target_), or null."
+        )
+    if "_target_" not in decoder:  # the family's decoder with some sizes of its own
+        _check_net_keys(f"{key}.decoder", family, {name: item for name, item in decoder.items()})
+
+
+def _check_net_keys(key: str, family: str | None, values: Mapping[str, Any]) -> None:
+    if family is None:
+        return
+    known = sorted(name.rsplit(".", 1)[1] for name in RULES if name.startswith(f"net.{family}."))
+    settings = ", ".join(known) or "none (it is the network as its paper builds it)"
+    for name, item in values.items():
+        if name not in known:
+            raise ConfigError(
+                f"{key}.{name} is not a setting of the {family} network; its settings are {settings} (docs/config.md)."
+            )
+        rule = RULES[f"net.{family}.{name}"]
+        if not rule.accepts(item):
+            raise ConfigError(f"{key}.{name}={_shown(item)} is not allowed: it must be {rule.allowed()}.")
 
 
 def check_section(section: str, values: Mapping[str, Any]) -> None:

@@ -1,15 +1,16 @@
-"""Training speed of `ae-train` beside a minimal PyTorch loop and tutorial 000 (`make bench`).
+"""Training speed of `ae-train` beside a minimal PyTorch loop and the pipeline of
+Diaz 2026, "Autoencoder Architecture: From Pixel Space to Latent Space" (`make bench`).
 
-Four paths train the same network (autoencoders.models.nets.build_nets, latent 32) with Adam, MSE,
+Four paths train the same network (autoencoders.nets.families.build_nets, latent 32) with Adam, MSE,
 batch 256, the same torch thread count and flushed denormals (autoencoders.distributed.torch_setup.set_up_torch,
 set before any thread starts) on FashionMNIST:
 
   (a) minimal: the train split as one float tensor in memory; per epoch one randperm, then
       batches are slices of the shuffled copy; Adam lr 1e-3, built as ae-train builds it
-      (fused kernel, autoencoders.models.optim.adam). The reference limit on a CPU.
+      (fused kernel, autoencoders.machinery.optim.adam). The reference limit on a CPU.
   (a') the same loop with torch.optim.Adam's defaults (one small op per tensor per update),
       as a loop written by hand usually has it: what users compare ae-train with.
-  (b) tutorial 000: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the
+  (b) Diaz 2026's tutorial: torchvision FashionMNIST + ToTensor + DataLoader(shuffle=True) and the
       tutorial's loop (with its loss.item() per step and its plain torch.optim.Adam).
   (c) ours as users run it: autoencoders.training.pipeline.train() on the default config (overrides: only
       the model, trainer.max_epochs, torch_threads, output_root), so validation, checkpoints,
@@ -38,7 +39,7 @@ of five.
 
   .venv/bin/python scripts/bench.py                       # speed table -> bench/results.md
   .venv/bin/python scripts/bench.py --epochs 3 --models mlp --threads 1
-  .venv/bin/python scripts/bench.py --quality             # 20-epoch test/mse vs tutorial 000
+  .venv/bin/python scripts/bench.py --quality             # 20-epoch test/mse vs Diaz 2026's tutorial
   .venv/bin/python scripts/bench.py --profile             # where (c)'s milliseconds go vs (a)
 """
 
@@ -69,7 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PATHS = ("a", "a'", "b", "c")
 TARGETS = {"mlp": {"c/a": 0.90, "c/b": 5.0}, "conv": {"c/a": 0.95}}
 HELP_SECONDS, PEAK_RSS_MB = 3.0, 2048
-TUTORIAL_TEST_MSE = {"mlp": 0.010985, "conv": 0.007925}  # tutorial 000, one test batch of 256
+TUTORIAL_TEST_MSE = {"mlp": 0.010985, "conv": 0.007925}  # Diaz 2026's tutorial, one test batch of 256
 
 
 # --- the speed table --------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def speed_markdown(
         f"turns every {args.chunk} steps; medians of {args.epochs} epochs of (c) after 1 warm-up (method: the docstring "
         "of `scripts/bench.py`).",
         "",
-        "| model | (a) minimal loop, img/s | (a′) plain Adam, img/s | (b) tutorial 000, img/s | (c) ae-train, img/s "
+        "| model | (a) minimal loop, img/s | (a′) plain Adam, img/s | (b) Diaz 2026's tutorial, img/s | (c) ae-train, img/s "
         "| (c)/(a) (range) | target | (c)/(a′) (range) | | (c)/(b) (range) | target | (c) fixed cost per run |",
         "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|",
     ]
@@ -198,7 +199,7 @@ def speed_markdown(
         f"| peak RSS of `ae-train trainer.max_epochs=1` | {rss_mb:,.0f} MB | < 2 GB | {verdict(rss_mb, PEAK_RSS_MB, False)} |",
         "",
         "(a) builds Adam as ae-train does (PyTorch's fused kernel), so (c)/(a) is the cost of the framework alone; "
-        "(a′) is the same loop with `torch.optim.Adam`'s defaults, as hand-written loops and tutorial 000 have it.",
+        "(a′) is the same loop with `torch.optim.Adam`'s defaults, as hand-written loops and Diaz 2026's tutorial have it.",
         "",
         "(c) counts the 55,000 training images of an epoch, and its epoch time includes validation, checkpoints, "
         "logging, TensorBoard images and the progress bar. Its fixed cost (data loading, sanity check, test, files) "
@@ -231,11 +232,11 @@ def quality(args: argparse.Namespace, tmp: Path) -> str:
         "## Quality",
         "",
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}; `ae-train model=<model> trainer.max_epochs={args.quality_epochs}` "
-        f"(default config otherwise), torch threads {args.threads}; {machine()}. Tutorial 000's figure is the MSE of "
+        f"(default config otherwise), torch threads {args.threads}; {machine()}. Diaz 2026's tutorial's figure is the MSE of "
         "one test batch of 256 images after 20 epochs; ours is over all 10,000 test images, with the checkpoint of "
         "lowest val/loss.",
         "",
-        "| model | epochs | test/mse (ours) | tutorial 000 | wall time |",
+        "| model | epochs | test/mse (ours) | Diaz 2026's tutorial | wall time |",
         "|---|---:|---:|---:|---:|",
     ]
     for model in args.models:
@@ -245,7 +246,7 @@ def quality(args: argparse.Namespace, tmp: Path) -> str:
         )
         seconds = time.perf_counter() - start
         print(
-            f"{model}: test/mse {metrics['test/mse']:.6f} (tutorial 000: {TUTORIAL_TEST_MSE[model]}) in {seconds:.0f} s",
+            f"{model}: test/mse {metrics['test/mse']:.6f} (Diaz 2026's tutorial: {TUTORIAL_TEST_MSE[model]}) in {seconds:.0f} s",
             flush=True,
         )
         lines.append(
@@ -287,7 +288,7 @@ def main() -> None:
             images, load_start, results = tutorial_images(root), os.getloadavg()[0], {}
             for model in args.models:
                 print(
-                    f"{model}: (a) minimal loop, (b) tutorial 000, (c) ae-train, taking turns every {args.chunk} steps",
+                    f"{model}: (a) minimal loop, (b) Diaz 2026's tutorial, (c) ae-train, taking turns every {args.chunk} steps",
                     flush=True,
                 )
                 results[model] = speed(model, args, images, root, tmp)

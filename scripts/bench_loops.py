@@ -1,4 +1,4 @@
-"""Lightning's automatic loop (models/base.py) beside the manual one (models/phases.py) for a
+"""Lightning's automatic loop (machinery/base.py) beside the manual one (machinery/phases.py) for a
 one-optimizer model: should every model train through the manual loop?
 
 The same network (the mlp autoencoder, model=mlp's settings) and the same batches of
@@ -33,9 +33,9 @@ from torch import Tensor
 
 from autoencoders.data import ImageDataModule
 from autoencoders.distributed.torch_setup import set_up_torch
-from autoencoders.models import losses
+from autoencoders.losses import reconstruction
+from autoencoders.machinery.phases import Phase, PhasedAutoencoder
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.models.phases import Phase, PhasedAutoencoder
 
 WARM_UP = 5
 
@@ -48,10 +48,10 @@ class ManualAutoencoder(PhasedAutoencoder):
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         x_hat = self.reconstruct(x)
-        return {"loss": losses.mean_reconstruction(self.hparams.loss, x_hat, x)}, x_hat
+        return {"loss": reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)}, x_hat
 
     def training_phases(self, x: Tensor) -> Iterator[Phase]:
-        loss = losses.mean_reconstruction(self.hparams.loss, self.reconstruct(x), x)
+        loss = reconstruction.mean_reconstruction(self.hparams.loss, self.reconstruct(x), x)
         yield "autoencoder", loss, {"loss": loss}
 
 

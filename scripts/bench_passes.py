@@ -1,5 +1,5 @@
 """Seconds of what runs after testing (the latent views' codes and evaluate_model) with the shared
-pass over the data (models/passes.py) and with a pass per consumer, as before issue 25: side by
+pass over the data (machinery/passes.py) and with a pass per consumer, as before issue 25: side by
 side in one process, taking turns, on a finished run's tested weights; and the images each
 sends through the encoder.
 
@@ -16,8 +16,8 @@ import torch
 
 from autoencoders.data import ImageDataModule
 from autoencoders.evaluation import suite
-from autoencoders.models import passes as passes_module
-from autoencoders.models.inference import evaluating
+from autoencoders.machinery import passes as passes_module
+from autoencoders.machinery.inference import evaluating
 from autoencoders.rundir.loading import load_run
 
 

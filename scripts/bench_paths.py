@@ -1,4 +1,5 @@
-"""The paths scripts/bench.py times: (a) and (a') the minimal loop, (b) tutorial 000's pipeline,
+"""The paths scripts/bench.py times: (a) and (a') the minimal loop, (b) the pipeline of
+Diaz 2026, "Autoencoder Architecture: From Pixel Space to Latent Space",
 and (c) autoencoders.training.pipeline.train() with the Interleave clock that lets the others take turns.
 How they are interleaved and timed: the docstring of scripts/bench.py.
 """
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autoencoders.data.sources import DEBIAN_FASHION_MNIST, IDX_FILES
-from autoencoders.models.nets import build_nets
-from autoencoders.models.optim import adam
+from autoencoders.machinery.optim import adam
+from autoencoders.nets.families import build_nets
 from autoencoders.training.timing import EpochTimes
 
 
@@ -105,7 +106,7 @@ def tutorial_images(root: Path) -> Tensor:
 
 
 class TutorialLoop:
-    """(b): tutorial 000's pipeline and loop."""
+    """(b): the pipeline and loop of Diaz 2026's tutorial."""
 
     def __init__(self, root: Path, net: str, latent_dim: int = 32, batch_size: int = 256) -> None:
         from torch.utils.data import DataLoader

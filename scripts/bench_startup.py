@@ -64,14 +64,7 @@ born = float(sys.argv[1]); jobs = int(sys.argv[2]); output = sys.argv[3]; overri
 start = time.time()
 import lightning as L
 from hydra import compose, initialize_config_module
-try:
-    from autoencoders.training import pipeline
-except ImportError:  # code from before the runs wing was split (bench_startup.py --python <its venv>)
-    from autoencoders.runs import train as pipeline
-try:  # build_data's own module since the up-front checks (training/building.py)
-    from autoencoders.training import building
-except ImportError:
-    building = pipeline
+from autoencoders.training import building, pipeline
 try:  # what ae-train's entry point does first, where the code has it
     from autoencoders.cli import quick_exit
     quick_exit()

@@ -11,6 +11,14 @@ SECTIONS = [
         "The keys every model shares come first (conf/shared/model.yaml); a model's "
         "own keys say which model reads them. `ae-train model=vae model.beta=4`.",
     ),
+    (
+        "net",
+        "model.net: the network families",
+        "The network is the `model/net` group (conf/model/net/): `ae-train model=vae model/net=conv`. "
+        "`net.<family>.<key>` is `model.net.<key>` once that family is chosen, e.g. "
+        "`model/net=mlp model.net.hidden=[1200,1200]`; `model.net.decoder.<key>=...` sets the decoder's "
+        "apart. A `_target_` of your own takes the keys its class takes (docs/models.md, Networks).",
+    ),
     ("data", "data", "`ae-train data=mnist data.batch_size=128`."),
     (
         "trainer",

@@ -1,5 +1,5 @@
 """Do the processes of a DDP run end with the same weights? A check by hand for the models that
-train several optimizers per batch (models/phases.py): the aae's and the factorvae's
+train several optimizers per batch (machinery/phases.py): the aae's and the factorvae's
 discriminators must stay synchronised like the rest of the model.
 
   .venv/bin/python scripts/ddp_weights.py model=factorvae

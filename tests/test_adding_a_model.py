@@ -45,7 +45,7 @@ def target_of(name: str) -> str | None:
 
 def class_problem(target: str | None) -> str | None:
     """Why `target` is no model class (None when it is one)."""
-    from autoencoders.models.base import AutoencoderBase
+    from autoencoders.machinery.base import AutoencoderBase
 
     if target is None:
         return "no _target_ in conf/model"
@@ -54,13 +54,13 @@ def class_problem(target: str | None) -> str | None:
     except Exception as error:  # Hydra wraps the ImportError/AttributeError
         return f"{target} cannot be imported: {error}"
     if not (isinstance(cls, type) and issubclass(cls, AutoencoderBase)):
-        return f"{target} does not derive autoencoders.models.base.AutoencoderBase"
+        return f"{target} does not derive autoencoders.machinery.base.AutoencoderBase"
     return None
 
 
 def own_arguments(cls: type) -> list[str]:
     """The constructor arguments a model adds to AutoencoderBase's shared ones."""
-    from autoencoders.models.base import AutoencoderBase
+    from autoencoders.machinery.base import AutoencoderBase
 
     names: list[str] = []
     for klass in cls.__mro__:
@@ -114,7 +114,7 @@ def test_the_models_are_found():
 
 
 def test_each_check_fails_for_a_planted_model():
-    from autoencoders.models.base import AutoencoderBase
+    from autoencoders.machinery.base import AutoencoderBase
 
     planted = "planted"
     assert target_of(planted) is None and class_problem(target_of(planted)) == "no _target_ in conf/model"

@@ -31,7 +31,9 @@ def undeclared(keys: list[str]) -> list[str]:
 
 
 def leaf_keys(node: Any, prefix: str) -> list[str]:
-    return [f"{prefix}{name}" for name in node if name not in ("_target_", "defaults")]
+    return [
+        f"{prefix}{name}" for name in node if name != "defaults" and not name.startswith("_")
+    ]  # _target_, _recursive_
 
 
 def constructor_arguments(cls: type) -> dict[str, inspect.Parameter]:
@@ -126,7 +128,7 @@ def test_the_checks_find_a_planted_gap():
     Planted.__module__ = "autoencoders.models.planted"
     assert undeclared([f"model.{name}" for name in constructor_arguments(Planted)]) == ["model.planted_weight"]
     with pytest.raises(
-        ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/schema"
+        ConfigError, match=r"model.planted_weight is not a model setting.*declared in autoencoders/config_keys"
     ):
         check_value("model.planted_weight", -5.0)
     check_value("trainer.gradient_clip_val", 0.5)  # trainer stays a free mapping of Trainer arguments
@@ -136,12 +138,12 @@ def yaml_values(path: Path) -> dict[str, Any]:
     return {
         name: value
         for name, value in (yaml.safe_load(path.read_text()) or {}).items()
-        if name not in ("_target_", "defaults")
+        if name != "defaults" and not name.startswith("_")
     }
 
 
 def test_shared_model_defaults_agree_with_the_base_constructor():
-    from autoencoders.models.base import AutoencoderBase
+    from autoencoders.machinery.base import AutoencoderBase
 
     base = constructor_arguments(AutoencoderBase)
     for name, value in yaml_values(CONF / "shared" / "model.yaml").items():
@@ -152,7 +154,8 @@ def test_shared_model_defaults_agree_with_the_base_constructor():
 def test_each_models_own_defaults_agree(compose_cfg, option):
     # A model's own keys: the constructor's default, the YAML's value and the declaration agree.
     # (A model's YAML may override a shared key for its recipe, e.g. the VAE's bce, mlp's lr.)
-    shared = set(yaml_values(CONF / "shared" / "model.yaml"))
+    # net: every model's network is the model/net group's choice (tested below, with the families).
+    shared = set(yaml_values(CONF / "shared" / "model.yaml")) | {"net"}
     cfg = compose_cfg(f"model={option}")
     cls = get_class(cfg.model._target_)
     own = {
@@ -193,8 +196,45 @@ def test_every_declaration_has_a_doc_and_an_allowed_default():
 
 def test_docs_config_md_is_the_declarations_table():
     text = (ROOT / "docs" / "config.md").read_text()
-    for section in ("", *DECLARED_SECTIONS, "trainer", "logger"):
+    for section in ("", *DECLARED_SECTIONS, "net", "trainer", "logger"):
         assert reference_table(section) in text, (
             f"docs/config.md: the {section or 'top-level'} table is stale; "
             "regenerate it with `python scripts/config_reference.py > docs/config.md`"
         )
+
+
+NET_FAMILIES = sorted(path.stem for path in (CONF / "model" / "net").glob("*.yaml"))
+
+
+def test_the_network_families_are_the_declared_ones():
+    from autoencoders.config_keys import NETS
+
+    assert sorted(NETS) == NET_FAMILIES
+    assert RULES["model.net"].default == "mlp"  # every model's defaults list names model/net: mlp, but conv's
+
+
+@pytest.mark.parametrize("family", NET_FAMILIES)
+def test_every_network_key_is_declared_and_its_defaults_agree(family):
+    # conf/model/net/<family>.yaml, its declarations net.<family>.<key> and the encoder's and the
+    # decoder's constructor defaults agree, key by key.
+    from autoencoders.nets.families import import_class
+
+    values = yaml_values(CONF / "model" / "net" / f"{family}.yaml")
+    declared = {name.split(".")[2]: rule.default for name, rule in RULES.items() if name.startswith(f"net.{family}.")}
+    assert values == declared, family
+    encoder = import_class(yaml.safe_load((CONF / "model" / "net" / f"{family}.yaml").read_text())["_target_"], "t")
+    for cls in (encoder, encoder.mirror):
+        parameters = inspect.signature(cls.__init__).parameters
+        for name, value in values.items():
+            default = parameters[name].default
+            assert (list(default) if isinstance(default, tuple) else default) == value, f"{cls.__name__}.{name}"
+
+
+def test_every_model_trains_on_the_mlp_family_but_conv(compose_cfg):
+    mlp = yaml_values(CONF / "model" / "net" / "mlp.yaml")
+    for option in MODELS:
+        net = compose_cfg(f"model={option}").model.net
+        family = "conv" if option == "conv" else "mlp"
+        assert net._target_ == yaml.safe_load((CONF / "model" / "net" / f"{family}.yaml").read_text())["_target_"]
+        if family == "mlp":
+            assert {key: net[key] for key in mlp} == mlp, option

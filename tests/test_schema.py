@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from autoencoders import schema
+from autoencoders import config_keys
+from autoencoders.config_keys import RULES
 from autoencoders.errors import ConfigError
 from autoencoders.models.contractive import ContractiveAutoencoder
 from autoencoders.models.cvae import CVAE
@@ -14,7 +16,7 @@ from autoencoders.models.sparse import SparseAutoencoder
 from autoencoders.models.tcvae import TCVAE
 from autoencoders.models.vae import VAE
 from autoencoders.models.vqvae import VQVAE
-from autoencoders.schema import RULES, EvalSettings, check_config
+from autoencoders.schema import EvalSettings, check_config
 
 SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3}
 
@@ -73,7 +75,7 @@ def test_eval_settings_are_checked():
         ("model.lr=-1", "model.lr must be a number > 0"),
         ("model.lr=abc", "model.lr='abc' is not allowed"),
         ("model.loss=l2", "model.loss must be one of mse, bce"),
-        ("model.net=resnet", "model.net must be one of mlp, conv"),
+        ("model.net=resnet", "model.net must be a family (mlp, conv, burgess, residual) or a mapping with a _target_"),
         ("data.batch_size=0", "data.batch_size must be an integer >= 1"),
         ("torch_threads=0", "torch_threads must be an integer >= 1 (or null)"),
         ("trainer.max_epochs=-2", "trainer.max_epochs must be an integer >= 1"),
@@ -92,21 +94,29 @@ def test_bad_values_name_key_value_and_what_is_allowed(compose_cfg, override, me
 def test_the_names_in_the_schema_are_the_names_the_code_maps():
     # The schema spells the names out to stay free of torch imports; the code maps each to an
     # implementation. Both sides must list the same names, in the same order as the schema shows them.
-    from autoencoders.models import losses
+    from autoencoders.losses import reconstruction, total_correlation
+    from autoencoders.machinery.optim import LR_SCHEDULES
     from autoencoders.models.dae import CORRUPTIONS
-    from autoencoders.models.nets import NETS
-    from autoencoders.models.optim import LR_SCHEDULES
-    from autoencoders.models.quantizer import CODEBOOK_UPDATES
     from autoencoders.models.sparse import SPARSITY
+    from autoencoders.nets.families import import_class
+    from autoencoders.nets.mlp import ACTIVATIONS
+    from autoencoders.nets.quantizer import CODEBOOK_UPDATES
+    from autoencoders.schema import shipped_nets
 
-    assert tuple(NETS) == schema.NETS == RULES["model.net"].choices
-    assert tuple(losses.RECONSTRUCTION_LOSSES) == schema.RECONSTRUCTION_LOSSES == RULES["model.loss"].choices
-    assert tuple(LR_SCHEDULES) == schema.LR_SCHEDULES == RULES["model.lr_schedule"].choices
-    assert tuple(CORRUPTIONS) == schema.CORRUPTIONS == RULES["model.noise"].choices
-    assert tuple(SPARSITY) == schema.SPARSITY_PENALTIES == RULES["model.sparsity"].choices
-    for estimator in schema.TC_ESTIMATORS:  # each name is a weighting losses.py knows
-        assert losses.minibatch_log_weights(4, 10, estimator).shape == (4, 4)
-    assert tuple(CODEBOOK_UPDATES) == schema.CODEBOOK_UPDATES == RULES["model.codebook_update"].choices
+    # model.net's names are the conf/model/net/ files, each naming an encoder class with its decoder.
+    assert tuple(shipped_nets()) == config_keys.NETS
+    for config in shipped_nets().values():
+        assert issubclass(import_class(config["_target_"], "model.net._target_").mirror, torch.nn.Module)
+    assert tuple(ACTIVATIONS) == config_keys.NET_ACTIVATIONS == RULES["net.mlp.activation"].choices
+    assert (
+        tuple(reconstruction.RECONSTRUCTION_LOSSES) == config_keys.RECONSTRUCTION_LOSSES == RULES["model.loss"].choices
+    )
+    assert tuple(LR_SCHEDULES) == config_keys.LR_SCHEDULES == RULES["model.lr_schedule"].choices
+    assert tuple(CORRUPTIONS) == config_keys.CORRUPTIONS == RULES["model.noise"].choices
+    assert tuple(SPARSITY) == config_keys.SPARSITY_PENALTIES == RULES["model.sparsity"].choices
+    for estimator in config_keys.TC_ESTIMATORS:  # each name is a weighting losses/total_correlation.py knows
+        assert total_correlation.minibatch_log_weights(4, 10, estimator).shape == (4, 4)
+    assert tuple(CODEBOOK_UPDATES) == config_keys.CODEBOOK_UPDATES == RULES["model.codebook_update"].choices
 
 
 def test_the_schema_imports_no_torch():

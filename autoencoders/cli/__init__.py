@@ -1,6 +1,11 @@
-"""The entry points: `ae-train` (train.py), `ae-eval` (evaluate.py), `ae-compare` (compare.py),
-`ae-predict` (predict.py).
-Each parses its command line, calls one function of the package, and reports; nothing else."""
+"""The entry points; each parses its command line, calls one function of the package, and reports.
+
+train.py       ae-train (Hydra's entry function hydra_main)
+evaluate.py    ae-eval
+compare.py     ae-compare
+predict.py     ae-predict
+ddp_worker.py  one worker process of a DDP run, started by the run's main process
+"""
 
 from __future__ import annotations
 

@@ -1,2 +1,9 @@
-"""The compare wing, behind `ae-compare`: the runs below a directory (collect.py), their table
-(table.py) and plots (plot.py). It reads metrics.json files only and never imports torch."""
+"""The compare wing, behind `ae-compare`. It reads metrics.json and event files only and never
+imports torch.
+
+collect.py  one Run per metrics.json below a directory
+table.py    the table, seeds grouped as mean and sample std
+plot.py     --plot: a metric against a setting, one line per value of another
+grid.py     --images: the same image from every run on one PNG
+events.py   reading images back from TensorBoard event files
+"""

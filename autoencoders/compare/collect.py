@@ -44,12 +44,23 @@ class Run:
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
-    """["model.beta=4", "+trainer.x=1"] -> {"model.beta": "4", "trainer.x": "1"}."""
+    """["model.beta=4", "+trainer.x=1", "model/net=conv"] -> {"model.beta": "4", "trainer.x": "1",
+    "model.net": "conv"}: a nested group's choice is keyed like the setting it makes (model/net=conv
+    and model.net=conv both choose the conv network)."""
     parsed: dict[str, str] = {}
     for item in overrides:
         key, _, value = item.partition("=")
-        parsed[key.lstrip("+")] = value  # `+key` / `++key` set the same key as `key`
+        parsed[key.lstrip("+").replace("/", ".")] = value  # `+key` / `++key` set the same key as `key`
     return parsed
+
+
+# The model's size from the record (rundir/record.py `model`), shown beside the metrics.
+SIZE_METRICS = {"model/parameters": "parameters", "model/multiply_adds": "multiply_adds"}
+
+
+def _size(record: dict[str, Any]) -> dict[str, float]:
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    return {name: float(model[key]) for name, key in SIZE_METRICS.items() if isinstance(model.get(key), (int, float))}
 
 
 def natural_key(text: str) -> list[Any]:
@@ -84,7 +95,7 @@ def _read_run(path: Path, root: Path) -> Run:
     return Run(
         label,
         seen_status(record),  # `killed` for a run whose recorded process is gone
-        floats,
+        {**floats, **_size(record)},
         effective_overrides(record, [str(item) for item in overrides]),
         _short_error(record.get("error")),
         _evaluation_settings(record.get("evaluation")),

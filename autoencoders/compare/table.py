@@ -14,6 +14,7 @@ from pathlib import Path
 
 from autoencoders.compare.collect import (
     SEED_KEY,
+    SIZE_METRICS,
     Run,
     available_metrics,
     check_metric,
@@ -35,11 +36,13 @@ class Row:
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
-    """test/mse, test/loss, then the other test/* metrics (val/* when no run got to testing)."""
+    """test/mse, test/loss, then the other test/* metrics (val/* when no run got to testing), then
+    the model's size (model/parameters, model/multiply_adds) where the records have it."""
     names = available_metrics(runs)
     stage = "test/" if any(name.startswith("test/") for name in names) else "val/"
     first = [name for name in (f"{stage}mse", f"{stage}loss") if name in names]
-    return first + [name for name in names if name.startswith(stage) and name not in first]
+    size = [name for name in SIZE_METRICS if name in names]
+    return first + [name for name in names if name.startswith(stage) and name not in first] + size
 
 
 def summarize(values: list[float]) -> tuple[float, float | None]:

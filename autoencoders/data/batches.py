@@ -2,7 +2,7 @@
 accelerator, copies of the whole split on the device so that batches are sliced there.
 
 Loading a whole dataset once and slicing batches from one tensor is what makes training fast
-on a CPU: tutorial 000's torchvision `ToTensor` + `DataLoader` pipeline fed the mlp at
+on a CPU: the torchvision `ToTensor` + `DataLoader` pipeline of Diaz 2026's tutorial fed the mlp at
 ~11,600 images/s on our 2-core machine, a loop over an in-memory tensor at ~43,000
 (scripts/bench.py; per-image PIL conversion and collation dominate the former). On a GPU the
 same idea goes one step further: FashionMNIST is 47 MB as bytes (188 MB as float32), so the

@@ -17,12 +17,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from autoencoders.config_keys import default_of
 from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches, PixelBatches, to_pixels
 from autoencoders.data.npz import load_npz
 from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
-from autoencoders.schema import check_section, default_of
+from autoencoders.schema import check_section
 
 log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024

@@ -1,7 +1,7 @@
-"""Anomaly detection by reconstruction error (tutorial 001, section 5.1).
+"""Anomaly detection by reconstruction error (Sakurada & Yairi 2014, "Anomaly Detection Using Autoencoders with Nonlinear Dimensionality Reduction").
 
 Train on normal classes only (`data.normal_classes` / `data.holdout_class`); score every test
-image by its per-pixel mean squared reconstruction error E(x) (`models.passes.per_image_mse`,
+image by its per-pixel mean squared reconstruction error E(x) (`machinery.passes.per_image_mse`,
 computed in the evaluations' shared pass over the test set); flag E(x) > tau, with tau the
 95th or 99th percentile of the validation errors of (normal) images. Anomalies are the positive
 class. The metric functions are pure (scores and labels in, numbers out) so tests can pin them.
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autoencoders.models.inference import condition
+from autoencoders.machinery.inference import condition
 
 PERCENTILES = (95, 99)
 HEATMAP_COLORMAP = "inferno"
@@ -85,7 +85,7 @@ def worst_grid(
     """The `n_images` highest-error images: per group of `per_row`, a row of originals, a row of
     reconstructions and a row of error heatmaps (`labels`: the images' classes, which conditional
     models need). Returns the (3, H, W) grid and the indices shown."""
-    from autoencoders.models.inference import to_module
+    from autoencoders.machinery.inference import to_module
     from autoencoders.views.tensorboard import grid
 
     worst = errors.argsort(descending=True)[:n_images]

@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.errors import CheckpointError
-from autoencoders.evaluation.requirements import check_evaluation
 from autoencoders.internals import check_versions
 from autoencoders.rundir.attempt import where_now
 from autoencoders.rundir.loading import data_arguments, instantiate, load_config, load_model, resolve
@@ -44,7 +43,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from autoencoders.evaluation.suite import evaluate_model, shared_passes
+    from autoencoders.evaluation.suite import check_evaluation, evaluate_model, shared_passes
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 

@@ -3,7 +3,7 @@
     log p(x) >= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x)
 
 in nats per image, with the model's own likelihood (Bernoulli for `loss=bce`, the fixed-sigma
-Gaussian for `loss=mse`, `losses.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
+Gaussian for `loss=mse`, `reconstruction.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
 (the k = 1 bound, in expectation) and tightens as k grows. `test/nll` is its negative. For the
 cvae every term is conditioned on the image's label: the estimate is of -log p(x|y). A model
 with latent levels of its own (the hvae) gives its weights itself, `model.log_importance_weights`,
@@ -15,16 +15,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.inference import chunks
-from autoencoders.models.iwae import log_importance_weights  # the iwae trains on the same bound
+from autoencoders import machine
+from autoencoders.errors import ConfigError
+from autoencoders.losses import densities
+from autoencoders.machinery.inference import chunks
+from autoencoders.models.iwae import importance_sampling_bytes, log_importance_weights  # the iwae's own bound
+
+NLL_BATCH = 500  # images per log_importance_weights call (importance_weighted_nll's batch_size)
 
 
 def importance_weighted_nll(
     model: torch.nn.Module,
     images: Tensor,
     samples: int = 100,
-    batch_size: int = 500,
+    batch_size: int = NLL_BATCH,
     seed: int = 0,
     labels: Tensor | None = None,
 ) -> Tensor:
@@ -41,5 +45,20 @@ def importance_weighted_nll(
             log_weights = own(chunk, samples, generator, chunk_labels)
         else:
             log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
-        estimates.append(-losses.importance_weighted_bound(log_weights).double().cpu())
+        estimates.append(-densities.importance_weighted_bound(log_weights).double().cpu())
     return torch.cat(estimates)
+
+
+def check_nll_memory(samples: int, images: int, model: torch.nn.Module) -> None:
+    """Refuse, before training, `samples` importance samples per image that cannot fit in the
+    machine's memory at once for `images` test images (at most NLL_BATCH at a time)."""
+    memory, images = machine.memory(), min(NLL_BATCH, images)
+    channels, height, width = model.input_shape
+    needed = importance_sampling_bytes(samples, images, model.hparams.latent_dim, channels * height * width)
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"eval.nll_samples={samples} needs at least {needed / 2**30:.1f} GiB at once for test/nll "
+            f"({images} images of {channels}×{height}×{width} at a time), more than this machine's "
+            f"{memory / 2**30:.1f} GiB of memory. Use fewer samples (Burda et al. 2016 report k = 5000; 100 is "
+            "the default), or eval.nll_samples=0 to skip test/nll."
+        )

@@ -9,7 +9,7 @@ Outputs (one .npz, arrays by name, row i from names[i]):
   vae and its kin, the encoder's continuous output z_e for the vqvae, which also gives `tokens`
   (N × positions, int64), the index of each token's nearest codebook vector.
 - errors (N, float32): E(x), the per-pixel mean squared error of the deterministic
-  reconstruction, pixels in [0, 1] (the unit of */mse, which every model logs; tutorial 001, 5.1).
+  reconstruction, pixels in [0, 1] (the unit of */mse, which every model logs; Sakurada & Yairi 2014's anomaly score).
 - flags_p95, flags_p99 (N, bool): E(x) > tau_p, with tau_p the threshold anomaly evaluation
   recorded in metrics.json for this very checkpoint (the p-th percentile of the validation
   errors of normal images); absent, with a note, when none was recorded.
@@ -45,8 +45,8 @@ from autoencoders.evaluation.inputs import (
     open_split,
     pixels,
 )
-from autoencoders.models.inference import condition, evaluating
-from autoencoders.models.passes import per_image_mse
+from autoencoders.machinery.inference import condition, evaluating
+from autoencoders.machinery.passes import per_image_mse
 from autoencoders.rundir.loading import load_config, load_model, resolve
 from autoencoders.rundir.record import (
     METRICS_FILE,
@@ -217,7 +217,7 @@ def recorded_thresholds(run_dir: Path, checkpoint: Path, saved: dict[str, Any]) 
     if "normal_classes" not in record.get("data", {}):
         return {}, (
             "No flags: the run was trained without data.normal_classes or data.holdout_class, so it has no "
-            "anomaly thresholds (tutorial 001's detector trains on normal classes only)."
+            "anomaly thresholds (the detector is fitted on normal classes only)."
         )
     return {}, (
         f"No flags: {run_dir / METRICS_FILE} records no anomaly thresholds for {checkpoint.name} at epoch "

@@ -183,7 +183,7 @@ def train_reference(
 ) -> ReferenceNet:
     """Adam on cross-entropy, its learning rate on a one-cycle schedule over recipe["steps"] full
     batches (consecutive shuffles of the set), seeded in its own RNG scope. Gradients are on even
-    inside an evaluation's no_grad block (evaluation runs it under models.inference.evaluating).
+    inside an evaluation's no_grad block (evaluation runs it under machinery.inference.evaluating).
     On one thread, whatever the run's: a sum over another number of threads rounds otherwise, and
     one hash would name different networks (at 32 × 32 two threads gave 0.966 test accuracy where
     one gives 0.9715); a net this small loses little by it, and nothing on a shared machine."""

@@ -106,11 +106,11 @@ def sample_quality(
 ) -> tuple[dict[str, float], dict]:
     """test/fd, test/precision, test/recall (models with `sample`) and test/recon_fd on n test images;
     with `inception_weights` (a local file) also test/inception_fid (evaluation/inception.py).
-    `passes`: the evaluations' shared passes (models/passes.py), which decode the codes they hold."""
+    `passes`: the evaluations' shared passes (machinery/passes.py), which decode the codes they hold."""
     from autoencoders.evaluation.inception import inception_features, inception_network, weights_digest
     from autoencoders.evaluation.probe import subset
     from autoencoders.evaluation.reference import recipe_for, reference_network
-    from autoencoders.models.passes import passes_of
+    from autoencoders.machinery.passes import passes_of
 
     # A wrong weights file is refused before any work (the reference network may take minutes).
     inception = inception_network(inception_weights, getattr(model, "device", "cpu")) if inception_weights else None

@@ -5,7 +5,7 @@ disentanglement metrics (evaluation/disentanglement.py).
 `evaluate_model(settings, model, datamodule, loggers)` runs at the end of training (after the
 tested checkpoint was tested) and inside `ae-eval`, which re-tests a finished run.
 
-The evaluations share their passes over the data (models/passes.py): the test images are
+The evaluations share their passes over the data (machinery/passes.py): the test images are
 encoded once for the probe, anomaly detection, the disentanglement metrics, sample quality and
 the latent views drawn after testing (within `shared_passes`), and decoded once more where
 reconstructions are needed; the probe and the factor metrics share their training codes.
@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from autoencoders.errors import ConfigError
 from autoencoders.evaluation.probe import SUBSET_SEED
-from autoencoders.evaluation.requirements import check_evaluation
-from autoencoders.models.inference import evaluating
-from autoencoders.models.passes import SplitPasses, passes_of, sharing
+from autoencoders.machinery.inference import evaluating
+from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
@@ -60,6 +60,36 @@ def _reads_all_test(settings: EvalSettings, datamodule: Any) -> bool:
 
 def _anomaly_on(settings: EvalSettings, datamodule: Any) -> bool:
     return bool(settings.anomaly) and getattr(datamodule, "normal_classes", None) is not None
+
+
+def check_evaluation(settings: Any, model: Any, datamodule: Any) -> None:
+    """Refuse, before training (and before ae-eval's test pass), an evaluation setting this
+    set-up DataModule and model cannot meet, in one paragraph instead of a failure after the
+    training it wasted: eval.anomaly=true without normal classes, eval.sample_quality=true
+    without labels, a probe subset of one class (probe.py), importance samples (likelihood.py) or
+    a FactorVAE-score vote (disentanglement.py) larger than the machine's memory."""
+    from autoencoders.evaluation.disentanglement import check_vote_memory
+    from autoencoders.evaluation.likelihood import check_nll_memory
+    from autoencoders.evaluation.probe import check_probe_classes
+
+    settings = settings if isinstance(settings, EvalSettings) else EvalSettings.from_config(settings)
+    if settings.anomaly is True and getattr(datamodule, "normal_classes", None) is None:
+        raise ConfigError(
+            "eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
+            "normal); set one, or use eval.anomaly=auto."
+        )
+    if settings.sample_quality is True and not datamodule.has_labels:
+        raise ConfigError(
+            "eval.sample_quality=true needs class labels to train its reference network, and this data "
+            "has none; use eval.sample_quality=auto or false."
+        )
+    if settings.probe and datamodule.has_labels:
+        check_probe_classes(settings.probe_train_size, datamodule)
+    if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
+        test = len(datamodule.labels("test"))
+        check_nll_memory(settings.nll_samples, min(settings.nll_images or test, test), model)
+    if settings.disentanglement and getattr(datamodule, "has_factors", False) and datamodule.factorial:
+        check_vote_memory(settings.factorvae_batch, model.hparams.latent_dim)
 
 
 def evaluate_model(
@@ -203,7 +233,7 @@ def _anomaly(
     step: int,
     loggers: Sequence[Any] = (),
 ) -> dict[str, float]:
-    """Tutorial 001's pipeline on the test set; the worst reconstructions to TensorBoard."""
+    """Anomaly detection by reconstruction error (Sakurada & Yairi 2014) on the test set; the worst reconstructions to TensorBoard."""
     import torch
 
     from autoencoders.evaluation.anomaly import anomaly_metrics, worst_grid

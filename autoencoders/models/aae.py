@@ -1,7 +1,7 @@
-"""The adversarial autoencoder (Makhzani et al. 2016; tutorial 003, "Adversarial Autoencoders").
+"""The adversarial autoencoder (Makhzani et al. 2016).
 
 Config `model=aae`. A deterministic autoencoder whose codes are pushed toward the prior
-p(z) = N(0, I) by a discriminator on z, trained through the phased loop (models/phases.py).
+p(z) = N(0, I) by a discriminator on z, trained through the phased loop (machinery/phases.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.nets import Discriminator
-from autoencoders.models.phases import Phase, PhasedAutoencoder
+from autoencoders.losses import matching, reconstruction
+from autoencoders.machinery.phases import Phase, PhasedAutoencoder
+from autoencoders.nets.discriminator import Discriminator
 
 # The discriminator's hidden layers: Makhzani et al. (2016) use two layers of 1000 ReLU units
 # for the adversarial network on MNIST; its width is model.discriminator_width.
@@ -68,29 +68,29 @@ class AAE(PhasedAutoencoder):
         real = self.discriminator(torch.randn_like(z))
         fake = self.discriminator(z.detach())
         return {
-            "disc_loss": losses.discriminator_loss(real, fake),
-            "gen_loss": losses.generator_loss(self.discriminator(z)),
-            "disc_acc": losses.discriminator_accuracy(real, fake),
+            "disc_loss": matching.discriminator_loss(real, fake),
+            "gen_loss": matching.generator_loss(self.discriminator(z)),
+            "disc_acc": matching.discriminator_accuracy(real, fake),
         }
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         z = self.encode(x)
         x_hat = self.decode(z)
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)
         return {"loss": recon, "recon": recon, **self.adversarial_terms(z)}, x_hat
 
     def training_phases(self, x: Tensor) -> Iterator[Phase]:
-        recon = losses.mean_reconstruction(self.hparams.loss, self.reconstruct(x), x)
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, self.reconstruct(x), x)
         yield "autoencoder", recon, {"loss": recon, "recon": recon}
         z = self.encode(x)  # the codes after the reconstruction update
         real = self.discriminator(torch.randn_like(z))
         fake = self.discriminator(z.detach())
-        disc_loss = losses.discriminator_loss(real, fake)
+        disc_loss = matching.discriminator_loss(real, fake)
         yield (
             "discriminator",
             disc_loss,
-            {"disc_loss": disc_loss, "disc_acc": losses.discriminator_accuracy(real, fake)},
+            {"disc_loss": disc_loss, "disc_acc": matching.discriminator_accuracy(real, fake)},
         )
         # D after its update; the encoder's graph from above (its weights unchanged since).
-        gen_loss = losses.generator_loss(self.discriminator(z))
+        gen_loss = matching.generator_loss(self.discriminator(z))
         yield "generator", gen_loss, {"gen_loss": gen_loss}

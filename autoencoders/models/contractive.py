@@ -1,4 +1,4 @@
-"""The contractive autoencoder (tutorials 001 section 2.5, 003): a reconstruction loss plus
+"""The contractive autoencoder (Rifai et al. 2011, "Contractive Auto-Encoders"): a reconstruction loss plus
 lambda * ||J_f(x)||_F^2, the squared Frobenius norm of the encoder's Jacobian.
 
 Config `model=contractive`; the random-projection estimate is `model.jacobian_projections=1`.
@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
+from autoencoders.losses import penalties, reconstruction
+from autoencoders.machinery.base import AutoencoderBase
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -83,7 +83,7 @@ class ContractiveAutoencoder(AutoencoderBase):
         with torch.inference_mode(False), torch.enable_grad(), batchnorm_eval(self.encoder):
             x_in = x.clone().requires_grad_(True)
             projections = int(self.hparams.jacobian_projections)
-            return losses.jacobian_frobenius_sq(self.encode(x_in), x_in, projections, create_graph=self.training)
+            return penalties.jacobian_frobenius_sq(self.encode(x_in), x_in, projections, create_graph=self.training)
 
     def _closed_form(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The exact penalty per image and the code, from one pass through the ReLU MLP encoder."""
@@ -92,7 +92,7 @@ class ContractiveAutoencoder(AutoencoderBase):
             hidden = layer(hidden)
             if isinstance(layer, nn.ReLU):
                 masks.append((hidden > 0).to(hidden.dtype))  # the ReLU's derivative
-        return losses.relu_mlp_jacobian_frobenius_sq([layer.weight for layer in self._linears], masks), hidden
+        return penalties.relu_mlp_jacobian_frobenius_sq([layer.weight for layer in self._linears], masks), hidden
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         if self._linears is not None:
@@ -104,7 +104,7 @@ class ContractiveAutoencoder(AutoencoderBase):
             code = self.encode(x)
             jacobian_sq = self.contractive_penalty(x)
         x_hat = self.decode(code)
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)
         contractive = jacobian_sq.mean()
         loss = recon + self.hparams.contractive_weight * contractive
         return {"loss": loss, "recon": recon, "contractive": contractive}, x_hat

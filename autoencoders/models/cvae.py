@@ -1,4 +1,4 @@
-"""The conditional VAE (Sohn et al. 2015; tutorial 003, "Modern variants"): encoder and decoder
+"""The conditional VAE (Sohn et al. 2015): encoder and decoder
 both see the image's class.
 
 Config `model=cvae`. The number of classes comes from the data (like the input shape).

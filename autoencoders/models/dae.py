@@ -1,4 +1,4 @@
-"""The denoising autoencoder (tutorial 001 section 5.3, 002): corrupt the input, rebuild the clean one.
+"""The denoising autoencoder (Vincent et al. 2008): corrupt the input, rebuild the clean one.
 
 Config `model=dae`; masking noise is `model.noise=mask`.
 """
@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
+from autoencoders.losses import reconstruction
+from autoencoders.machinery.base import AutoencoderBase
 
 # Seed of the corruption behind */denoise_mse (plus the batch index): every run and every
 # epoch denoises the same noisy images, so the number compares across runs.
@@ -31,7 +31,7 @@ def masking_noise(x: Tensor, prob: float, generator: torch.Generator | None = No
     return x * keep
 
 
-# model.noise -> (corruption, the hyperparameter that sets its strength); names: schema.CORRUPTIONS
+# model.noise -> (corruption, the hyperparameter that sets its strength); names: config_keys.CORRUPTIONS
 CORRUPTIONS: dict[str, tuple[Callable[..., Tensor], str]] = {
     "gaussian": (gaussian_noise, "noise_std"),
     "mask": (masking_noise, "mask_prob"),
@@ -59,10 +59,10 @@ class DenoisingAutoencoder(AutoencoderBase):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         x_in = self.corrupt(x) if self.training else x
         x_hat = self.decode(self.encode(x_in))
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)  # clean target
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)  # clean target
         return {"loss": recon}, x_hat
 
     def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
         generator = torch.Generator(device=x.device).manual_seed(DENOISE_SEED + batch_idx)
         x_hat = self.reconstruct(self.corrupt(x, generator))
-        return {"denoise_mse": losses.mean_reconstruction("mse", x_hat, x)}
+        return {"denoise_mse": reconstruction.mean_reconstruction("mse", x_hat, x)}

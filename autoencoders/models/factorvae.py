@@ -1,6 +1,6 @@
-"""FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising"; tutorial 003, "Disentanglement"):
+"""FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising"):
 the VAE plus gamma times the total correlation of its codes, estimated by a discriminator with
-the density-ratio trick, trained through the phased loop (models/phases.py).
+the density-ratio trick, trained through the phased loop (machinery/phases.py).
 
 Config `model=factorvae`. The paper's Algorithm 2 draws two minibatches per iteration: the first
 trains the VAE, the second gives the permuted codes the discriminator learns to tell from the
@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.nets import Discriminator
-from autoencoders.models.phases import Phase, PhasedAutoencoder
+from autoencoders.losses import densities, matching, reconstruction
+from autoencoders.machinery.phases import Phase, PhasedAutoencoder
 from autoencoders.models.vae import VAE
+from autoencoders.nets.discriminator import Discriminator
 
 # The paper's discriminator: an MLP of 6 layers of 1000 units with leaky ReLU, 2 logits
 # (disentanglement_lib's fc_discriminator, "based on Appendix A", has 6 hidden layers of 1000
@@ -102,8 +102,8 @@ class FactorVAE(PhasedAutoencoder, VAE):
         """The autoencoder phase's terms on x, its sampled codes z and its reconstruction."""
         mu, logvar, z = self.sampled_codes(x)
         x_hat = self.decode(z)
-        recon = losses.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
-        kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
+        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
         penalty, _ = self.regularizer(mu, logvar, z)  # beta_t * KL_fb, as the VAE's
         tc = self.discriminator(z).mean()  # gradients reach the encoder through D (D's own are reset in phase 2)
         terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), "tc": tc}
@@ -113,8 +113,8 @@ class FactorVAE(PhasedAutoencoder, VAE):
         """disc_loss and disc_acc for q(z) samples z (label 1) against permuted codes (label 0)."""
         real, fake = self.discriminator(z.detach()), self.discriminator(permuted.detach())
         return {
-            "disc_loss": losses.discriminator_loss(real, fake),
-            "disc_acc": losses.discriminator_accuracy(real, fake),
+            "disc_loss": matching.discriminator_loss(real, fake),
+            "disc_acc": matching.discriminator_accuracy(real, fake),
         }
 
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:

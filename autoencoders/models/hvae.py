@@ -1,5 +1,5 @@
 """A two-level hierarchical VAE in the manner of the Ladder VAE (Sønderby et al. 2016, "Ladder
-Variational Autoencoders"; tutorials 002 and 003 name it beside NVAE).
+Variational Autoencoders").
 
 Config `model=hvae`. Generative model p(z2) p(z1|z2) p(x|z1): z2 ~ N(0, I), z1 given z2 a
 diagonal Gaussian from a top-down network, x given z1 the VAE's likelihood. Inference shares the
@@ -16,28 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autoencoders.models import losses
+from autoencoders.losses import densities, reconstruction
+from autoencoders.losses.densities import gaussian_kl_between, precision_weighted
 from autoencoders.models.iwae import log_likelihoods, standard_normal
 from autoencoders.models.vae import VAE, PosteriorStats
 
 # Hidden units of the small networks between the levels (bottom-up d1 -> z2's estimate, top-down
 # z2 -> p(z1|z2)): the width of the mlp network's last hidden layer, ours.
 LEVEL_WIDTH = 64
-
-
-def precision_weighted(mu_hat: Tensor, logvar_hat: Tensor, mu_p: Tensor, logvar_p: Tensor) -> tuple[Tensor, Tensor]:
-    """The Gaussian proportional to N(mu_hat, var_hat) * N(mu_p, var_p) per dimension (Sønderby et
-    al. 2016, eq. 18-19): var_q = 1 / (1/var_hat + 1/var_p), mu_q = var_q (mu_hat/var_hat + mu_p/var_p).
-    Returned as (mu_q, logvar_q), computed in log space: the weights var_q/var_hat and var_q/var_p
-    lie in [0, 1] however small either variance is."""
-    logvar_q = -torch.logaddexp(-logvar_hat, -logvar_p)
-    mu_q = mu_hat * torch.exp(logvar_q - logvar_hat) + mu_p * torch.exp(logvar_q - logvar_p)
-    return mu_q, logvar_q
-
-
-def gaussian_kl_between(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(N(mu_q, var_q) || N(mu_p, var_p)) for each dimension, in nats (broadcasts)."""
-    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
 
 
 class HVAE(VAE):
@@ -108,11 +94,11 @@ class HVAE(VAE):
         mu1, logvar1 = precision_weighted(mu_hat1, logvar_hat1, mu_p, logvar_p)
         z1 = mu1 + torch.exp(0.5 * logvar1) * torch.randn_like(mu1)
         x_hat = self.decode(z1)
-        recon = losses.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
+        recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
         kl_z1_per_dim = gaussian_kl_between(mu1, logvar1, mu_p, logvar_p)
-        kl_z2_per_dim = losses.gaussian_kl_per_dim(mu2, logvar2)
+        kl_z2_per_dim = densities.gaussian_kl_per_dim(mu2, logvar2)
         kl_z1, kl_z2 = kl_z1_per_dim.sum(1).mean(), kl_z2_per_dim.sum(1).mean()
-        penalty = self.kl_weight() * losses.free_bits_kl(
+        penalty = self.kl_weight() * densities.free_bits_kl(
             torch.cat([kl_z1_per_dim, kl_z2_per_dim], dim=1), self.hparams.free_bits
         )
         kl = kl_z1 + kl_z2
@@ -137,8 +123,10 @@ class HVAE(VAE):
         mu_p, logvar_p = self.prior_z1(z2)
         mu1, logvar1 = precision_weighted(mu_hat1, logvar_hat1, mu_p, logvar_p)
         z1 = mu1 + torch.exp(0.5 * logvar1) * standard_normal(tuple(mu1.shape), mu1, generator)
-        log_prior = losses.gaussian_log_density(z1, mu_p, logvar_p) + losses.standard_normal_log_density(z2)
-        log_posterior = losses.gaussian_log_density(z1, mu1, logvar1) + losses.gaussian_log_density(z2, mu2, logvar2)
+        log_prior = densities.gaussian_log_density(z1, mu_p, logvar_p) + densities.standard_normal_log_density(z2)
+        log_posterior = densities.gaussian_log_density(z1, mu1, logvar1) + densities.gaussian_log_density(
+            z2, mu2, logvar2
+        )
         return log_likelihoods(self, x, z1) + log_prior - log_posterior
 
     # --- per-level statistics at val/test ---------------------------------------------------

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
-from autoencoders.models.inference import condition
+from autoencoders.losses import densities, reconstruction
+from autoencoders.machinery.inference import condition
 from autoencoders.models.vae import VAE
 
 # Decodings per forward pass: k * images are decoded in chunks of about this many, which keeps
@@ -47,8 +47,8 @@ def log_importance_weights(
     """
     mu, logvar = posterior if posterior is not None else model.posterior(x, *condition(model, labels))
     z = mu + torch.exp(0.5 * logvar) * standard_normal((samples, *mu.shape), mu, generator)  # (k, B, d)
-    log_prior = losses.standard_normal_log_density(z)
-    log_posterior = losses.gaussian_log_density(z, mu, logvar)
+    log_prior = densities.standard_normal_log_density(z)
+    log_posterior = densities.gaussian_log_density(z, mu, logvar)
     return log_likelihoods(model, x, z, labels) + log_prior - log_posterior
 
 
@@ -64,7 +64,7 @@ def log_likelihoods(model: torch.nn.Module, x: Tensor, z: Tensor, labels: Tensor
     """(k, B) log p(x|z_k) for codes z (k, B, latent_dim), with the model's likelihood
     (`hparams.loss`), in nats. Decodes k samples for a few images at a time: memory stays bounded
     and the batch of decodings stays large enough for fast matrix products."""
-    nll = losses.NEGATIVE_LOG_LIKELIHOODS[model.hparams.loss]
+    nll = reconstruction.NEGATIVE_LOG_LIKELIHOODS[model.hparams.loss]
     samples = len(z)
     per_chunk = max(1, DECODES_PER_CHUNK // samples)
     log_likelihood = []
@@ -105,7 +105,7 @@ class IWAE(VAE):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         mu, logvar = self.posterior(x)
         log_weights = log_importance_weights(self, x, self.hparams.samples, posterior=(mu, logvar))
-        bound = losses.importance_weighted_bound(log_weights).mean()
-        kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        bound = densities.importance_weighted_bound(log_weights).mean()
+        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
         # The deterministic reconstruction (*/mse measures it; stochastic_reconstruction is inherited).
         return {"loss": -bound, "iw_bound": bound, "kl": kl}, self.decode(mu)

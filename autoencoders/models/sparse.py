@@ -1,4 +1,4 @@
-"""The sparse autoencoder (tutorials 001 section 2.5, 003): a reconstruction loss plus a
+"""The sparse autoencoder (Ng 2011, "Sparse autoencoder", CS294A lecture notes): a reconstruction loss plus a
 penalty that keeps few code units active.
 
 Config `model=sparse`; the L1 variant is `model.sparsity=l1`.
@@ -12,21 +12,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
+from autoencoders.losses import penalties, reconstruction
+from autoencoders.machinery.base import AutoencoderBase
 
 
 def _l1_penalty(code: Tensor, target: float) -> Tensor:
-    return losses.l1_sparsity(code).mean()
+    return penalties.l1_sparsity(code).mean()
 
 
 # model.sparsity -> (code activation, penalty(code, sparsity_target) as a batch scalar); the
-# names are schema.SPARSITY_PENALTIES.
+# names are config_keys.SPARSITY_PENALTIES.
 # The activation follows the penalty: L1 on non-negative ReLU codes; the Bernoulli KL needs
 # codes in (0, 1), read as firing rates.
 SPARSITY: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, float], Tensor]]] = {
     "l1": (torch.relu, _l1_penalty),
-    "kl": (torch.sigmoid, losses.kl_sparsity),
+    "kl": (torch.sigmoid, penalties.kl_sparsity),
 }
 
 
@@ -65,7 +65,7 @@ class SparseAutoencoder(AutoencoderBase):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         code = self.encode(x)
         x_hat = self.decode(code)
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)
         penalty = self.penalty(code, self.hparams.sparsity_target)
         loss = recon + self.hparams.sparsity_weight * penalty
         return {"loss": loss, "recon": recon, "sparsity": penalty, "rho_hat": code.mean()}, x_hat

@@ -1,4 +1,4 @@
-"""The beta-TCVAE (Chen et al. 2018; tutorial 003, "Disentanglement"): the VAE whose KL term is
+"""The beta-TCVAE (Chen et al. 2018): the VAE whose KL term is
 split into index-code mutual information, total correlation and dimension-wise KL, and whose
 `beta` weighs only the total correlation.
 
@@ -12,7 +12,7 @@ from typing import Any
 from torch import Tensor
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
+from autoencoders.losses import total_correlation
 from autoencoders.models.vae import VAE
 
 
@@ -22,7 +22,7 @@ class TCVAE(VAE):
         loss = recon + mi + beta * tc + dwkl       (alpha = gamma = 1 in the paper's notation)
 
     mi, tc and dwkl are estimated from the minibatch, normalised by the training-set size
-    `dataset_size` (`losses.total_correlation_decomposition`), batch means; `tc_estimator` picks
+    `dataset_size` (`total_correlation.total_correlation_decomposition`), batch means; `tc_estimator` picks
     the paper's minibatch-weighted sampling (mws, eq. 5, the default) or its stratified sampling
     (mss, appendix C.2). Both give the same gradients up to their sampling; their values differ:
     mws's weights 1/(NM) sum to 1/N, which adds constants to the estimates, (D - 1) log N to tc
@@ -45,7 +45,7 @@ class TCVAE(VAE):
             )
 
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = losses.total_correlation_decomposition(
+        parts = total_correlation.total_correlation_decomposition(
             z, mu, logvar, self.hparams.dataset_size, self.hparams.tc_estimator
         )
         terms = {name: value.mean() for name, value in parts.items()}

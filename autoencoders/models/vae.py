@@ -1,4 +1,4 @@
-"""The variational autoencoder (tutorials 001 §6 and 003 §4), with beta and collapse controls.
+"""The variational autoencoder (Kingma & Welling 2014; the beta-VAE of Higgins et al. 2017), with beta and collapse controls.
 
 Config `model=vae`; a beta-VAE is `model.beta=4`, a conv VAE `model.net=conv`.
 """
@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from autoencoders.internals import trainer_of
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
+from autoencoders.losses import densities, reconstruction
+from autoencoders.machinery.base import AutoencoderBase
 
 # A latent dimension is "active" when its posterior mean varies across the data by more than
 # this (variance of E_q[z_j | x] over x; Burda et al. 2016, section 5.2).
@@ -66,7 +66,7 @@ class VAE(AutoencoderBase):
     - KL_fb = sum_j max(free_bits, batch mean of KL_j) (Kingma et al. 2016), = kl when free_bits=0.
     "elbo" = -(recon + kl) is the evidence lower bound (beta = 1, no free bits), higher is better.
     `loss=mse` uses a Gaussian likelihood with fixed sigma = 1/sqrt(2), normalising constant
-    included (see `losses.GAUSSIAN_SIGMA`); with grey-level pixels `bce` is a cross-entropy,
+    included (see `reconstruction.GAUSSIAN_SIGMA`); with grey-level pixels `bce` is a cross-entropy,
     not a normalised likelihood, so its elbo compares bce models only with each other.
     val/test also log `active_units` (dimensions whose posterior mean has variance > 0.01
     across the data) and val logs `kl_dim/<j>`, the mean KL of each latent dimension.
@@ -125,8 +125,8 @@ class VAE(AutoencoderBase):
         mu, logvar = self.posterior(x, *condition)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization: grads reach mu, logvar
         x_hat = self.decode(z, *condition)
-        recon = losses.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)  # batch means from here on
-        kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)  # batch means from here on
+        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
         penalty, own_terms = self.regularizer(mu, logvar, z)
         terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), **own_terms}
         return terms, x_hat
@@ -134,8 +134,8 @@ class VAE(AutoencoderBase):
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """What the objective adds to recon (beta_t * KL_fb) and the terms it logs besides kl (none).
         Subclasses that split the KL differently (the tcvae) replace this."""
-        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar)
-        return self.kl_weight() * losses.free_bits_kl(kl_per_dim, self.hparams.free_bits), {}
+        kl_per_dim = densities.gaussian_kl_per_dim(mu, logvar)
+        return self.kl_weight() * densities.free_bits_kl(kl_per_dim, self.hparams.free_bits), {}
 
     # --- epoch-level statistics of the posterior (val/test) ---------------------------------
     def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int, *condition: Tensor) -> dict[str, Tensor]:
@@ -143,7 +143,7 @@ class VAE(AutoencoderBase):
         self._posterior_stats[stage].update(mu)
         if stage != "val":
             return {}
-        kl_per_dim = losses.gaussian_kl_per_dim(mu, logvar).mean(0)
+        kl_per_dim = densities.gaussian_kl_per_dim(mu, logvar).mean(0)
         return {f"kl_dim/{j}": value for j, value in enumerate(kl_per_dim)}
 
     def on_validation_epoch_start(self) -> None:

@@ -1,4 +1,4 @@
-"""The VQ-VAE (van den Oord et al. 2017; tutorials 002 and 003, "Modern variants"): a discrete
+"""The VQ-VAE (van den Oord et al. 2017): a discrete
 latent code of tokens, each one of a learned codebook's vectors.
 
 Config `model=vqvae`; the codebook learned by its loss term instead of moving averages is
@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
-from autoencoders.models.quantizer import (
+from autoencoders.losses import penalties, reconstruction
+from autoencoders.machinery.base import AutoencoderBase
+from autoencoders.nets.quantizer import (
     VectorQuantizer,
     codebook_usage,
     perplexity,
@@ -92,11 +92,11 @@ class VQVAE(AutoencoderBase):
         if self.training:
             self.quantizer.record(z_e.detach(), indices)
         x_hat = self.decoder(straight_through(z_e, z_q).flatten(1))
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
-        commitment = losses.commitment_term(z_e, z_q)
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)
+        commitment = penalties.commitment_term(z_e, z_q)
         terms = {"loss": recon + self.hparams.commitment * commitment, "recon": recon, "commitment": commitment}
         if self.quantizer.learned_by_loss:
-            terms["codebook"] = losses.codebook_term(z_e, z_q)
+            terms["codebook"] = penalties.codebook_term(z_e, z_q)
             terms["loss"] = terms["loss"] + terms["codebook"]
         return terms, x_hat
 

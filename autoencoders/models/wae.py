@@ -2,7 +2,7 @@
 
 Config `model=wae`. A deterministic autoencoder whose aggregate code distribution is pulled
 toward the prior p(z) = N(0, I) by the maximum mean discrepancy between a batch of codes and
-as many prior draws (`losses.mmd_inverse_multiquadric`).
+as many prior draws (`matching.mmd_inverse_multiquadric`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models import losses
-from autoencoders.models.base import AutoencoderBase
+from autoencoders.losses import matching, reconstruction
+from autoencoders.machinery.base import AutoencoderBase
 
 
 class WAE(AutoencoderBase):
@@ -41,7 +41,7 @@ class WAE(AutoencoderBase):
     def loss_terms(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         z = self.encode(x)
         x_hat = self.decode(z)
-        recon = losses.mean_reconstruction(self.hparams.loss, x_hat, x)
-        mmd = losses.mmd_inverse_multiquadric(z, torch.randn_like(z))
+        recon = reconstruction.mean_reconstruction(self.hparams.loss, x_hat, x)
+        mmd = matching.mmd_inverse_multiquadric(z, torch.randn_like(z))
         loss = recon + self.hparams.mmd_weight / x[0].numel() * mmd
         return {"loss": loss, "recon": recon, "mmd": mmd}, x_hat

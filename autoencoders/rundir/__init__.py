@@ -1,3 +1,10 @@
-"""The run directory's contract: its record metrics.json (record.py), the lock one process holds
-for the run's life (lock.py), checkpoints read and written (checkpoints.py), what a resume may
-do (resume.py), and objects back from a run directory (loading.py)."""
+"""The run directory's contract.
+
+record.py       metrics.json, the run's record (with its schema_version)
+lock.py         the OS lock one process holds for the run's life
+leftovers.py    what a process killed outright left: dead writers' temporary files, its attempt marked killed
+checkpoints.py  checkpoints read and written; the one rule for whether one belongs to a run
+attempt.py      <run>/attempt/: where a resume writes until it completes, and its promotion
+resume.py       what a resume may do, decided before any file is touched
+loading.py      load_run and instantiate: objects back from configs and run directories
+"""

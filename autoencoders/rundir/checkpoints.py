@@ -85,7 +85,7 @@ def check_belongs(
             "of this run, or the run directory the checkpoint came from."
         )
     stored = checkpoint.get("hyper_parameters", {})
-    configured = {key: value for key, value in model_cfg.items() if key != "_target_"}
+    configured = {key: value for key, value in model_cfg.items() if not key.startswith("_")}  # _target_, _recursive_
     keys = sorted((set(stored) | set(configured)) - FROM_DATA)
     differing = [
         f"{key}={stored.get(key)!r} in the checkpoint, {configured.get(key)!r} in the config"

@@ -132,6 +132,7 @@ def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_belongs(saved, path, model_cfg)
     model_class = get_class(current_class_path(model_cfg.pop("_target_")))
+    model_cfg = {key: value for key, value in model_cfg.items() if not key.startswith("_")}  # Hydra's own (_recursive_)
     stored = saved.get("hyper_parameters", {})
     from_data = sorted(FROM_DATA & constructor_arguments(model_class))  # what the data gave when it was trained
     for name in from_data:

@@ -7,7 +7,7 @@
   "tested": {"checkpoint", "epoch", "step"},             # which checkpoint `metrics` describe
   "last": {"epoch", "step", "metrics"},                  # train/* and val/* of the last epoch
   "data": {"name", "source", "note", "train", "val", "test"},
-  "model": {"name", "target", "parameters"},
+  "model": {"name", "target", "parameters", "network", "encoder_parameters", "decoder_parameters", "multiply_adds"},
   "overrides": ["model=vae", "model.beta=4", ...],       # the run's identity: its command-line overrides
   "resumes": [{"at", "overrides", "checkpoint", "command", "status", "error", "finished"}, ...],
   "attempt": {"status": "running", "pid", "host", "started", "resume"},  # only while an attempt runs

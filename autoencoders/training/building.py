@@ -6,7 +6,7 @@ later, after the training it wasted):
 - a model too big for the machine's memory: sized first on torch's meta device (no memory),
   so model.latent_dim=2147483647 is refused instead of failing inside an allocation;
 - the iwae's importance samples (model.samples) of one batch must fit in memory;
-- what the evaluations need of the data and the model (evaluation/requirements.py).
+- what the evaluations need of the data and the model (evaluation/suite.py's check_evaluation).
 
 train() calls it; so can a test or a notebook that wants the objects without training.
 """
@@ -20,9 +20,10 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from autoencoders.errors import ConfigError
-from autoencoders.evaluation.requirements import check_evaluation
+from autoencoders.evaluation.suite import check_evaluation
 from autoencoders.machine import memory as machine_memory
 from autoencoders.models.iwae import importance_sampling_bytes
+from autoencoders.nets.families import family_name
 from autoencoders.rundir.checkpoints import current_class_path
 from autoencoders.rundir.loading import data_arguments, instantiate
 from autoencoders.rundir.record import RunRecord
@@ -57,11 +58,12 @@ def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord | None = Non
     model_class = get_class(current_class_path(cfg.model._target_))
     arguments = data_arguments(model_class, datamodule)
     check_model_fits(cfg, arguments)
-    model = instantiate(cfg.model, **arguments, _convert_="all")
+    model = instantiate(cfg.model, **arguments, _convert_="all", _recursive_=False)
+    model.check_network(datamodule.pixels("train", slice(0, 2))[0])
     if record is not None:
         name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
-        parameters = sum(p.numel() for p in model.parameters())
-        record.update(model={"name": name, "target": cfg.model._target_, "parameters": parameters})
+        size = {"parameters": sum(p.numel() for p in model.parameters()), **model.network_size()}
+        record.update(model={"name": name, "target": cfg.model._target_, "network": family_name(cfg.model.net), **size})
     return model
 
 
@@ -79,7 +81,7 @@ def check_model_fits(cfg: DictConfig, arguments: dict[str, Any]) -> None:
     largest = ", ".join(f"model.{key}={value}" for key, value in sizes[:3])
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):  # initialisation draws nothing from the run's RNG
-            sized = instantiate(cfg.model, **arguments, _convert_="all")
+            sized = instantiate(cfg.model, **arguments, _convert_="all", _recursive_=False)
     except InstantiationException as error:
         if not _too_big(error.__cause__):
             raise

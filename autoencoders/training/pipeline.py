@@ -151,7 +151,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model = prepare(cfg, state.record)  # everything that can be refused before training is, here
     manual = not model.automatic_optimization
-    if manual:  # several optimizers per batch: the model clips each phase (models/phases.py)
+    if manual:  # several optimizers per batch: the model clips each phase (machinery/phases.py)
         check_trainer_fits_model(cfg.trainer, type(model))  # a resume's overrides too
         model.gradient_clipping = gradient_clipping(cfg.trainer)
     trainer, best = _trainer(cfg, run_dir, checkpoint, state, manual)
@@ -224,7 +224,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
             tested={"checkpoint": None, "epoch": trainer.current_epoch - 1, "step": trainer.global_step}
         )
         return last
-    # The tested checkpoint as trainer.test loaded it (models.base.on_load_checkpoint): read once.
+    # The tested checkpoint as trainer.test loaded it (machinery.base.on_load_checkpoint): read once.
     saved = getattr(trainer.lightning_module, "loaded_checkpoint", None) or load_checkpoint(tested)
     values = saved.get("epoch_metrics")
     state.record.update(

@@ -71,12 +71,14 @@ JOB_NAME_BYTES = 200
 
 
 def job_dirname(overrides: str) -> str:
-    """A sweep job's folder name from its overrides (`hydra.job.override_dirname`), shortened
-    with a hash of the whole when it would pass the file system's limit; the job's record keeps
-    its full overrides."""
-    encoded = overrides.encode()
+    """A sweep job's folder name from its overrides (`hydra.job.override_dirname`), one folder
+    deep: `/` (a nested group's choice, model/net=conv; a path in a value) becomes `.`, so
+    model/net=conv names its folder as the setting it makes, model.net=conv. Shortened with a hash
+    of the whole when it would pass the file system's limit; the job's record keeps its full overrides."""
+    flat = overrides.replace("/", ".")
+    encoded = flat.encode()
     if len(encoded) <= JOB_NAME_BYTES:
-        return overrides
+        return flat
     digest = hashlib.sha1(encoded).hexdigest()[:12]
     head = encoded[: JOB_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
     return f"{head}_{digest}"

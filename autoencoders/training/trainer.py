@@ -16,7 +16,7 @@ from autoencoders.training.signals import GracefulStop
 DDP_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true")
 
 
-# Trainer arguments a model trained by several optimizers (models/phases.py) applies itself.
+# Trainer arguments a model trained by several optimizers (machinery/phases.py) applies itself.
 CLIPPING = ("gradient_clip_val", "gradient_clip_algorithm")
 
 
@@ -24,7 +24,7 @@ def check_trainer_fits_model(trainer: DictConfig, model_class: type) -> None:
     """Refuse settings a model with several optimizers per batch cannot train with: Lightning's
     gradient accumulation (it would change what one step is, and the phases' order)."""
     from autoencoders.errors import ConfigError
-    from autoencoders.models.phases import PhasedAutoencoder
+    from autoencoders.machinery.phases import PhasedAutoencoder
 
     accumulate = trainer.get("accumulate_grad_batches", 1)
     if issubclass(model_class, PhasedAutoencoder) and accumulate != 1:
@@ -59,7 +59,7 @@ def build_trainer(
     `worker_command`: what starts the run's other processes under DDP (distributed/ddp.py).
     `loggers`: the loggers beside TensorBoard (training/run_loggers.py), which is always the first.
     `callbacks`: callback objects to add after the run's own and `cfg.callbacks`' (benchmarks, tests).
-    `manual_optimization`: the model steps several optimizers itself (models/phases.py); it
+    `manual_optimization`: the model steps several optimizers itself (machinery/phases.py); it
     clips gradients itself too (`gradient_clipping`), which Lightning then must not be given,
     and under DDP each phase's backward reaches only part of the parameters, so DDP looks
     for the unused ones.

@@ -1,10 +1,17 @@
-"""The views wing: what goes to TensorBoard beyond the loss scalars.
+"""The views wing: what goes to TensorBoard (and the other loggers) beyond the loss scalars.
 
-`build_callbacks(cfg.logging, hparams=...)` is the one entry point training uses: throughput
-(scalars.py), the Custom Scalars layout (curves.py), image grids (images.py), latent views
-(latents.py), the HParams session (hparams.py). Every view works from the datamodule's
-in-memory tensors rather than the dataloaders, so it sees the same images every epoch, also
-when `limit_val_batches` cuts the loaders short.
+scalars.py      throughput and epoch time
+curves.py       the Custom Scalars layout
+images.py       image grids: fixed validation images and their reconstructions, prior samples
+latents.py      the projector, latent scatter, interpolation and traversal views
+hparams.py      the HParams session
+tensorboard.py  where the views write and at which step
+loggers.py      building the loggers beside TensorBoard; CSV
+trackers.py     MLflow and Weights & Biases
+
+`build_callbacks(cfg.logging, hparams=...)` is the one entry point training uses. Every view works
+from the datamodule's in-memory tensors rather than the dataloaders, so it sees the same images
+every epoch, also when `limit_val_batches` cuts the loaders short.
 """
 
 from __future__ import annotations

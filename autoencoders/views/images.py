@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from autoencoders.models.inference import condition, evaluating, to_module
+from autoencoders.machinery.inference import condition, evaluating, to_module
 from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
 

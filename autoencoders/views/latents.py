@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autoencoders.models.inference import condition, evaluating, to_module
-from autoencoders.models.passes import SplitPasses, passes_of
+from autoencoders.machinery.inference import condition, evaluating, to_module
+from autoencoders.machinery.passes import SplitPasses, passes_of
 from autoencoders.views.images import log_image
 from autoencoders.views.loggers import log_grid
 from autoencoders.views.tensorboard import epoch_step, grid, is_due, tensorboard
@@ -173,7 +173,7 @@ class LatentViews(L.Callback):
 
     def log_views(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int, shared: bool = False) -> None:
         """The four views at `step`; `shared`: after testing, with the codes the evaluations share
-        (models/passes.py); during training the weights change, so an epoch's codes are its own."""
+        (machinery/passes.py); during training the weights change, so an epoch's codes are its own."""
         writer = tensorboard(trainer)
         datamodule = getattr(trainer, "datamodule", None)
         if writer is None or datamodule is None:

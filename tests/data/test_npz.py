@@ -140,8 +140,10 @@ def test_config_errors_name_the_key(tmp_path):
         datamodule.setup()
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
-def test_both_networks_train_on_colour_32x32_images(compose_cfg, tmp_path, net):
+@pytest.mark.parametrize(
+    "net", [["model.net=mlp"], ["model.net=conv"], ["model/net=residual", "model.net.channels=[8,16,16]"]], ids=str
+)
+def test_every_network_trains_on_colour_32x32_images(compose_cfg, tmp_path, net):
     images, labels = colour_images(96)
     path = save(tmp_path / "colour.npz", images=images, labels=labels)
     cfg = compose_cfg(
@@ -151,7 +153,7 @@ def test_both_networks_train_on_colour_32x32_images(compose_cfg, tmp_path, net):
         "data.test_size=16",
         "data.batch_size=16",
         *FAST,
-        f"model.net={net}",
+        *net,
         "model.latent_dim=4",
         "logging.n_images=4",
     )

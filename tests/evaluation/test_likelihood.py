@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autoencoders.evaluation.likelihood import importance_weighted_nll, log_importance_weights
-from autoencoders.models import losses
+from autoencoders.losses import densities, reconstruction
 from autoencoders.models.vae import VAE
 
 
@@ -14,7 +14,7 @@ from autoencoders.models.vae import VAE
 def test_importance_weighted_bound_is_logmeanexp():
     log_weights = torch.tensor([[-1.0, 2.0], [-3.0, 2.0]])
     expected = [math.log((math.exp(-1) + math.exp(-3)) / 2), 2.0]
-    assert losses.importance_weighted_bound(log_weights).tolist() == pytest.approx(expected)
+    assert densities.importance_weighted_bound(log_weights).tolist() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse"])
@@ -26,7 +26,7 @@ def test_iw_bound_is_never_below_the_elbo_of_the_same_draws(loss):
         for samples in (2, 10, 50):
             log_weights = log_importance_weights(model, x, samples, torch.Generator().manual_seed(samples))
             assert log_weights.shape == (samples, 16)
-            bound = losses.importance_weighted_bound(log_weights)
+            bound = densities.importance_weighted_bound(log_weights)
             assert (bound >= log_weights.mean(0) - 1e-4).all()  # Jensen; 1e-4 nats of float32 rounding
 
 
@@ -72,9 +72,9 @@ def test_a_conditional_models_likelihood_is_given_the_labels():
         mu, logvar = model.posterior(x, y)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(1, 5, 3, generator=torch.Generator().manual_seed(0))[0]
         by_hand = (
-            -losses.binary_cross_entropy(model.decode(z, y), x)
-            + losses.standard_normal_log_density(z)
-            - losses.gaussian_log_density(z, mu, logvar)
+            -reconstruction.binary_cross_entropy(model.decode(z, y), x)
+            + densities.standard_normal_log_density(z)
+            - densities.gaussian_log_density(z, mu, logvar)
         )  # log p(x|z,y) + log p(z) - log q(z|x,y)
         assert torch.allclose(log_weights, by_hand, atol=1e-4)
         nll = importance_weighted_nll(model, x, samples=10, batch_size=2, labels=y)

@@ -1,4 +1,4 @@
-"""The evaluations' shared passes (models/passes.py): each split encoded once, the same numbers as
+"""The evaluations' shared passes (machinery/passes.py): each split encoded once, the same numbers as
 separate passes, and one pass for a run's latent views and evaluations after testing."""
 
 import lightning as L
@@ -8,9 +8,9 @@ from autoencoders.data import ImageDataModule
 from autoencoders.evaluation.anomaly import anomaly_metrics
 from autoencoders.evaluation.probe import probe_accuracy, subset
 from autoencoders.evaluation.suite import evaluate_model, shared_passes
-from autoencoders.models import passes as passes_module
+from autoencoders.machinery import passes as passes_module
+from autoencoders.machinery.passes import SplitPasses, passes_of, per_image_mse
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.models.passes import SplitPasses, passes_of, per_image_mse
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import train
 

@@ -34,8 +34,7 @@ def test_probe_beats_chance_on_real_fashionmnist_codes(compose_cfg, tmp_path):
 
 def test_a_probe_subset_of_one_class_is_refused_naming_the_smallest_size_that_works(tiny_cfg):
     from autoencoders.errors import ConfigError
-    from autoencoders.evaluation.probe import SUBSET_SEED, subset
-    from autoencoders.evaluation.requirements import check_probe_classes
+    from autoencoders.evaluation.probe import SUBSET_SEED, check_probe_classes, subset
     from autoencoders.training.building import build_data
 
     datamodule = build_data(tiny_cfg())

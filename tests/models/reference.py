@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from autoencoders.models import losses
+from autoencoders.losses import reconstruction
 
 
 def squared_error(x_hat: Tensor, x: Tensor) -> Tensor:
@@ -11,4 +11,4 @@ def squared_error(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 # model.loss -> the per-image sum over pixels whose per-pixel batch mean the model trains on.
-PER_IMAGE_LOSSES = {"mse": squared_error, "bce": losses.binary_cross_entropy}
+PER_IMAGE_LOSSES = {"mse": squared_error, "bce": reconstruction.binary_cross_entropy}

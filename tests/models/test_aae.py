@@ -1,5 +1,5 @@
 """The adversarial autoencoder: its adversarial terms against hand computation, the direction
-of the generator phase's gradient, and the two-optimiser loop (models/phases.py) it trains on:
+of the generator phase's gradient, and the two-optimiser loop (machinery/phases.py) it trains on:
 one step per batch, the cosine schedule's length, clipping, accumulation refused, checkpoints."""
 
 import math
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from autoencoders.errors import ConfigError, Diverged
-from autoencoders.models import losses
+from autoencoders.losses import matching
+from autoencoders.machinery.optim import CosineDecay
 from autoencoders.models.aae import AAE
-from autoencoders.models.optim import CosineDecay
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import train
@@ -28,15 +28,15 @@ def log_sigmoid(value: float) -> float:
 def test_the_adversarial_terms_equal_hand_computation():
     real, fake = torch.tensor([0.3, -1.2, 2.5]), torch.tensor([2.0, -0.5])
     disc = -sum(map(log_sigmoid, [0.3, -1.2, 2.5])) / 3 - sum(log_sigmoid(-value) for value in [2.0, -0.5]) / 2
-    assert losses.discriminator_loss(real, fake).item() == pytest.approx(disc, rel=1e-6)
+    assert matching.discriminator_loss(real, fake).item() == pytest.approx(disc, rel=1e-6)
     gen = -sum(map(log_sigmoid, [2.0, -0.5])) / 2
-    assert losses.generator_loss(fake).item() == pytest.approx(gen, rel=1e-6)
+    assert matching.generator_loss(fake).item() == pytest.approx(gen, rel=1e-6)
     # Right: 0.3 and 2.5 (real, logit > 0) and -0.5 (fake, logit <= 0); wrong: -1.2 and 2.0.
-    assert losses.discriminator_accuracy(real, fake).item() == pytest.approx(3 / 5)
+    assert matching.discriminator_accuracy(real, fake).item() == pytest.approx(3 / 5)
     # A discriminator that cannot tell (logit 0 everywhere): 2 log 2 and log 2.
     zeros = torch.zeros(4)
-    assert losses.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
-    assert losses.generator_loss(zeros).item() == pytest.approx(math.log(2))
+    assert matching.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+    assert matching.generator_loss(zeros).item() == pytest.approx(math.log(2))
 
 
 @pytest.mark.parametrize("offset", [4.0, -4.0])
@@ -55,7 +55,7 @@ def test_the_generator_phase_moves_codes_toward_the_prior_on_a_1d_toy(offset):
     for _ in range(200):
         real, fake = model.discriminator(torch.randn(64, 1)), model.discriminator(model.encode(x).detach())
         optimizer.zero_grad()
-        losses.discriminator_loss(real, fake).backward()
+        matching.discriminator_loss(real, fake).backward()
         optimizer.step()
     phases = list(model.training_phases(x))
     assert [name for name, _, _ in phases] == ["autoencoder", "discriminator", "generator"]
@@ -122,7 +122,7 @@ def test_gradient_accumulation_is_refused_before_training(tiny_cfg, tmp_path):
 
 
 def test_a_non_finite_adversarial_term_stops_the_run_naming_it(tiny_cfg, tmp_path, monkeypatch):
-    original = losses.discriminator_loss
+    original = matching.discriminator_loss
 
     calls: list[int] = []
 
@@ -134,7 +134,7 @@ def test_a_non_finite_adversarial_term_stops_the_run_naming_it(tiny_cfg, tmp_pat
                 return value * float("nan")
         return value
 
-    monkeypatch.setattr(losses, "discriminator_loss", nan_at_step_5)
+    monkeypatch.setattr(matching, "discriminator_loss", nan_at_step_5)
     cfg = tiny_cfg("model=aae", "trainer.log_every_n_steps=4", *FULL_EPOCHS, *QUIET)
     with pytest.raises(Diverged, match=r"non-finite at step 5 \(epoch 0\): disc_loss=nan"):
         train(cfg, run_dir=tmp_path)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
+from autoencoders.losses import reconstruction
 from autoencoders.models.autoencoder import Autoencoder
 from tests.models.reference import PER_IMAGE_LOSSES, squared_error
 
@@ -22,7 +22,7 @@ def test_squared_error_and_bce_per_image():
         + 0.25 * torch.log(torch.tensor(0.75))
         + 0.75 * torch.log(torch.tensor(0.25))
     )
-    assert losses.binary_cross_entropy(x_hat, x).item() == pytest.approx(bce.item(), rel=1e-6)
+    assert reconstruction.binary_cross_entropy(x_hat, x).item() == pytest.approx(bce.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["mse", "bce"])
@@ -30,9 +30,11 @@ def test_fused_batch_mean_equals_the_per_image_sums_over_pixels(name):
     torch.manual_seed(0)
     x, x_hat = torch.rand(5, 1, 6, 7), torch.rand(5, 1, 6, 7)
     per_image = PER_IMAGE_LOSSES[name](x_hat, x)
-    assert losses.mean_reconstruction(name, x_hat, x).item() == pytest.approx(per_image.mean().item() / 42, rel=1e-6)
+    assert reconstruction.mean_reconstruction(name, x_hat, x).item() == pytest.approx(
+        per_image.mean().item() / 42, rel=1e-6
+    )
     x_hat.requires_grad_(True)
-    (fused_grad,) = torch.autograd.grad(losses.mean_reconstruction(name, x_hat, x), x_hat)
+    (fused_grad,) = torch.autograd.grad(reconstruction.mean_reconstruction(name, x_hat, x), x_hat)
     (per_image_grad,) = torch.autograd.grad(PER_IMAGE_LOSSES[name](x_hat, x).mean() / 42, x_hat)
     assert torch.allclose(fused_grad, per_image_grad, rtol=1e-5, atol=1e-9)
 

@@ -4,9 +4,9 @@ labels the shared loop passes, class-conditional samples."""
 import pytest
 import torch
 
-from autoencoders.models import losses
+from autoencoders.losses import densities, reconstruction
+from autoencoders.machinery.inference import condition
 from autoencoders.models.cvae import CVAE
-from autoencoders.models.inference import condition
 
 SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3, "num_classes": 4}
 
@@ -38,8 +38,8 @@ def test_cvae_loss_is_the_vae_objective_given_the_label(loss, beta):
     mu, logvar = model.posterior(x, y)
     torch.manual_seed(1)
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-    recon = losses.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z, y), x).mean()
-    kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+    recon = reconstruction.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z, y), x).mean()
+    kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
     assert torch.allclose(x_hat, model.decode(z, y))
     assert torch.allclose(terms["recon"], recon, rtol=1e-5) and torch.allclose(terms["kl"], kl)
     assert torch.allclose(terms["loss"], recon + beta * kl, rtol=1e-5)

@@ -10,7 +10,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from autoencoders.evaluation.likelihood import importance_weighted_nll
-from autoencoders.models.hvae import HVAE, gaussian_kl_between, precision_weighted
+from autoencoders.losses.densities import gaussian_kl_between, precision_weighted
+from autoencoders.models.hvae import HVAE
 from autoencoders.training.pipeline import train
 from tests.helpers import assert_finite_terms, reloaded
 

@@ -8,7 +8,7 @@ import torch
 
 from autoencoders import load_run
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
+from autoencoders.losses import densities, reconstruction
 from autoencoders.models.iwae import IWAE, log_importance_weights
 from autoencoders.training.pipeline import train
 
@@ -41,9 +41,9 @@ def test_k_1_is_the_one_sample_elbo_for_the_same_noise(loss):
     mu, logvar = model.posterior(x)
     z = mu + torch.exp(0.5 * logvar) * noise
     elbo = (
-        -losses.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z), x)
-        + losses.standard_normal_log_density(z)
-        - losses.gaussian_log_density(z, mu, logvar)
+        -reconstruction.NEGATIVE_LOG_LIKELIHOODS[loss](model.decode(z), x)
+        + densities.standard_normal_log_density(z)
+        - densities.gaussian_log_density(z, mu, logvar)
     )
     assert terms["iw_bound"].item() == pytest.approx(elbo.mean().item(), rel=1e-6)
     assert torch.equal(terms["loss"], -terms["iw_bound"])
@@ -60,7 +60,9 @@ def test_k_1_is_the_vaes_closed_form_elbo_in_expectation():
         noise = torch.randn(len(x), 3)
         bound = one_sample_elbo(model, x, noise)
         z = mu + torch.exp(0.5 * logvar) * noise
-        vae_elbo = -(losses.binary_cross_entropy(model.decode(z), x) + losses.gaussian_kl_per_dim(mu, logvar).sum(1))
+        vae_elbo = -(
+            reconstruction.binary_cross_entropy(model.decode(z), x) + densities.gaussian_kl_per_dim(mu, logvar).sum(1)
+        )
     difference = bound - vae_elbo
     assert abs(difference.mean().item()) < 4 * difference.std().item() / math.sqrt(len(x))
     assert difference.std().item() > 0  # per draw they differ: the agreement is in expectation
@@ -85,7 +87,9 @@ def test_iwae_trains_reloads_and_its_bound_rises_with_k(tiny_cfg, tmp_path):
     with torch.no_grad():
         for k in (1, 5, 50):
             draws = [
-                losses.importance_weighted_bound(log_importance_weights(model, x, k, torch.Generator().manual_seed(s)))
+                densities.importance_weighted_bound(
+                    log_importance_weights(model, x, k, torch.Generator().manual_seed(s))
+                )
                 for s in range(4)
             ]
             bounds.append(torch.cat(draws).mean().item())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autoencoders.errors import ConfigError
-from autoencoders.models import losses
+from autoencoders.losses import densities, total_correlation
 from autoencoders.models.tcvae import TCVAE
 
 SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3, "dataset_size": 1000}
@@ -70,7 +70,7 @@ def posterior_batch(images: int, dims: int, seed: int = 0) -> tuple[torch.Tensor
 @pytest.mark.parametrize("estimator", ["mws", "mss"])
 def test_the_vectorised_estimator_equals_brute_force(estimator):
     z, mu, logvar = posterior_batch(images=4, dims=3)
-    vectorised = losses.total_correlation_decomposition(z, mu, logvar, dataset_size=50, estimator=estimator)
+    vectorised = total_correlation.total_correlation_decomposition(z, mu, logvar, dataset_size=50, estimator=estimator)
     by_hand = decomposition_by_brute_force(
         z.tolist(), mu.tolist(), logvar.tolist(), dataset_size=50, estimator=estimator
     )
@@ -81,8 +81,8 @@ def test_the_vectorised_estimator_equals_brute_force(estimator):
 def kl_gap_in_standard_errors(images: int = 1000, dims: int = 3) -> float:
     """|mean(mi + tc + dwkl) - mean(closed-form KL)| in standard errors of the Monte-Carlo mean."""
     z, mu, logvar = posterior_batch(images, dims, seed=1)
-    parts = losses.total_correlation_decomposition(z, mu, logvar, dataset_size=60_000)
-    difference = parts["mi"] + parts["tc"] + parts["dwkl"] - losses.gaussian_kl_per_dim(mu, logvar).sum(1)
+    parts = total_correlation.total_correlation_decomposition(z, mu, logvar, dataset_size=60_000)
+    difference = parts["mi"] + parts["tc"] + parts["dwkl"] - densities.gaussian_kl_per_dim(mu, logvar).sum(1)
     return abs(difference.mean().item()) / (difference.std().item() / math.sqrt(images))
 
 
@@ -92,7 +92,7 @@ def test_the_three_terms_add_up_to_the_closed_form_kl_within_monte_carlo_error(m
     assert kl_gap_in_standard_errors() < 4
     # The check has teeth: a log density missing its log-variance term is caught.
     wrong = lambda z, mu, logvar: -0.5 * ((z - mu).pow(2) / logvar.exp() + math.log(2 * math.pi)).sum(-1)  # noqa: E731
-    monkeypatch.setattr(losses, "gaussian_log_density", wrong)
+    monkeypatch.setattr(densities, "gaussian_log_density", wrong)
     assert kl_gap_in_standard_errors() > 4
 
 
@@ -107,7 +107,11 @@ def mean_excess_tc(
         mu = data[torch.randint(len(data), (batch,), generator=generator)]
         logvar = torch.full_like(mu, 2 * math.log(0.6))
         z = mu + 0.6 * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        tc = losses.total_correlation_decomposition(z, mu, logvar, dataset_size, estimator)["tc"].mean().item()
+        tc = (
+            total_correlation.total_correlation_decomposition(z, mu, logvar, dataset_size, estimator)["tc"]
+            .mean()
+            .item()
+        )
         excess.append(tc - ((mu.shape[1] - 1) * math.log(dataset_size) if estimator == "mws" else 0.0))
     return sum(excess) / repeats
 
@@ -139,22 +143,24 @@ def test_stratified_sampling_reads_tc_near_0_as_the_batch_grows_when_the_aggrega
 
 
 def test_the_weights_sum_to_1_over_n_for_mws_and_to_1_for_mss():
-    mws = losses.minibatch_log_weights(8, 100, "mws").exp().sum(1)
-    mss = losses.minibatch_log_weights(8, 100, "mss").exp().sum(1)
+    mws = total_correlation.minibatch_log_weights(8, 100, "mws").exp().sum(1)
+    mss = total_correlation.minibatch_log_weights(8, 100, "mss").exp().sum(1)
     assert torch.allclose(mws, torch.full((8,), 1 / 100, dtype=torch.float64))
     assert torch.allclose(mss, torch.ones(8, dtype=torch.float64))
     with pytest.raises(ConfigError, match="model.tc_estimator='mcs' is not allowed"):
-        losses.minibatch_log_weights(8, 100, "mcs")
+        total_correlation.minibatch_log_weights(8, 100, "mcs")
 
 
 def test_with_identical_posteriors_the_terms_are_the_paper_normalisations_offsets():
     # Every image has the same posterior: no information about the image (true mi = 0) and no
     # dependence (true tc = 0). The paper's estimates are the constants its weights 1/(NM) add.
     z, mu, logvar = posterior_batch(images=64, dims=5)
-    same = losses.total_correlation_decomposition(z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000)
+    same = total_correlation.total_correlation_decomposition(z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000)
     assert same["mi"].tolist() == pytest.approx([math.log(1000)] * 64)
     assert same["tc"].tolist() == pytest.approx([4 * math.log(1000)] * 64)
-    stratified = losses.total_correlation_decomposition(z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000, "mss")
+    stratified = total_correlation.total_correlation_decomposition(
+        z, mu[:1].expand_as(mu), logvar[:1].expand_as(mu), 1000, "mss"
+    )
     assert stratified["mi"].tolist() == pytest.approx([0.0] * 64, abs=1e-9)  # its weights sum to 1: no constant
     assert stratified["tc"].tolist() == pytest.approx([0.0] * 64, abs=1e-9)
 
@@ -169,8 +175,11 @@ def test_tcvae_loss_weighs_only_the_total_correlation_by_beta():
     mu, logvar = model.posterior(x)
     torch.manual_seed(1)
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # the draw loss_terms made
-    parts = {name: value.mean() for name, value in losses.total_correlation_decomposition(z, mu, logvar, 1000).items()}
-    kl = losses.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+    parts = {
+        name: value.mean()
+        for name, value in total_correlation.total_correlation_decomposition(z, mu, logvar, 1000).items()
+    }
+    kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
     for name in ("mi", "tc", "dwkl"):
         assert torch.allclose(terms[name], parts[name]), name
     assert torch.allclose(terms["loss"], terms["recon"] + parts["mi"] + 4.0 * parts["tc"] + parts["dwkl"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoencoders.models import losses
+from autoencoders.losses import densities
 from autoencoders.models.vae import VAE
 
 SMALL = {"input_shape": [1, 8, 8], "latent_dim": 3}
@@ -133,7 +133,7 @@ def test_vae_evaluation_statistics():
     assert model._posterior_stats["val"].active_units().item() == 1
     means = model._means["val"].compute()
     mu = torch.cat([model.encode(x) for x in batches])
-    expected = losses.gaussian_kl_per_dim(mu, torch.zeros_like(mu)).mean(0)
+    expected = densities.gaussian_kl_per_dim(mu, torch.zeros_like(mu)).mean(0)
     assert torch.allclose(torch.stack([means[f"kl_dim/{j}"] for j in range(3)]), expected, rtol=1e-5)
     # */mse decodes the posterior mean (the model's deterministic reconstruction).
     decoded = torch.cat([model.decode(model.encode(x)) for x in batches])

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from autoencoders.models import losses
+from autoencoders.losses import matching
 from autoencoders.models.wae import WAE
 from autoencoders.training.pipeline import train
 from tests.helpers import assert_finite_terms, reloaded
@@ -34,11 +34,11 @@ def test_the_mmd_estimate_equals_the_hand_computation():
     generator = torch.Generator().manual_seed(0)
     q = torch.randn(5, 3, generator=generator, dtype=torch.float64) + 0.7
     p = torch.randn(5, 3, generator=generator, dtype=torch.float64)
-    assert losses.mmd_inverse_multiquadric(q, p).item() == pytest.approx(
+    assert matching.mmd_inverse_multiquadric(q, p).item() == pytest.approx(
         imq_mmd_by_hand(q.tolist(), p.tolist()), rel=1e-12
     )
     # Another prior variance scales every kernel's constant.
-    assert losses.mmd_inverse_multiquadric(q, p, prior_variance=2.0).item() == pytest.approx(
+    assert matching.mmd_inverse_multiquadric(q, p, prior_variance=2.0).item() == pytest.approx(
         imq_mmd_by_hand(q.tolist(), p.tolist(), variance=2.0), rel=1e-12
     )
 
@@ -49,13 +49,13 @@ def test_the_mmd_is_near_0_for_one_distribution_and_clearly_positive_for_two():
     for seed in range(10):
         generator = torch.Generator().manual_seed(seed)
         a, b = (torch.randn(400, 8, generator=generator, dtype=torch.float64) for _ in range(2))
-        assert abs(losses.mmd_inverse_multiquadric(a, b).item()) < 0.005, seed
-        assert losses.mmd_inverse_multiquadric(a + 0.5, b).item() > 0.2, seed
+        assert abs(matching.mmd_inverse_multiquadric(a, b).item()) < 0.005, seed
+        assert matching.mmd_inverse_multiquadric(a + 0.5, b).item() > 0.2, seed
 
 
 def test_the_gradient_is_finite_where_codes_coincide():
     codes = torch.zeros(4, 2, requires_grad=True)  # distances of 0 off the diagonal too
-    losses.mmd_inverse_multiquadric(codes, torch.randn(4, 2)).backward()
+    matching.mmd_inverse_multiquadric(codes, torch.randn(4, 2)).backward()
     assert torch.isfinite(codes.grad).all()
 
 
@@ -67,7 +67,7 @@ def test_the_objective_weighs_the_mmd_by_lambda_over_the_pixel_count():
     terms, x_hat = model.loss_terms(x)
     z = model.encode(x)
     torch.manual_seed(1)
-    mmd = losses.mmd_inverse_multiquadric(z, torch.randn_like(z))  # the prior draws loss_terms made
+    mmd = matching.mmd_inverse_multiquadric(z, torch.randn_like(z))  # the prior draws loss_terms made
     assert torch.allclose(terms["mmd"], mmd) and torch.allclose(terms["recon"], ((x_hat - x) ** 2).mean())
     assert torch.allclose(terms["loss"], terms["recon"] + 10.0 / 64 * mmd)
     assert math.isclose(10.0 / 784, 0.012755, rel_tol=1e-4)  # the weight on FashionMNIST's per-pixel mse

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from autoencoders.errors import ConfigError, RunInterrupted
+from autoencoders.machinery.base import AutoencoderBase
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.models.base import AutoencoderBase
 from autoencoders.rundir.checkpoints import load_checkpoint
 from autoencoders.rundir.record import read_record
 from autoencoders.rundir.resume import plan_resume

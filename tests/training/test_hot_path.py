@@ -48,7 +48,7 @@ class SyncCounter(lightning.Callback):
         self.counting = False
 
 
-# aae: three optimizers a batch (models/phases.py); factorvae: its second batch's permuted codes;
+# aae: three optimizers a batch (machinery/phases.py); factorvae: its second batch's permuted codes;
 # hvae: its two levels.
 @pytest.mark.parametrize("model", ["mlp", "vae", "aae", "factorvae", "hvae"])
 def test_a_training_step_syncs_only_on_the_logging_cadence(tiny_cfg, tmp_path, monkeypatch, model):

@@ -1,11 +1,11 @@
-"""The networks of tutorial 000: parameter counts, shapes, sizes derived from the input."""
+"""The networks of Diaz 2026, "Autoencoder Architecture: From Pixel Space to Latent Space": parameter counts, shapes, sizes derived from the input."""
 
 import pytest
 import torch
 
 from autoencoders.errors import ConfigError
 from autoencoders.models.autoencoder import Autoencoder
-from autoencoders.models.nets import build_nets
+from autoencoders.nets.families import build_nets
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -40,7 +40,10 @@ def test_conv_sizes_follow_the_input_shape():
 
 
 def test_unknown_net_and_bad_sides_are_config_errors():
-    with pytest.raises(ConfigError, match="model.net='resnet' is not allowed: model.net must be one of mlp, conv"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.net='resnet' is not allowed: model.net must be a family \(mlp, conv, burgess, residual\)",
+    ):
         build_nets("resnet", (1, 28, 28), 8, 8)
     with pytest.raises(ConfigError, match="divisible by 4"):
         build_nets("conv", (1, 30, 30), 8, 8)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 # model.codebook_update -> whether the codebook learns from the loss's codebook term (a parameter
 # the optimizer updates) instead of from exponential moving averages (a buffer). The names are
-# schema.CODEBOOK_UPDATES.
+# config_keys.CODEBOOK_UPDATES.
 CODEBOOK_UPDATES = {"ema": False, "loss": True}
 
 # Laplace smoothing of the EMA counts (the value Sonnet's VectorQuantizerEMA uses): a code that no

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from autoencoders.models import quantizer as quantizer_module
-from autoencoders.models.quantizer import LAPLACE_EPSILON, VectorQuantizer, codebook_usage, perplexity
+from autoencoders.nets import quantizer as quantizer_module
+from autoencoders.nets.quantizer import LAPLACE_EPSILON, VectorQuantizer, codebook_usage, perplexity
 
 CODEBOOK = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
 # Two images of two tokens each; their nearest codes are 0, 1 (first image) and 0, 2 (second).

@@ -14,19 +14,21 @@ Conditional models (`conditional = True`, the cvae) also get the batch's labels:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from autoencoders.errors import Diverged
 from autoencoders.internals import trainer_of
-from autoencoders.models import losses
-from autoencoders.models.inference import condition
-from autoencoders.models.nets import build_nets
-from autoencoders.models.optim import LR_SCHEDULES, CosineDecay, adam
-from autoencoders.models.tally import EpochMeans, LossWatch, Reading
+from autoencoders.losses import reconstruction
+from autoencoders.machinery.inference import condition
+from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, adam
+from autoencoders.machinery.tally import EpochMeans, LossWatch, Reading
+from autoencoders.nets.families import build_nets, check_shapes, network_size
 from autoencoders.schema import check_section
 
 # Seed of the noise a model draws while validating or testing (the VAE's sample, the contractive
@@ -55,7 +57,7 @@ class AutoencoderBase(L.LightningModule):
     def __init__(
         self,
         input_shape: list[int],
-        net: str = "mlp",
+        net: str | Mapping[str, Any] = "mlp",
         latent_dim: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -63,6 +65,8 @@ class AutoencoderBase(L.LightningModule):
         lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
+        if isinstance(net, DictConfig):  # plain values in the hyperparameters: checkpoints stay weights-only
+            net = OmegaConf.to_container(net, resolve=True)
         self.save_hyperparameters()  # also the subclass's own arguments, from its frame
         check_section("model", {name: value for name, value in self.hparams.items() if name != "input_shape"})
         self.input_shape = tuple(input_shape)
@@ -72,6 +76,26 @@ class AutoencoderBase(L.LightningModule):
         self._means = {stage: EpochMeans() for stage in ("train", "val", "test")}
         self._watch = LossWatch()
         self.running_loss: float | None = None  # the training loss at the last read, for the progress bar
+
+    def check_network(self, images: Tensor) -> None:
+        """One forward pass of the encoder on real images and of the decoder on codes: a network
+        whose shapes do not fit this model stops the run here, before any training (nets.families)."""
+        latent = self.hparams.latent_dim
+        check_shapes(
+            self.encoder,
+            self.decoder,
+            images,
+            self.encoder_outputs * latent,
+            latent + self.condition_dim(),
+            self.condition_dim(),
+        )
+
+    def network_size(self) -> dict[str, int]:
+        """The encoder's and decoder's parameters and multiply-adds per image (nets.families.network_size)."""
+        latent = self.hparams.latent_dim
+        return network_size(
+            self.encoder, self.decoder, self.input_shape, latent + self.condition_dim(), self.condition_dim()
+        )
 
     # --- what a model defines -------------------------------------------------------------
     def condition_dim(self) -> int:
@@ -159,7 +183,7 @@ class AutoencoderBase(L.LightningModule):
             terms, x_hat = self.loss_terms(x, *given)
             if self.stochastic_reconstruction:
                 x_hat = self.reconstruct(x, *given)
-            terms["mse"] = losses.mean_reconstruction("mse", x_hat, x)
+            terms["mse"] = reconstruction.mean_reconstruction("mse", x_hat, x)
             terms.update(self.on_evaluation_batch(stage, x, batch_idx, *given))
         self._means[stage].update(terms, len(x))
 

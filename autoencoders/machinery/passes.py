@@ -6,7 +6,7 @@ and the latent views all encode test images (and the probe and the factor metric
 seeded subset of training images); anomaly detection and sample quality also reconstruct them.
 `SplitPasses` encodes each split (or subset) once, in chunks of 1000 images converted to pixels
 chunk by chunk, and keeps the codes on the CPU; reconstructions are `decode(codes)`, which is
-what `reconstruct` does for every model (models/base.py), so the encoder runs once per image.
+what `reconstruct` does for every model (machinery/base.py), so the encoder runs once per image.
 The chunks are those the evaluations used one by one, so the numbers are the same.
 
 `sharing(model, datamodule)` holds one for a model's tested weights (training's test and
@@ -24,13 +24,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autoencoders.models.inference import condition, to_module
+from autoencoders.machinery.inference import condition, to_module
 
 CHUNK = 1000
 
 
 def per_image_mse(reconstructed: Tensor, images: Tensor) -> Tensor:
-    """E(x): the per-pixel mean of (x - x_hat)^2 of each image, (N,) float32 (tutorial 001, 5.1)."""
+    """E(x): the per-pixel mean of (x - x_hat)^2 of each image, (N,) float32 (the anomaly score of Sakurada & Yairi 2014)."""
     return (reconstructed - images).pow(2).flatten(1).mean(1).float()
 
 
@@ -108,7 +108,7 @@ class SplitPasses:
 
     def _decodes_codes(self) -> bool:
         """Whether the model's reconstruct is decode(encode(x)), so stored codes can be decoded."""
-        from autoencoders.models.base import AutoencoderBase
+        from autoencoders.machinery.base import AutoencoderBase
 
         return getattr(type(self.model), "reconstruct", None) is AutoencoderBase.reconstruct
 

@@ -4,7 +4,7 @@ An adversarial model trains a discriminator beside its autoencoder: each batch r
 (the aae: reconstruction, then discriminator, then generator), each with its own loss and its
 own optimizer, each computed after the previous phase's update. That is Lightning's manual
 optimisation, and `PhasedAutoencoder` keeps every guarantee of the automatic loop
-(models/base.py) for it:
+(machinery/base.py) for it:
 
 - One step is one batch. Lightning counts every `LightningOptimizer.step()` in `global_step`
   under manual optimisation; only the first optimizer (the autoencoder's) steps through it, the
@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.models.base import AutoencoderBase
-from autoencoders.models.inference import condition
-from autoencoders.models.optim import LR_SCHEDULES, adam
+from autoencoders.machinery.base import AutoencoderBase
+from autoencoders.machinery.inference import condition
+from autoencoders.machinery.optim import LR_SCHEDULES, adam
 
 # One phase of a training step: the name of the optimizer it updates, the loss that optimizer
 # minimises, and the batch-mean terms it logs.

@@ -32,7 +32,7 @@ class CosineDecay:
 
 
 # model.lr_schedule -> the multiplier of lr per step given the run's total steps (None: constant);
-# the names are schema.LR_SCHEDULES.
+# the names are config_keys.LR_SCHEDULES.
 LR_SCHEDULES = {"constant": None, "cosine": CosineDecay}
 
 

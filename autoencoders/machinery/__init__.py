@@ -1,0 +1,9 @@
+"""The machinery every model shares.
+
+base.py       AutoencoderBase: the shared training loop, epoch-mean logging, optimizer
+phases.py     PhasedAutoencoder: the loop of models with several optimisers (a discriminator)
+optim.py      Adam and the learning-rate schedules
+tally.py      epoch sums and the loss watch, kept on the device
+inference.py  running a trained model on in-memory tensors
+passes.py     codes and reconstruction errors of a split, made once and shared after testing
+"""
