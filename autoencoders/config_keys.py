@@ -17,7 +17,7 @@ from autoencoders.rules import Rule, choice, count, fraction, key, non_negative,
 # net.<family>.<key>. A model.net mapping with another _target_ is the user's own class, its keys free.
 NETS = ("mlp", "conv", "burgess", "residual")
 # Names the code maps to implementations (nets/mlp.py, losses/reconstruction.py, machinery/optim.py,
-# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py).
+# models/dae.py, models/sparse.py, losses/total_correlation.py, nets/quantizer.py, machinery/priors.py).
 NET_ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu")
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 LR_SCHEDULES = ("constant", "cosine")
@@ -25,6 +25,7 @@ CORRUPTIONS = ("gaussian", "mask")
 SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
+PRIORS = ("normal", "laplace")
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz", "shapes", "dsprites")  # data/sources.py, data/shapes.py
 WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
 # The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
@@ -62,6 +63,9 @@ RULES: dict[str, Rule] = {
     "model.beta": non_negative(1.0, "vae: weight of the KL term; tcvae: of the total correlation"),
     "model.kl_warmup_epochs": non_negative(0.0, "vae: beta ramps from 0 over this many epochs; 0 = off"),
     "model.free_bits": non_negative(0.0, "vae: floor in nats on each dimension's batch-mean KL; 0 = off"),
+    "model.prior": choice(
+        "normal", "vae, tcvae, iwae, cvae: p(z), N(0, I) or Laplace(0, 1) per dimension; others: normal only", PRIORS
+    ),
     "model.noise": choice("gaussian", "dae: gaussian noise or a pixel mask", CORRUPTIONS),
     "model.noise_std": fraction(0.3, "dae: std of the gaussian noise"),
     "model.mask_prob": fraction(0.3, "dae: probability that a pixel is zeroed"),

@@ -128,7 +128,7 @@ class RunProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        running = getattr(pl_module, "running_loss", None)
+        running = pl_module.running_loss  # declared by the model contract (machinery/contract.py)
         if running is not None:
             metrics["loss"] = f"{running:.4g}"
         return metrics

@@ -24,6 +24,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
 
 
+class UntrustedCode(RuntimeError):
+    """A run directory names a class or function the user has not allowed (rundir/trust.py);
+    nothing of it was imported. The message says how to allow it."""
+
+
 class Diverged(RuntimeError):
     """The loss became non-finite; the message names the step and the terms."""
 
@@ -81,6 +86,7 @@ USER_ERRORS = (
     DataUnavailable,
     ConfigError,
     CheckpointError,
+    UntrustedCode,
     Diverged,
     RunDirectoryBusy,
     UnsupportedVersion,

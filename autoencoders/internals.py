@@ -108,6 +108,15 @@ class WorkerLauncher(_SubprocessScriptLauncher):
             self.procs.append(subprocess.Popen(self.worker_command, env=environment))
 
 
+def process_group_settings(strategy: DDPStrategy) -> tuple[str, Any]:
+    """The backend and timeout Lightning's DDP strategy opens its process group with.
+
+    Private: `DDPStrategy._get_process_group_backend()` and `_timeout`. Lightning opens the group
+    itself (`setup_distributed`) with no way to hand it a store; distributed/ddp.py opens it first,
+    with a store that listens on loopback only, and Lightning then keeps the open group."""
+    return strategy._get_process_group_backend(), strategy._timeout
+
+
 class WorkerDDPStrategy(DDPStrategy):
     """DDP whose extra processes on this machine are started by WorkerLauncher.
 

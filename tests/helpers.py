@@ -180,3 +180,29 @@ def reloaded(run: Path, model_class: type, latent_dim: int):
         assert model.encode(x).shape == (3, latent_dim)
         assert torch.equal(model.decode(model.encode(x)), model.reconstruct(x))
     return model
+
+
+def listening_sockets(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket process `pid` listens on, read from /proc (Linux): its
+    open sockets' inodes, matched with the LISTEN entries (state 0A) of /proc/<pid>/net/tcp and tcp6."""
+    import socket as sockets
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = []
+    for table, family in (("tcp", sockets.AF_INET), ("tcp6", sockets.AF_INET6)):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+            raw = b"".join(raw[start : start + 4][::-1] for start in range(0, len(raw), 4))
+            found.append((sockets.inet_ntop(family, raw), int(port, 16)))
+    return found

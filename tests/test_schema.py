@@ -117,6 +117,9 @@ def test_the_names_in_the_schema_are_the_names_the_code_maps():
     for estimator in config_keys.TC_ESTIMATORS:  # each name is a weighting losses/total_correlation.py knows
         assert total_correlation.minibatch_log_weights(4, 10, estimator).shape == (4, 4)
     assert tuple(CODEBOOK_UPDATES) == config_keys.CODEBOOK_UPDATES == RULES["model.codebook_update"].choices
+    from autoencoders.machinery.priors import PRIORS
+
+    assert tuple(PRIORS) == config_keys.PRIORS == RULES["model.prior"].choices
 
 
 def test_the_schema_imports_no_torch():

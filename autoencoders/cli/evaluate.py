@@ -1,6 +1,6 @@
 """`ae-eval`: re-test a trained run's checkpoint and evaluate it (autoencoders.evaluation.finished_run).
 
-    ae-eval <run-dir> [--checkpoint best|last|interrupted|<path>] [eval.<key>=<value> ...]
+    ae-eval <run-dir> [--checkpoint best|last|interrupted|<path>] [--trust MODULE ...] [eval.<key>=<value> ...]
     ae-eval <run-dir>/checkpoints/last.ckpt
 
 Errors end as one paragraph and exit code 1 (the traceback only with HYDRA_FULL_ERROR=1).
@@ -29,6 +29,14 @@ def main(argv: list[str] | None = None) -> None:
         "--checkpoint", help="best (default), last, interrupted, or a checkpoint path (with a run directory)"
     )
     parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="allow the run to name classes of MODULE beyond the shipped configs' (your own model, data, "
+        "loggers); repeatable. Without it, a run naming other code is refused and nothing of it is imported",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -40,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log_to_console()
     try:
-        entry = evaluate_run(args.target, args.checkpoint, args.overrides)
+        entry = evaluate_run(args.target, args.checkpoint, args.overrides, args.trust)
     except Exception as error:  # noqa: BLE001 - every failure ends as one paragraph and exit code 1
         full = full_error_requested()
         if full:

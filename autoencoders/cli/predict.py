@@ -1,6 +1,6 @@
 """`ae-predict`: a trained run's model on new data (autoencoders.evaluation.predict); docs/predict.md.
 
-    ae-predict RUN INPUT --out FILE.npz [--checkpoint best|last|interrupted|PATH] [--what codes,errors,...]
+    ae-predict RUN INPUT --out FILE.npz [--checkpoint best|last|interrupted|PATH] [--what codes,errors,...] [--trust MODULE]
     ae-predict RUN --split train --what codes --out latents.npz
     ae-predict RUN --decode codes.npz --out images.npz
 
@@ -43,6 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="the .npz to write (its sidecar: FILE.json)")
     parser.add_argument("--checkpoint", help="best (default), last, interrupted, or a checkpoint path")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="allow the run to name classes of MODULE beyond the shipped configs' (your own model or data); "
+        "repeatable. Without it, a run naming other code is refused and nothing of it is imported",
+    )
     parser.add_argument(
         "--what",
         default="codes,errors,flags",
@@ -110,6 +118,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                 device=args.device,
                 chunk_size=args.chunk_size,
                 progress=progress,
+                trust=args.trust,
             )
         return predict(
             args.run,
@@ -122,6 +131,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             device=args.device,
             chunk_size=args.chunk_size,
             progress=progress,
+            trust=args.trust,
         )
 
 

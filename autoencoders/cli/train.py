@@ -4,6 +4,7 @@
     ae-train -m [sweep overrides]              a multirun; a failing job never stops the others
     ae-train resume=<run-dir> [key=value ...]  continue an interrupted or finished run
     ae-train resume=<run-dir>/checkpoints/<file>.ckpt [key=value ...]   ... from that checkpoint
+    ae-train resume=<run-dir> trust=[mymodule]  ... of a run naming classes of your own module
 
 Errors end as one paragraph and exit code 1 (the traceback only with HYDRA_FULL_ERROR=1);
 SIGINT/SIGTERM end with resumable checkpoints and exit code 128 + the signal number.

@@ -23,6 +23,7 @@ from autoencoders.data.npz import load_npz
 from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
+from autoencoders.machinery.contract import training_draws
 from autoencoders.schema import check_section
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ class ImageDataModule(L.LightningDataModule):
         batch_size = self.batch_size if shuffle else max(self.batch_size, EVAL_BATCH_SIZE)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         # A model may ask for several independent batches per training step, stacked (BatchIndices).
-        draws = getattr(getattr(self.trainer, "lightning_module", None), "training_draws", 1) if shuffle else 1
+        draws = training_draws(self.trainer) if shuffle else 1
         sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world, draws)
         if self._device().type != "cpu":  # batches are gathered on the device: only indices travel
             dataset = IndexBatches(split, len(dataset))

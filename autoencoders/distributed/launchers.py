@@ -25,7 +25,9 @@ def prepare_launcher(config: DictConfig) -> None:
         return
     if not init.get("address"):
         # A cluster the launcher starts itself: Ray's head listens on every interface, so it takes
-        # token authentication (Ray >= 2.52; the default for local clusters from 2.59).
+        # token authentication (Ray >= 2.52; the default for local clusters from 2.59). It cannot be
+        # kept on loopback: Ray 2.60 has no bind address, and rewrites a node address of 127.0.0.1
+        # to the machine's own (ray._private.services.resolve_ip_for_localhost).
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         return
     if "object_store_memory" not in init:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,21 @@ from autoencoders.schema import EvalSettings, LoggingSettings
 
 
 def evaluate_run(
-    target: str | Path, checkpoint: str | None = None, overrides: list[str] | None = None
+    target: str | Path,
+    checkpoint: str | None = None,
+    overrides: list[str] | None = None,
+    trust: Iterable[str] = (),
 ) -> dict[str, Any]:
     """ae-eval without the command line: re-test a run's checkpoint and evaluate it; returns
-    the "eval" entry it adds to the run's metrics.json."""
+    the "eval" entry it adds to the run's metrics.json. `trust`: modules whose classes the run may
+    name beyond the shipped configs' (ae-eval --trust; rundir/trust.py)."""
     check_versions()
     run_dir, path = resolve(target, checkpoint)
     with RunLock(run_dir):  # refused, naming the holder, while the run trains or another ae-eval works
-        return _evaluate(run_dir, where_now(path, run_dir), overrides)  # the lock may finish a resume's move
+        return _evaluate(run_dir, where_now(path, run_dir), overrides, trust)  # the lock may finish a resume's move
 
 
-def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[str, Any]:
+def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None, trust: Iterable[str]) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -47,11 +52,11 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None) -> dict[st
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 
-    cfg = load_config(run_dir)
+    cfg = load_config(run_dir, trust)  # its classes checked before any is imported
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item.lstrip("+") for item in overrides or []]))
     settings = EvalSettings.from_config(cfg.get("eval"))  # before anything slow: a typo fails at once
     set_up_torch(resolve_threads(cfg.get("torch_threads")))
-    model, saved = load_model(cfg, path)
+    model, saved = load_model(cfg, path, trust)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")

@@ -23,6 +23,7 @@ from autoencoders.data.batches import to_pixels
 from autoencoders.data.folder import SUFFIXES, image_files, image_shape, read_image
 from autoencoders.data.npz import load_arrays
 from autoencoders.errors import ConfigError, DataUnavailable
+from autoencoders.machinery.contract import is_conditional
 from autoencoders.rundir.loading import instantiate
 
 SPLITS = ("train", "val", "test")
@@ -140,7 +141,7 @@ def check_shapes(inputs: Inputs, trained: tuple[int, int, int], resize: bool) ->
 
 def check_labels(inputs: Inputs, model: Any) -> None:
     """Conditional models (the cvae) need each image's class, within the classes they know."""
-    if not getattr(model, "conditional", False):
+    if not is_conditional(model):
         return
     classes = model.hparams.num_classes
     if inputs.labels is None:

@@ -5,8 +5,9 @@
 in nats per image, with the model's own likelihood (Bernoulli for `loss=bce`, the fixed-sigma
 Gaussian for `loss=mse`, `reconstruction.NEGATIVE_LOG_LIKELIHOODS`), so it sits beside `test/elbo`
 (the k = 1 bound, in expectation) and tightens as k grows. `test/nll` is its negative. For the
-cvae every term is conditioned on the image's label: the estimate is of -log p(x|y). A model
-with latent levels of its own (the hvae) gives its weights itself, `model.log_importance_weights`,
+cvae every term is conditioned on the image's label: the estimate is of -log p(x|y). p(z) is the
+model's prior (`model.prior`: N(0, I) or Laplace(0, 1), machinery/priors.py). A model with latent
+levels of its own (the hvae) gives its weights itself (`ImportanceWeighted` in the contract),
 over all its levels: p(x|z1) p(z1|z2) p(z2) / q(z1, z2|x).
 """
 
@@ -18,6 +19,7 @@ from torch import Tensor
 from autoencoders import machine
 from autoencoders.errors import ConfigError
 from autoencoders.losses import densities
+from autoencoders.machinery.contract import ImportanceWeighted
 from autoencoders.machinery.inference import chunks
 from autoencoders.models.iwae import importance_sampling_bytes, log_importance_weights  # the iwae's own bound
 
@@ -40,9 +42,8 @@ def importance_weighted_nll(
     estimates = []
     for chunk, chunk_labels in chunks(images, labels, batch_size):
         chunk = chunk.to(device=model.device, dtype=model.dtype)
-        own = getattr(model, "log_importance_weights", None)
-        if callable(own):
-            log_weights = own(chunk, samples, generator, chunk_labels)
+        if isinstance(model, ImportanceWeighted):
+            log_weights = model.log_importance_weights(chunk, samples, generator, chunk_labels)
         else:
             log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
         estimates.append(-densities.importance_weighted_bound(log_weights).double().cpu())

@@ -45,6 +45,7 @@ from autoencoders.evaluation.inputs import (
     open_split,
     pixels,
 )
+from autoencoders.machinery.contract import Tokenizer
 from autoencoders.machinery.inference import condition, evaluating
 from autoencoders.machinery.passes import per_image_mse
 from autoencoders.rundir.loading import load_config, load_model, resolve
@@ -75,18 +76,20 @@ def predict(
     device: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
+    trust: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run the model of `target` (a run directory or one of its checkpoints) on `source` (a folder
     of PNG/JPEG images or an .npz) or on the run's own `split`; write `out` and its JSON sidecar.
-    Returns the sidecar. Every input is checked before the model runs."""
+    Returns the sidecar. Every input is checked before the model runs. `trust`: modules whose classes
+    the run may name beyond the shipped configs' (ae-predict --trust; rundir/trust.py)."""
     what = parse_what(what)
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
     if (source is None) == (split is None):
         raise ConfigError("Give exactly one input: a folder of images, an .npz file, or --split train|val|test.")
     run_dir, path = resolve(target, checkpoint)
     check_not_read(out, sidecar_path(out), [_file(source), path, *_run_files(run_dir)])
-    cfg = load_config(run_dir)
-    model, saved = load_model(cfg, path)
+    cfg = load_config(run_dir, trust)
+    model, saved = load_model(cfg, path, trust)
     inputs = open_split(cfg, split) if split is not None else open_input(source)
     resized = check_shapes(inputs, model.input_shape, resize)
     check_labels(inputs, model)
@@ -127,14 +130,15 @@ def decode(
     device: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
+    trust: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Decode the `codes` (and, for the cvae, `labels`) of `codes_file` with the run's model into
     `out`: `images` (N × H × W × C float32 in [0, 1]) and `labels` if given, a data=npz file."""
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
     run_dir, path = resolve(target, checkpoint)
     check_not_read(out, sidecar_path(out), [Path(codes_file).expanduser(), path, *_run_files(run_dir)])
-    cfg = load_config(run_dir)
-    model, saved = load_model(cfg, path)
+    cfg = load_config(run_dir, trust)
+    model, saved = load_model(cfg, path, trust)
     codes, labels = open_codes(codes_file, model)
     chosen = choose_device(device)
     model = model.to(chosen)
@@ -168,7 +172,7 @@ def run_model(
     channels, height, width = model.input_shape
     count, decoding = len(inputs), bool({"errors", "reconstructions", "flags"} & set(what))
     arrays = {"codes": np.empty((count, model.hparams.latent_dim), dtype=np.float32)}
-    tokens = callable(getattr(model, "token_indices", None))  # the vqvae's discrete code
+    tokens = isinstance(model, Tokenizer)  # the vqvae's discrete code
     if tokens:
         arrays["tokens"] = np.empty((count, model.positions), dtype=np.int64)
     if decoding:

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.machinery.contract import Sampler, is_conditional
+
 log = logging.getLogger("autoencoders")
 K_NEAREST = 3
 IMAGINARY_TOLERANCE = 1e-3  # relative to the trace term; above it the square root is not trusted
@@ -113,7 +115,7 @@ def sample_quality(
     from autoencoders.machinery.passes import passes_of
 
     # A wrong weights file is refused before any work (the reference network may take minutes).
-    inception = inception_network(inception_weights, getattr(model, "device", "cpu")) if inception_weights else None
+    inception = inception_network(inception_weights, model.device) if inception_weights else None
     passes = passes if passes is not None else passes_of(model, datamodule)
     reference = reference_network(
         datamodule.root,
@@ -128,7 +130,7 @@ def sample_quality(
     reconstructions = passes.reconstructions("test", chosen)
     scores = {"test/recon_fd": frechet_distance(real, reference.features(reconstructions))}
     samples = None
-    if callable(getattr(model, "sample", None)) and not getattr(model, "conditional", False):
+    if isinstance(model, Sampler) and not is_conditional(model):
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = torch.cat(
             [

@@ -21,6 +21,7 @@ from typing import Any
 
 from autoencoders.errors import ConfigError
 from autoencoders.evaluation.probe import SUBSET_SEED
+from autoencoders.machinery.contract import estimates_likelihood, is_conditional
 from autoencoders.machinery.inference import evaluating
 from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
 from autoencoders.schema import EvalSettings
@@ -85,7 +86,7 @@ def check_evaluation(settings: Any, model: Any, datamodule: Any) -> None:
         )
     if settings.probe and datamodule.has_labels:
         check_probe_classes(settings.probe_train_size, datamodule)
-    if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
+    if settings.nll_samples > 0 and estimates_likelihood(model):
         test = len(datamodule.labels("test"))
         check_nll_memory(settings.nll_samples, min(settings.nll_images or test, test), model)
     if settings.disentanglement and getattr(datamodule, "has_factors", False) and datamodule.factorial:
@@ -123,9 +124,9 @@ def evaluate_model(
         normal_classes = getattr(datamodule, "normal_classes", None)
         if _anomaly_on(settings, datamodule):
             metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
-        if settings.nll_samples > 0 and callable(getattr(model, "posterior", None)):
+        if settings.nll_samples > 0 and estimates_likelihood(model):
             metrics["test/nll"] = _nll(model, datamodule, settings)
-        if settings.class_consistency and getattr(model, "conditional", False):  # models that sample by class
+        if settings.class_consistency and is_conditional(model):  # models that sample by class
             metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
             metrics.update(_disentanglement(passes, settings, used if used is not None else {}))

@@ -4,6 +4,7 @@ mutual information, total correlation and dimension-wise KL, in nats."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -58,14 +59,20 @@ def minibatch_log_densities(
 
 
 def total_correlation_decomposition(
-    z: Tensor, mu: Tensor, logvar: Tensor, dataset_size: int, estimator: str = "mws"
+    z: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    dataset_size: int,
+    estimator: str = "mws",
+    log_prior: Callable[[Tensor], Tensor] = densities.standard_normal_log_density,
 ) -> dict[str, Tensor]:
     """The KL term of the ELBO split three ways for each sample z_i ~ q(z|n_i): (M,) each, nats.
 
     mi   = log q(z_i|n_i) - log q(z_i)                 index-code mutual information
     tc   = log q(z_i) - sum_d log q(z_id)              total correlation
-    dwkl = sum_d log q(z_id) - log p(z_i)              dimension-wise KL, p = N(0, I)
-    with log q(z_i) and log q(z_id) from `minibatch_log_densities`. The three sum to
+    dwkl = sum_d log q(z_id) - log p(z_i)              dimension-wise KL
+    with log q(z_i) and log q(z_id) from `minibatch_log_densities` and log p = `log_prior` (the
+    model's prior's log-density, summed over dimensions; N(0, I) by default). The three sum to
     log q(z_i|n_i) - log p(z_i), the one-sample Monte-Carlo estimate of KL(q(z|n_i) || p(z)).
     """
     log_qz_given_x = densities.gaussian_log_density(z, mu, logvar)
@@ -73,5 +80,5 @@ def total_correlation_decomposition(
     return {
         "mi": log_qz_given_x - log_qz,
         "tc": log_qz - log_prod_marginals,
-        "dwkl": log_prod_marginals - densities.standard_normal_log_density(z),
+        "dwkl": log_prod_marginals - log_prior(z),
     }

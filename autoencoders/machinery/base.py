@@ -9,6 +9,9 @@ on one number.
 Conditional models (`conditional = True`, the cvae) also get the batch's labels: the loop calls
 `loss_terms(x, y)`, `reconstruct(x, y)` and `on_evaluation_batch(..., y)` for them, and
 `loss_terms(x)` etc. for every other model (`inference.condition`).
+
+What a model must and may provide is written down once, in machinery/contract.py, which
+`AutoencoderBase` derives.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import Tensor
 from autoencoders.errors import Diverged
 from autoencoders.internals import trainer_of
 from autoencoders.losses import reconstruction
+from autoencoders.machinery.contract import ModelContract
 from autoencoders.machinery.inference import condition
 from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, adam
 from autoencoders.machinery.tally import EpochMeans, LossWatch, Reading
@@ -37,8 +41,9 @@ from autoencoders.schema import check_section
 EVALUATION_NOISE_SEED = 4321
 
 
-class AutoencoderBase(L.LightningModule):
-    """Shared Lightning logic. Subclasses set `encoder_outputs` and implement `loss_terms`.
+class AutoencoderBase(L.LightningModule, ModelContract):
+    """Shared Lightning logic. Subclasses set the contract's capabilities they have
+    (`encoder_outputs`, ...) and implement `loss_terms` (machinery/contract.py).
 
     A subclass's constructor takes its own hyperparameters as keyword arguments and passes the
     shared ones on as `**shared`; `save_hyperparameters` records both (plain values, so
@@ -46,13 +51,8 @@ class AutoencoderBase(L.LightningModule):
     checked by the config schema's rules, the same ones `ae-train` applies at start-up.
     """
 
-    # How many numbers per latent dimension the encoder emits (the VAE needs mean and log-variance).
-    encoder_outputs = 1
-    # True when the reconstruction used by the loss is random (the VAE); then val/test mse
-    # decodes the deterministic code instead.
-    stochastic_reconstruction = False
-    # True when the model takes the images' class labels beside them (encode(x, y), decode(z, y)).
-    conditional = False
+    # RNG states a loaded checkpoint carried, restored when training starts (on_train_start).
+    _rng_states_to_restore: dict | None = None
 
     def __init__(
         self,
@@ -109,19 +109,6 @@ class AutoencoderBase(L.LightningModule):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
-
-    def reconstruct(self, x: Tensor, *condition: Tensor) -> Tensor:
-        """Deterministic reconstruction, the one `*/mse` measures (`condition`: conditional models' labels)."""
-        return self.decode(self.encode(x, *condition), *condition)
-
-    def loss_terms(self, x: Tensor, *condition: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Batch-mean loss terms ("loss" is the objective) and the reconstruction they used."""
-        raise NotImplementedError
-
-    def on_evaluation_batch(self, stage: str, x: Tensor, batch_idx: int, *condition: Tensor) -> dict[str, Tensor]:
-        """Called on every val/test batch: extra batch-mean terms to log as `<stage>/<term>`
-        (none by default). Models needing epoch-level statistics may also accumulate them here."""
-        return {}
 
     # --- the shared loop -----------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -242,7 +229,7 @@ class AutoencoderBase(L.LightningModule):
 
     def on_train_start(self) -> None:
         # Restored here, not on load, so nothing between loading and training consumes them.
-        states = getattr(self, "_rng_states_to_restore", None)
+        states = self._rng_states_to_restore
         if states:
             torch.set_rng_state(states["torch"].cpu())
             if "cuda" in states and torch.cuda.is_available():

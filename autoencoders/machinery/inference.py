@@ -17,6 +17,8 @@ from itertools import repeat
 import torch
 from torch import Tensor, nn
 
+from autoencoders.machinery.contract import is_conditional
+
 
 @contextmanager
 def evaluating(module: nn.Module) -> Iterator[None]:
@@ -38,7 +40,7 @@ def to_module(tensor: Tensor, module: nn.Module) -> Tensor:
 def condition(module: nn.Module, labels: Tensor | None) -> tuple[Tensor, ...]:
     """The extra arguments `module` takes beside images or codes: (labels,) on its device for a
     conditional model, () for any other. Raises ValueError when a conditional model gets no labels."""
-    if not getattr(module, "conditional", False):
+    if not is_conditional(module):
         return ()
     if labels is None:
         raise ValueError(f"{type(module).__name__} is conditional: pass the images' class labels too.")

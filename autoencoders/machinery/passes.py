@@ -6,7 +6,8 @@ and the latent views all encode test images (and the probe and the factor metric
 seeded subset of training images); anomaly detection and sample quality also reconstruct them.
 `SplitPasses` encodes each split (or subset) once, in chunks of 1000 images converted to pixels
 chunk by chunk, and keeps the codes on the CPU; reconstructions are `decode(codes)`, which is
-what `reconstruct` does for every model (machinery/base.py), so the encoder runs once per image.
+what `reconstruct` does for every model that keeps the contract's (machinery/contract.py), so
+the encoder runs once per image.
 The chunks are those the evaluations used one by one, so the numbers are the same.
 
 `sharing(model, datamodule)` holds one for a model's tested weights (training's test and
@@ -17,6 +18,7 @@ computed with other weights is reused. The latent views of a training epoch make
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,9 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autoencoders.machinery.contract import decodes_codes
 from autoencoders.machinery.inference import condition, to_module
 
 CHUNK = 1000
+# The passes shared within `sharing`, by model: kept beside the model rather than on it, so a
+# model carries no evaluation state and nothing asks a model for an attribute it may lack.
+_SHARED: weakref.WeakKeyDictionary[nn.Module, SplitPasses] = weakref.WeakKeyDictionary()
 
 
 def per_image_mse(reconstructed: Tensor, images: Tensor) -> Tensor:
@@ -93,7 +99,7 @@ class SplitPasses:
 
     def _chunks(self, split: str, index: Tensor | None) -> Iterator[tuple[Tensor, Tensor | None, Tensor]]:
         """(pixels, their codes or None, labels) chunk by chunk; codes only where they decode to `reconstruct`."""
-        codes = self.codes(split, index) if self._decodes_codes() else None
+        codes = self.codes(split, index) if decodes_codes(self.model) else None
         start = 0
         for piece in self._pieces(split, index):
             images, labels = self.datamodule.pixels(split, piece)
@@ -106,28 +112,22 @@ class SplitPasses:
             return self.model.reconstruct(images, *given)
         return self.model.decode(to_module(codes, self.model), *given)
 
-    def _decodes_codes(self) -> bool:
-        """Whether the model's reconstruct is decode(encode(x)), so stored codes can be decoded."""
-        from autoencoders.machinery.base import AutoencoderBase
-
-        return getattr(type(self.model), "reconstruct", None) is AutoencoderBase.reconstruct
-
 
 @contextmanager
 def sharing(model: nn.Module, datamodule: Any, whole: tuple[str, ...] = ("test",)) -> Iterator[SplitPasses]:
     """One SplitPasses for `model` on `datamodule` within the block, for every `passes_of` there.
     Open it where the weights stay as they are until the block ends (from testing on)."""
     passes = SplitPasses(model, datamodule, whole)
-    model.shared_passes = passes
+    _SHARED[model] = passes
     try:
         yield passes
     finally:
-        del model.shared_passes
+        del _SHARED[model]
 
 
 def passes_of(model: nn.Module, datamodule: Any) -> SplitPasses:
     """The passes shared within `sharing(model, datamodule)`, or a new SplitPasses outside one."""
-    shared = getattr(model, "shared_passes", None)
-    if isinstance(shared, SplitPasses) and shared.datamodule is datamodule:
+    shared = _SHARED.get(model)
+    if shared is not None and shared.datamodule is datamodule:
         return shared
     return SplitPasses(model, datamodule)

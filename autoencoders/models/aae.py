@@ -14,6 +14,7 @@ from torch import Tensor
 
 from autoencoders.losses import matching, reconstruction
 from autoencoders.machinery.phases import Phase, PhasedAutoencoder
+from autoencoders.machinery.priors import build_prior
 from autoencoders.nets.discriminator import Discriminator
 
 # The discriminator's hidden layers: Makhzani et al. (2016) use two layers of 1000 ReLU units
@@ -34,8 +35,11 @@ class AAE(PhasedAutoencoder):
     D labels right (0.5: it cannot tell them apart). Phase 2 uses `adversarial_lr` (1e-4), phase 3
     `generator_lr` (1e-3, as phase 1's `lr`): a generator as slow as the discriminator lets the
     reconstruction phase move the codes ten times faster than it pulls them back, and D wins
-    (docs/objectives.md has both settings' figures).
+    (docs/objectives.md has both settings' figures). The prior is the paper's N(0, I)
+    (`prior`, machinery/priors.py), which model.prior leaves as it is.
     """
+
+    prior_choices = ("normal",)
 
     def __init__(
         self,
@@ -43,9 +47,11 @@ class AAE(PhasedAutoencoder):
         discriminator_width: int = 1000,
         adversarial_lr: float = 1e-4,
         generator_lr: float = 1e-3,
+        prior: str = "normal",
         **shared: Any,
     ) -> None:
         super().__init__(**shared)
+        self.prior = build_prior(type(self), prior)
         self.discriminator = Discriminator(self.hparams.latent_dim, discriminator_width, DISCRIMINATOR_DEPTH)
 
     def optimizer_settings(self) -> dict[str, dict[str, Any]]:
@@ -59,13 +65,17 @@ class AAE(PhasedAutoencoder):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n images decoded from prior draws z ~ N(0, I) (call .eval() first, as for the vae)."""
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
+        z = self.prior.sample((n, self.hparams.latent_dim), generator, device=self.device, dtype=self.dtype)
         return self.decode(z)
+
+    def prior_draws(self, z: Tensor) -> Tensor:
+        """As many draws from the prior as there are codes z, on their device, in their dtype."""
+        return self.prior.sample(z.shape, device=z.device, dtype=z.dtype)
 
     def adversarial_terms(self, z: Tensor) -> dict[str, Tensor]:
         """disc_loss (on z detached: it trains D only), gen_loss and disc_acc for codes z and as
         many prior draws."""
-        real = self.discriminator(torch.randn_like(z))
+        real = self.discriminator(self.prior_draws(z))
         fake = self.discriminator(z.detach())
         return {
             "disc_loss": matching.discriminator_loss(real, fake),
@@ -83,7 +93,7 @@ class AAE(PhasedAutoencoder):
         recon = reconstruction.mean_reconstruction(self.hparams.loss, self.reconstruct(x), x)
         yield "autoencoder", recon, {"loss": recon, "recon": recon}
         z = self.encode(x)  # the codes after the reconstruction update
-        real = self.discriminator(torch.randn_like(z))
+        real = self.discriminator(self.prior_draws(z))
         fake = self.discriminator(z.detach())
         disc_loss = matching.discriminator_loss(real, fake)
         yield (

@@ -16,7 +16,7 @@ from autoencoders.models.vae import VAE
 
 
 class CVAE(VAE):
-    """q(z|x, y) = N(mu(x, y), diag(exp(logvar(x, y)))), p(z) = N(0, I), p(x|z, y), with y the
+    """q(z|x, y) = N(mu(x, y), diag(exp(logvar(x, y)))), p(z) (model.prior), p(x|z, y), with y the
     one-hot class: the mlp encoder gets y beside the flattened image, the conv encoder beside its
     flattened features (before the latent head), both decoders get [z, y].
 
@@ -49,17 +49,17 @@ class CVAE(VAE):
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """n images decoded from z ~ N(0, I) with classes y (None: 0, 1, 2, ... in turn).
+        """n images decoded from z ~ p(z) with classes y (None: 0, 1, 2, ... in turn).
         Call .eval() first: conv BatchNorm uses batch statistics in train mode."""
         if y is None:
             y = torch.arange(n) % self.hparams.num_classes
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, dtype=self.dtype).to(self.device)
+        z = self.prior.sample((n, self.hparams.latent_dim), generator, dtype=self.dtype).to(self.device)
         return self.decode(z, y.to(self.device))
 
     @torch.no_grad()
     def sample_grid(self, n_images: int, columns: int, generator: torch.Generator | None = None) -> Tensor:
         """The images/samples grid: one row per class (whatever `n_images`) from one batch of
-        `columns` z ~ N(0, I), each column one style. (num_classes * columns, C, H, W), row by row."""
-        z = torch.randn(columns, self.hparams.latent_dim, generator=generator, dtype=self.dtype).to(self.device)
+        `columns` z ~ p(z), each column one style. (num_classes * columns, C, H, W), row by row."""
+        z = self.prior.sample((columns, self.hparams.latent_dim), generator, dtype=self.dtype).to(self.device)
         classes = torch.arange(self.hparams.num_classes, device=self.device)
         return self.decode(z.repeat(len(classes), 1), classes.repeat_interleave(columns))

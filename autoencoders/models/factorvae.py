@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoencoders.losses import densities, matching, reconstruction
+from autoencoders.losses import matching, reconstruction
 from autoencoders.machinery.phases import Phase, PhasedAutoencoder
 from autoencoders.models.vae import VAE
 from autoencoders.nets.discriminator import Discriminator
@@ -69,6 +69,7 @@ class FactorVAE(PhasedAutoencoder, VAE):
     """
 
     training_draws = 2  # the DataModule stacks two independent batches per step (data/batches.py)
+    prior_choices = ("normal",)  # the paper's N(0, I); the swappable prior is for vae, tcvae, iwae, cvae
 
     def __init__(
         self,
@@ -103,7 +104,7 @@ class FactorVAE(PhasedAutoencoder, VAE):
         mu, logvar, z = self.sampled_codes(x)
         x_hat = self.decode(z)
         recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
-        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        kl = self.prior.kl_per_dim(mu, logvar).sum(1).mean()
         penalty, _ = self.regularizer(mu, logvar, z)  # beta_t * KL_fb, as the VAE's
         tc = self.discriminator(z).mean()  # gradients reach the encoder through D (D's own are reset in phase 2)
         terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), "tc": tc}

@@ -41,7 +41,11 @@ class HVAE(VAE):
     `sample` goes top-down: z2 ~ N(0, I), z1 ~ p(z1|z2), decoded. val/test log `active_units_z1`,
     `active_units_z2` (Burda et al.'s statistic on each level's deterministic posterior mean) and
     `active_units`, their sum. `log_importance_weights` gives test/nll its two-level estimate.
+    The prior is its own: z2's N(0, I) (`prior`, machinery/priors.py) under the learned p(z1|z2),
+    so `model.prior` stays normal.
     """
+
+    prior_choices = ("normal",)
 
     def __init__(self, *, top_latent_dim: int = 16, **settings: Any) -> None:
         super().__init__(**settings)
@@ -78,7 +82,7 @@ class HVAE(VAE):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n images drawn top-down: z2 ~ N(0, I), z1 ~ p(z1|z2), decoded (call .eval() first)."""
         reference = next(self.parameters())
-        z2 = standard_normal((n, self.hparams.top_latent_dim), reference, generator)
+        z2 = self.prior.sample((n, self.hparams.top_latent_dim), generator, reference.device, reference.dtype)
         mu, logvar = self.prior_z1(z2)
         return self.decode(mu + torch.exp(0.5 * logvar) * standard_normal(tuple(mu.shape), reference, generator))
 
@@ -96,7 +100,7 @@ class HVAE(VAE):
         x_hat = self.decode(z1)
         recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)
         kl_z1_per_dim = gaussian_kl_between(mu1, logvar1, mu_p, logvar_p)
-        kl_z2_per_dim = densities.gaussian_kl_per_dim(mu2, logvar2)
+        kl_z2_per_dim = self.prior.kl_per_dim(mu2, logvar2)
         kl_z1, kl_z2 = kl_z1_per_dim.sum(1).mean(), kl_z2_per_dim.sum(1).mean()
         penalty = self.kl_weight() * densities.free_bits_kl(
             torch.cat([kl_z1_per_dim, kl_z2_per_dim], dim=1), self.hparams.free_bits
@@ -123,7 +127,7 @@ class HVAE(VAE):
         mu_p, logvar_p = self.prior_z1(z2)
         mu1, logvar1 = precision_weighted(mu_hat1, logvar_hat1, mu_p, logvar_p)
         z1 = mu1 + torch.exp(0.5 * logvar1) * standard_normal(tuple(mu1.shape), mu1, generator)
-        log_prior = densities.gaussian_log_density(z1, mu_p, logvar_p) + densities.standard_normal_log_density(z2)
+        log_prior = densities.gaussian_log_density(z1, mu_p, logvar_p) + self.prior.log_density(z2)
         log_posterior = densities.gaussian_log_density(z1, mu1, logvar1) + densities.gaussian_log_density(
             z2, mu2, logvar2
         )

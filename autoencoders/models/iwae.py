@@ -39,7 +39,7 @@ def log_importance_weights(
 ) -> Tensor:
     """(samples, B) log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x), k = 1..samples, nats.
 
-    `model` is a VAE (`posterior`, `decode`, `hparams.loss`); differentiable (the iwae trains on
+    `model` is a VAE (`posterior`, `prior`, `decode`, `hparams.loss`); differentiable (the iwae trains on
     it), so evaluations call it in eval mode under no_grad. `labels`: the images' classes, which
     conditional models take beside x and z. The noise comes from `generator` on the CPU (seeded
     evaluations), or without one from the global RNG on the model's device (training).
@@ -47,14 +47,15 @@ def log_importance_weights(
     """
     mu, logvar = posterior if posterior is not None else model.posterior(x, *condition(model, labels))
     z = mu + torch.exp(0.5 * logvar) * standard_normal((samples, *mu.shape), mu, generator)  # (k, B, d)
-    log_prior = densities.standard_normal_log_density(z)
+    log_prior = model.prior.log_density(z)
     log_posterior = densities.gaussian_log_density(z, mu, logvar)
     return log_likelihoods(model, x, z, labels) + log_prior - log_posterior
 
 
 def standard_normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Standard normal noise of `shape` on like's device and dtype: from `generator` (drawn on its
-    own device, then moved) when given, else from the global RNG on like's device."""
+    """Standard normal noise of `shape` on like's device and dtype (the reparameterization's eps,
+    whatever the prior): from `generator` (drawn on its own device, then moved) when given, else
+    from the global RNG on like's device."""
     if generator is None:
         return torch.randn(shape, dtype=like.dtype, device=like.device)
     return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
@@ -106,6 +107,6 @@ class IWAE(VAE):
         mu, logvar = self.posterior(x)
         log_weights = log_importance_weights(self, x, self.hparams.samples, posterior=(mu, logvar))
         bound = densities.importance_weighted_bound(log_weights).mean()
-        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        kl = self.prior.kl_per_dim(mu, logvar).sum(1).mean()
         # The deterministic reconstruction (*/mse measures it; stochastic_reconstruction is inherited).
         return {"loss": -bound, "iw_bound": bound, "kl": kl}, self.decode(mu)

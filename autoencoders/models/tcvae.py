@@ -28,7 +28,9 @@ class TCVAE(VAE):
     mws's weights 1/(NM) sum to 1/N, which adds constants to the estimates, (D - 1) log N to tc
     (where a total correlation of 0 would read 0), log N to mi and -D log N to dwkl, so compare
     mws values between runs on the same data, not with 0; mss's weights sum to 1, and its tc
-    reads near 0 when the aggregate posterior factorises. With beta = 1 the loss is the VAE's with
+    reads near 0 when the aggregate posterior factorises. dwkl is taken against the model's
+    prior's log-density (N(0, I) or Laplace(0, 1), model.prior), so the three still sum to
+    log q(z|x) - log p(z). With beta = 1 the loss is the VAE's with
     a one-sample Monte-Carlo KL in place of the closed form. `kl` (closed form) and
     `elbo` = -(recon + kl) are logged as for the VAE.
     `kl_warmup_epochs` ramps the whole regularizer mi + beta * tc + dwkl; free bits (a floor per
@@ -46,7 +48,7 @@ class TCVAE(VAE):
 
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         parts = total_correlation.total_correlation_decomposition(
-            z, mu, logvar, self.hparams.dataset_size, self.hparams.tc_estimator
+            z, mu, logvar, self.hparams.dataset_size, self.hparams.tc_estimator, self.prior.log_density
         )
         terms = {name: value.mean() for name, value in parts.items()}
         penalty = terms["mi"] + self.hparams.beta * terms["tc"] + terms["dwkl"]

@@ -15,6 +15,7 @@ from torch import Tensor
 from autoencoders.internals import trainer_of
 from autoencoders.losses import densities, reconstruction
 from autoencoders.machinery.base import AutoencoderBase
+from autoencoders.machinery.priors import build_prior
 
 # A latent dimension is "active" when its posterior mean varies across the data by more than
 # this (variance of E_q[z_j | x] over x; Burda et al. 2016, section 5.2).
@@ -55,7 +56,8 @@ class PosteriorStats:
 
 
 class VAE(AutoencoderBase):
-    """q(z|x) = N(mu(x), diag(exp(logvar(x)))), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian.
+    """q(z|x) = N(mu(x), diag(exp(logvar(x)))), p(z) = `prior` (N(0, I), or Laplace(0, 1) per
+    dimension: machinery/priors.py), p(x|z) Bernoulli or Gaussian.
 
     Per image: recon = -log p(x|z) summed over pixels (z = mu + sigma * eps, one sample) and
     kl = KL(q(z|x) || p(z)) in closed form, both in nats. The objective ("loss") is the batch
@@ -74,6 +76,7 @@ class VAE(AutoencoderBase):
 
     encoder_outputs = 2  # mean and log-variance
     stochastic_reconstruction = True  # */mse decodes the posterior mean, not a sample
+    prior_choices = ("normal", "laplace")
 
     def __init__(
         self,
@@ -81,11 +84,13 @@ class VAE(AutoencoderBase):
         beta: float = 1.0,
         kl_warmup_epochs: float = 0.0,
         free_bits: float = 0.0,
+        prior: str = "normal",
         loss: str = "bce",
         **shared: Any,
     ) -> None:
         # The VAE's own default likelihood is Bernoulli; the other shared settings are the base's.
         super().__init__(loss=loss, **shared)
+        self.prior = build_prior(type(self), prior)
         self._posterior_stats = {"val": PosteriorStats(), "test": PosteriorStats()}
 
     def posterior(self, x: Tensor, *condition: Tensor) -> tuple[Tensor, Tensor]:
@@ -98,8 +103,8 @@ class VAE(AutoencoderBase):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n images decoded from z ~ N(0, I) (call .eval() first: conv BatchNorm uses batch stats in train mode)."""
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
+        """n images decoded from z ~ p(z) (call .eval() first: conv BatchNorm uses batch stats in train mode)."""
+        z = self.prior.sample((n, self.hparams.latent_dim), generator, device=self.device, dtype=self.dtype)
         return self.decode(z)
 
     def warmup_fraction(self) -> float:
@@ -126,7 +131,7 @@ class VAE(AutoencoderBase):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization: grads reach mu, logvar
         x_hat = self.decode(z, *condition)
         recon = reconstruction.mean_negative_log_likelihood(self.hparams.loss, x_hat, x)  # batch means from here on
-        kl = densities.gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+        kl = self.prior.kl_per_dim(mu, logvar).sum(1).mean()
         penalty, own_terms = self.regularizer(mu, logvar, z)
         terms = {"loss": recon + penalty, "recon": recon, "kl": kl, "elbo": -(recon + kl), **own_terms}
         return terms, x_hat
@@ -134,7 +139,7 @@ class VAE(AutoencoderBase):
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """What the objective adds to recon (beta_t * KL_fb) and the terms it logs besides kl (none).
         Subclasses that split the KL differently (the tcvae) replace this."""
-        kl_per_dim = densities.gaussian_kl_per_dim(mu, logvar)
+        kl_per_dim = self.prior.kl_per_dim(mu, logvar)
         return self.kl_weight() * densities.free_bits_kl(kl_per_dim, self.hparams.free_bits), {}
 
     # --- epoch-level statistics of the posterior (val/test) ---------------------------------
@@ -143,7 +148,7 @@ class VAE(AutoencoderBase):
         self._posterior_stats[stage].update(mu)
         if stage != "val":
             return {}
-        kl_per_dim = densities.gaussian_kl_per_dim(mu, logvar).mean(0)
+        kl_per_dim = self.prior.kl_per_dim(mu, logvar).mean(0)
         return {f"kl_dim/{j}": value for j, value in enumerate(kl_per_dim)}
 
     def on_validation_epoch_start(self) -> None:

@@ -7,4 +7,5 @@ checkpoints.py  checkpoints read and written; the one rule for whether one belon
 attempt.py      <run>/attempt/: where a resume writes until it completes, and its promotion
 resume.py       what a resume may do, decided before any file is touched
 loading.py      load_run and instantiate: objects back from configs and run directories
+trust.py        what opening a run may import: shipped targets, CLASS_ALIASES, and what the user allows
 """

@@ -3,11 +3,14 @@ trained model from a run's config.yaml and one of its checkpoints.
 
 `load_run(run_dir)` is the notebook entry point (re-exported as `autoencoders.load_run`);
 `ae-eval` uses the same functions. Checkpoints are read with weights_only=True (nothing in them
-is executed) and must belong to the run (rundir.checkpoints.check_belongs).
+is executed) and must belong to the run (rundir.checkpoints.check_belongs). The classes the run's
+config.yaml and checkpoint name are checked before any is imported (rundir/trust.py): `trust`
+names the modules beyond the shipped configs' that the user allows for this call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from autoencoders.errors import USER_ERRORS, CheckpointError, ConfigError
 from autoencoders.rundir.attempt import run_of_checkpoint
 from autoencoders.rundir.checkpoints import FROM_DATA, check_belongs, current_class_path, load_checkpoint
 from autoencoders.rundir.record import METRICS_FILE, read_record
+from autoencoders.rundir.trust import check_target, check_targets
 
 # The names --checkpoint takes for <run>/checkpoints/<name>.ckpt (interrupted: the one a signal stop saves).
 CHECKPOINT_NAMES = ("best", "last", "interrupted")
@@ -112,23 +116,29 @@ def resolve(target: str | Path, checkpoint: str | Path | None = None) -> tuple[P
     return target, path
 
 
-def load_config(run_dir: Path) -> DictConfig:
-    """The run's resolved config.yaml."""
+def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
+    """The run's resolved config.yaml, whose every `_target_` is one the user may import
+    (rundir.trust.check_targets; UntrustedCode otherwise)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(
             f"{run_dir} has no config.yaml, so its model cannot be rebuilt; a checkpoint must sit "
             "in <run>/checkpoints/ beside the run's config.yaml."
         )
-    return OmegaConf.load(path)
+    cfg = OmegaConf.load(path)
+    check_targets(cfg, path, trust)
+    return cfg
 
 
-def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
-    """The model of `cfg.model` with the weights of checkpoint `path`, in eval mode, on the CPU;
-    also the checkpoint itself. Raises CheckpointError for a corrupt file or another model's."""
+def load_model(cfg: DictConfig, path: Path, trust: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """The model of `cfg.model` (a config load_config checked) with the weights of checkpoint
+    `path`, in eval mode, on the CPU; also the checkpoint itself. Raises CheckpointError for a
+    corrupt file or another model's, UntrustedCode for a class the user has not allowed."""
     from hydra.utils import get_class
 
     saved = load_checkpoint(path)
+    if saved.get("model_class") is not None:  # the checkpoint's strings are data too
+        check_target("model", saved["model_class"], path, trust, key="its model_class")
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_belongs(saved, path, model_cfg)
     model_class = get_class(current_class_path(model_cfg.pop("_target_")))
@@ -148,9 +158,11 @@ def load_model(cfg: DictConfig, path: Path) -> tuple[Any, dict[str, Any]]:
     return model.eval(), saved
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> torch.nn.Module:
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, trust: Iterable[str] = ()) -> torch.nn.Module:
     """The trained model of a run directory, in eval mode: its best checkpoint, or `checkpoint`
     ("last", "best" or a path); `run_dir` may also be a checkpoint file in <run>/checkpoints/.
+    `trust`: modules whose classes the run may name beyond the shipped configs' (your own model
+    class, say), as ae-eval's --trust; AE_TRUST in the environment adds to them (rundir/trust.py).
 
     It has encode (deterministic codes; the posterior mean for the vae), decode, reconstruct
     and, for the vae, sample(n). Gradients stay on; wrap calls in torch.no_grad() for speed.
@@ -158,5 +170,5 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> torch
     run_dir, path = resolve(run_dir, checkpoint)
     if (run_dir / METRICS_FILE).is_file():
         read_record(run_dir)  # a record of a newer layout is refused before anything loads
-    model, _ = load_model(load_config(run_dir), path)
+    model, _ = load_model(load_config(run_dir, trust), path, trust)
     return model

@@ -10,6 +10,9 @@ A resume that was stopped (interrupted) passes its settings on only to the resum
 its attempt folder, which finishes the same attempt. Everything is checked first (the
 overrides, the values, a checkpoint that loads and belongs to the run, the learning-rate
 schedule), so a refused resume changes nothing and a failed one leaves the finished run as it was.
+The run's classes are checked before any is imported (rundir/trust.py): `trust=[MODULE,...]`
+allows more for this resume only; it is neither an override nor recorded, so no later resume
+inherits it from the run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from autoencoders.errors import CheckpointError, ConfigError
 from autoencoders.rundir.attempt import ATTEMPT_DIR, in_attempt
 from autoencoders.rundir.checkpoints import check_belongs, load_checkpoint, usable_checkpoint
 from autoencoders.rundir.record import METRICS_FILE, read_record
+from autoencoders.rundir.trust import TRUST_KEY, check_target, check_targets
 from autoencoders.schema import RESUME_MAY_CHANGE, check_config
 
 log = logging.getLogger("autoencoders")
@@ -38,7 +43,7 @@ class ResumePlan:
 
     run_dir: Path
     cfg: DictConfig  # config.yaml with the earlier resumes' overrides and this one's applied
-    overrides: list[str]  # this resume's own overrides, as typed
+    overrides: list[str]  # this resume's own overrides, as typed (without its trust=[...])
     checkpoint: Path | None  # None: the run stopped before its first checkpoint; training starts over
     skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, and why
     config_changes: dict[str, list[Any]] = field(default_factory=dict)  # config.yaml edits: key -> [was, now]
@@ -53,15 +58,21 @@ class ResumePlan:
             return str(self.checkpoint)
 
 
-def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = None) -> ResumePlan:
-    """Check a resume of `run_dir` (from `checkpoint`, or its newest usable one) without writing."""
+def plan_resume(
+    run_dir: Path, overrides: list[str], checkpoint: Path | None = None, trust: Iterable[str] = ()
+) -> ResumePlan:
+    """Check a resume of `run_dir` (from `checkpoint`, or its newest usable one) without writing.
+    `trust`, with the overrides' trust=[...]: modules whose classes the run may name beyond the
+    shipped configs' (rundir/trust.py)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / METRICS_FILE).is_file():
         raise CheckpointError(
             f"{run_dir} is not a run directory (it needs config.yaml and {METRICS_FILE}); "
             "pass the directory of a run, or one of its checkpoints/*.ckpt files."
         )
-    cfg = effective_config(run_dir)
+    allowed, overrides = split_trust(overrides)
+    trust = [*trust, *allowed]
+    cfg = effective_config(run_dir, trust)
     recorded = recorded_config(run_dir)
     if recorded is None:
         log.warning(
@@ -79,6 +90,8 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     identity = run_config_hash(run_dir)
     if checkpoint is not None:
         saved = load_checkpoint(checkpoint)
+        if saved.get("model_class") is not None:  # (usable_checkpoint's has the checked config's class)
+            check_target("model", saved["model_class"], checkpoint, trust, key="its model_class")
         check_belongs(saved, checkpoint, model_cfg, identity)
         skipped: list[str] = []
     else:
@@ -88,7 +101,7 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
                 f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). Start a new run."
             )
     if checkpoint is not None and in_attempt(checkpoint, run_dir):  # it finishes a stopped resume's attempt
-        cfg = effective_config(run_dir, continues=True)
+        cfg = effective_config(run_dir, trust, continues=True)
         before = recorded_config(run_dir, continues=True) if recorded is not None else cfg.copy()
         apply_overrides(cfg, overrides)
         check_config(cfg)
@@ -97,25 +110,34 @@ def plan_resume(run_dir: Path, overrides: list[str], checkpoint: Path | None = N
     return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped, changes)
 
 
-def effective_config(run_dir: Path, continues: bool = False) -> DictConfig:
+def effective_config(run_dir: Path, trust: Iterable[str] = (), continues: bool = False) -> DictConfig:
     """The run's config.yaml with the overrides later resumes inherit applied, in order
-    (`inherited_overrides`; `continues`: for a resume that continues the attempt folder)."""
-    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
-    apply_overrides(cfg, inherited_overrides(read_record(run_dir).get("resumes", []), continues))
+    (`inherited_overrides`; `continues`: for a resume that continues the attempt folder); every
+    `_target_` in it one the user may import (rundir.trust.check_targets; UntrustedCode otherwise)."""
+    path = Path(run_dir) / "config.yaml"
+    cfg = OmegaConf.load(path)
+    check_targets(cfg, path, trust)
+    inherited = inherited_overrides(read_record(run_dir).get("resumes", []), continues)
+    apply_overrides(cfg, inherited)
+    if inherited:  # from metrics.json, they may set eval.* and logging.* blocks
+        check_targets(cfg, Path(run_dir) / METRICS_FILE, trust)
     return cfg
 
 
-def attempt_config(run_dir: Path) -> DictConfig:
+def attempt_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
     """The config of the resume running now (the record's `attempt`): what a worker process of
-    a DDP resume trains with, the same as its main process's plan. For a first run, config.yaml."""
-    record = read_record(run_dir)
+    a DDP resume trains with, the same as its main process's plan. For a first run, config.yaml.
+    Its classes are checked as effective_config's are."""
+    record, path = read_record(run_dir), Path(run_dir) / "config.yaml"
     index = (record.get("attempt") or {}).get("resume")
-    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+    cfg = OmegaConf.load(path)
+    check_targets(cfg, path, trust)
     if index is None:
         return cfg
     entries = record.get("resumes", [])
     apply_overrides(cfg, inherited_overrides(entries[:index], _continues(entries[index])))
     apply_overrides(cfg, [str(item) for item in entries[index].get("overrides") or []])
+    check_targets(cfg, Path(run_dir) / METRICS_FILE, trust)
     return cfg
 
 
@@ -145,6 +167,25 @@ def inherited_overrides(resumes: list[Any], continues: bool = False) -> list[str
 def _continues(entry: dict[str, Any]) -> bool:
     """Whether a `resumes` entry started from a checkpoint in the attempt folder (rundir/attempt.py)."""
     return str(entry.get("checkpoint") or "").startswith(f"{ATTEMPT_DIR}/")
+
+
+def split_trust(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """A resume's `trust=[MODULE,...]` (this command's allowance, rundir/trust.py) and its other
+    overrides, as typed."""
+    trust, rest = [], []
+    for text, override in zip(overrides, _parse(overrides)):
+        if override.key_or_group != TRUST_KEY:
+            rest.append(text)
+            continue
+        value = override.value()
+        modules = value if isinstance(value, list) else [value]
+        if override.is_delete() or not modules or not all(isinstance(name, str) and name for name in modules):
+            raise ConfigError(
+                f"{text} is not an allowance: {TRUST_KEY}= takes a module or a list of them, e.g. "
+                f"{TRUST_KEY}=mymodule or {TRUST_KEY}=[mymodule,other.module]."
+            )
+        trust.extend(modules)
+    return trust, rest
 
 
 def config_fingerprint(cfg: DictConfig) -> dict[str, Any]:
@@ -204,16 +245,20 @@ def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
-    """Apply a resume's overrides (Hydra's grammar) to `cfg`, refusing keys a resume may not change."""
+def _parse(overrides: list[str]) -> list[Any]:
+    """A resume's overrides read with Hydra's grammar."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+        return OverridesParser.create().parse_overrides(overrides=overrides)
     except HydraException as error:
         raise ConfigError(f"Cannot read the resume's overrides {overrides}: {str(error).splitlines()[0]}") from None
-    for override in parsed:
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Apply a resume's overrides (Hydra's grammar) to `cfg`, refusing keys a resume may not change."""
+    for override in _parse(overrides):
         key = override.key_or_group
         if not key.startswith(RESUME_MAY_CHANGE) or override.is_delete() or override.is_sweep_override():
             allowed = ", ".join(f"{name}*" if name.endswith(".") else name for name in RESUME_MAY_CHANGE)

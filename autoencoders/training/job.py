@@ -26,6 +26,7 @@ from autoencoders.rundir.attempt import pending_record, where_now
 from autoencoders.rundir.lock import LOCK_FILE, RunLock, wait_for_decision
 from autoencoders.rundir.record import METRICS_FILE, read_record, timestamp, write_json_atomic
 from autoencoders.rundir.resume import plan_resume
+from autoencoders.rundir.trust import check_targets, own_targets
 from autoencoders.training.sweep import FAILURES, plan_for_existing_dir
 
 log = logging.getLogger("autoencoders")
@@ -44,7 +45,7 @@ def run_job(cfg: DictConfig) -> dict[str, float] | float | None:
     metrics = None
     try:
         if not is_main_process():  # a worker of a run the cluster started several processes for
-            _join_as_worker(run_dir)
+            _join_as_worker(run_dir, own_targets(cfg))
             return None
         with RunLock(run_dir) as lock, log_to_file(run_dir):
             metrics = _run_in_directory(cfg, run_dir, overrides, lock)
@@ -70,7 +71,8 @@ def _run_in_directory(cfg: DictConfig, run_dir: Path, overrides: list[str], lock
         if job is not None:
             lock.announce({"job": job, "skip": True})
         return read_record(run_dir)["metrics"]
-    resumed = plan_resume(run_dir, []) if plan == "resume" else None
+    # The run this very command started before (the overrides matched): its own classes are allowed.
+    resumed = plan_resume(run_dir, [], trust=own_targets(cfg)) if plan == "resume" else None
     if resumed is None:
         _save_hydra_files(run_dir, cfg)
     if job is not None:  # the run's other processes, started by the cluster, follow this decision
@@ -82,8 +84,9 @@ def _run_in_directory(cfg: DictConfig, run_dir: Path, overrides: list[str], lock
     return train(cfg, run_dir, overrides)
 
 
-def _join_as_worker(run_dir: Path) -> None:
-    """A worker process started by the cluster: train beside the main process, as it decided."""
+def _join_as_worker(run_dir: Path, trust: list[str]) -> None:
+    """A worker process started by the cluster: train beside the main process, as it decided (a
+    config whose classes are this command's own, `trust`, or the shipped configs')."""
     from autoencoders.distributed.torch_setup import resolve_threads
     from autoencoders.training.pipeline import train_worker
 
@@ -91,6 +94,7 @@ def _join_as_worker(run_dir: Path) -> None:
     if decision.get("skip"):
         return
     cfg = OmegaConf.create(decision["config"])
+    check_targets(cfg, run_dir / LOCK_FILE, trust)
     checkpoint = Path(decision["checkpoint"]) if decision.get("checkpoint") else None
     train_worker(cfg, run_dir, checkpoint, resolve_threads(cfg.torch_threads))
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.distributed.torch_setup import resolve_threads, set_up_torch
 from autoencoders.errors import ConfigError
+from autoencoders.machinery.contract import check_prior
 from autoencoders.rundir.checkpoints import FROM_DATA, current_class_path
 from autoencoders.rundir.loading import constructor_arguments
 from autoencoders.rundir.record import RunRecord
@@ -93,7 +94,10 @@ def _processes_here(cfg: DictConfig) -> int:
 
 def check_settings_exist(cfg: DictConfig) -> None:
     """Every model.* and data.* key is an argument of the class it configures (`+model.foo=1`
-    would otherwise fail deep inside Hydra's instantiate, after the data had loaded)."""
+    would otherwise fail deep inside Hydra's instantiate, after the data had loaded), and
+    model.prior is one the model can take (the contract's `prior_choices`)."""
+    if "prior" in cfg.model:
+        check_prior(get_class(current_class_path(cfg.model._target_)), cfg.model.prior)
     for section in ("model", "data"):
         node = cfg[section]
         known = constructor_arguments(get_class(current_class_path(node._target_)))

@@ -29,6 +29,7 @@ from autoencoders.rundir.attempt import end_attempt, open_attempt, pending_recor
 from autoencoders.rundir.checkpoints import ConfigStamp, load_checkpoint
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, plan_resume
+from autoencoders.rundir.trust import own_targets
 from autoencoders.training.building import prepare
 from autoencoders.training.opening import open_record
 from autoencoders.training.run_loggers import close_loggers, flush_files, run_loggers
@@ -194,7 +195,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, state: Run
         state.record.current("model", {}).get("name", ""),
         purge_step,
         GracefulStop(state.signals, (state.attempt or run_dir) / "checkpoints"),
-        worker_command(run_dir, checkpoint, torch.get_num_threads()),
+        worker_command(run_dir, checkpoint, torch.get_num_threads(), own_targets(cfg)),
         run_loggers(cfg, run_dir, state.record, purge_step, state.attempt),
         [stamp, *state.callbacks],
         manual,
@@ -225,7 +226,7 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
         )
         return last
     # The tested checkpoint as trainer.test loaded it (machinery.base.on_load_checkpoint): read once.
-    saved = getattr(trainer.lightning_module, "loaded_checkpoint", None) or load_checkpoint(tested)
+    saved = trainer.lightning_module.loaded_checkpoint or load_checkpoint(tested)
     values = saved.get("epoch_metrics")
     state.record.update(
         tested={

@@ -9,6 +9,7 @@ import lightning as L
 from torch import Tensor
 
 from autoencoders.internals import file_writer
+from autoencoders.nets.families import family_name
 from autoencoders.views.loggers import log_hyperparams
 from autoencoders.views.tensorboard import tensorboard
 
@@ -29,6 +30,16 @@ def flatten_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, fl
         else:
             flat[key] = str(value)
     return flat
+
+
+def named_network(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters with the network as a column people read: `net` is the family's name
+    (mlp, conv ...) or the user's class path, and its sizes `net.<key>` (not `net._target_`)."""
+    net = hparams.get("net")
+    if not isinstance(net, Mapping):
+        return dict(hparams)
+    sizes = {f"net.{key}": value for key, value in net.items() if key != "_target_"}
+    return {**{key: value for key, value in hparams.items() if key != "net"}, "net": family_name(net), **sizes}
 
 
 class HParamsSession(L.Callback):
@@ -57,7 +68,7 @@ class HParamsSession(L.Callback):
 
         # No max_epochs: extending a finished run by resuming would leave the first value showing
         # (TensorBoard keeps a tag's first metadata); the `epoch` metric column says it instead.
-        params = flatten_hparams({**pl_module.hparams, **self.extra})
+        params = flatten_hparams({**named_network(pl_module.hparams), **self.extra})
         _, session_start, session_end = hparams(params, metric_dict={})  # metrics only enter the Experiment
         events = file_writer(writer)  # add_hparams would open a second run directory
         events.add_summary(session_start)

@@ -37,7 +37,8 @@ def test_help_info_and_cfg_work_from_any_directory(tmp_path):
     assert "logger: csv, mlflow, tensorboard, wandb" in done.stdout and "callbacks: none, timing" in done.stdout
     assert "data: dsprites, fashionmnist, mnist, npz, shapes, synthetic" in done.stdout
     done = ae_train("model=conv", "model.latent_dim=7", "--cfg", "job", cwd=tmp_path)
-    assert done.returncode == 0 and "latent_dim: 7" in done.stdout and "net: conv" in done.stdout
+    assert done.returncode == 0 and "latent_dim: 7" in done.stdout
+    assert "  net:\n    _target_: autoencoders.nets.conv.ConvEncoder\n    channels:\n    - 16\n    - 32" in done.stdout
     done = ae_train("--info", cwd=tmp_path)
     assert done.returncode == 0 and "pkg://autoencoders.conf" in done.stdout
     assert not (tmp_path / "outputs").exists()  # none of these starts a run

@@ -204,6 +204,7 @@ def test_the_conv_net_on_sides_not_divisible_by_4_is_one_clear_error(compose_cfg
         train(cfg, run_dir=tmp_path / "run")
     assert (
         str(caught.value)
-        == "The conv network needs image sides divisible by 4, got 30x30; use model.net=mlp for this data."
+        == "The conv network needs image sides divisible by 4 (stride 2, 2 stages), got 30x30; use model/net=mlp "
+        "for this data, or fewer stages."
     )
     assert read_record(tmp_path / "run")["status"] == "failed"

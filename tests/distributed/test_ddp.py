@@ -2,6 +2,7 @@
 record, the main process alone writing, signals reaching every process, resume."""
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -151,3 +152,41 @@ def test_processes_a_cluster_starts_follow_the_main_process(tmp_path):
     assert record["status"] == "completed" and record["processes"]["count"] == 2
     assert done.stderr.count("Final metrics") == 1 and run_files(tmp_path / "run") == LAYOUT | {"events"}
     assert json.loads((tmp_path / "run" / ".lock").read_text())["decision"]["job"].startswith("torchrun-")
+
+
+@pytest.mark.slow
+def test_the_processes_of_a_run_on_one_machine_listen_on_loopback_only(tiny_cfg, tmp_path, monkeypatch):
+    # torch's own rendezvous store listens on every interface, whatever address it is given; the
+    # run's rank 0 serves it on loopback, and gloo's sockets stay there too. The probe is a user's
+    # `_target_`: the worker, reading the run's config back, may import it (the main process's own).
+    import ipaddress
+
+    from autoencoders.training.pipeline import train
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # the worker imports tests.*
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    cfg = tiny_cfg(
+        "trainer=ddp",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        *QUIET,
+        "+callbacks.probe._target_=tests.distributed.probes.ListeningProbe",
+        f"+callbacks.probe.folder={tmp_path}",
+    )
+    train(cfg, run_dir=tmp_path / "run")
+    record = read_record(tmp_path / "run")
+    assert record["status"] == "completed" and record["processes"]["count"] == 2
+    listening = {rank: json.loads((tmp_path / f"listening.{rank}.json").read_text()) for rank in (0, 1)}
+    assert len(listening[0]) >= 2, listening  # rank 0: the store and gloo's own socket
+    for rank, sockets in listening.items():
+        for address, port in sockets:
+            assert ipaddress.ip_address(address).is_loopback, (rank, address, port)
+    assert "GLOO_SOCKET_IFNAME" not in os.environ  # this process's environment is as it was
+
+
+def test_only_a_loopback_address_is_served_on_loopback():
+    # Any other address is one the user named (several nodes): torch then listens as it does.
+    from autoencoders.distributed.ddp import on_loopback
+
+    assert all(on_loopback(address) for address in ("127.0.0.1", "localhost", "::1", "127.0.1.1"))
+    assert not any(on_loopback(address) for address in ("10.0.0.5", "node7", "0.0.0.0", "::"))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from autoencoders import load_run
-from autoencoders.errors import ConfigError
+from autoencoders.errors import ConfigError, UntrustedCode
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import train
 from tests.conftest import FAST
@@ -74,18 +74,33 @@ def test_a_network_of_your_own_trains_reloads_and_predicts(tiny_cfg, tmp_path, u
     assert record["model"]["network"] == "my_nets.Encoder"
     assert record["model"]["multiply_adds"] == 784 * 24 + 24 * 6 + 3 * 24 + 24 * 784
     assert record["model"]["encoder_parameters"] == 784 * 24 + 24 + 24 * 6 + 6
-    model = load_run(run)
+    # Reopening runs the network's own code, so it is the user's to allow (rundir/trust.py).
+    with pytest.raises(UntrustedCode, match=r"'my_nets.Encoder' as model.net._target_"):
+        load_run(run)
+    model = load_run(run, trust=["my_nets"])
     assert type(model.encoder).__module__ == "my_nets" and model.encoder.layers[1].out_features == 24
     saved = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(value, model.state_dict()[key]) for key, value in saved.items())
     images = np.random.default_rng(0).random((5, 28, 28)).astype(np.float32)
     np.savez(tmp_path / "new.npz", images=images)
-    ae_predict([str(run), str(tmp_path / "new.npz"), "--what", "codes", "--out", str(tmp_path / "codes.npz")])
+    ae_predict(
+        [
+            str(run),
+            str(tmp_path / "new.npz"),
+            "--trust",
+            "my_nets",
+            "--what",
+            "codes",
+            "--out",
+            str(tmp_path / "codes.npz"),
+        ]
+    )
     with torch.no_grad():
         expected = model.encode(torch.from_numpy(images)[:, None])
     assert np.allclose(np.load(tmp_path / "codes.npz")["codes"], expected.numpy(), atol=1e-6)
-    ae_eval([str(run)])  # re-tested with the same network: the same number
+    ae_eval([str(run), "--trust", "my_nets"])  # re-tested with the same network: the same number
     assert read_record(run)["eval"]["metrics"]["test/mse"] == pytest.approx(metrics["test/mse"], rel=1e-6)
+    monkeypatch.setenv("AE_TRUST", "my_nets")
     resumed = resume_training(run, ["trainer.max_epochs=2"])
     assert read_record(run)["status"] == "completed" and np.isfinite(resumed["test/mse"])
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
@@ -116,7 +131,7 @@ def test_a_network_yaml_of_your_own_on_the_search_path(tmp_path, user_module, mo
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_record(tmp_path / "run")["model"]["network"] == "my_nets.Encoder"
-    assert load_run(tmp_path / "run").encoder.layers[1].out_features == 20
+    assert load_run(tmp_path / "run", trust=["my_nets"]).encoder.layers[1].out_features == 20
 
 
 def test_a_network_of_the_wrong_shape_stops_before_training(tmp_path, monkeypatch):

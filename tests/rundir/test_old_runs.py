@@ -61,3 +61,9 @@ def test_an_old_run_resumes(old_run, caplog):
     assert record["status"] == "completed" and record["metrics"]["test/mse"] == metrics["test/mse"]
     assert record["schema_version"] == 2  # rewritten by today's code, in today's layout (a superset of 1)
     assert load_checkpoint(old_run / "checkpoints" / "last.ckpt")["epoch"] == 1  # epoch 0 was the old run's
+
+
+def test_an_old_vae_run_from_before_model_prior_loads_with_the_normal_prior(old_run):
+    assert "prior" not in OmegaConf.load(old_run / "config.yaml").model
+    assert "prior" not in load_checkpoint(old_run / "checkpoints" / "best.ckpt")["hyper_parameters"]
+    assert load_run(old_run).prior.name == "normal"

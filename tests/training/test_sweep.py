@@ -113,13 +113,15 @@ def test_experiment_bundle_is_the_latent_beta_grid():
 
 def test_experiment_disentangle_sweeps_vae_tcvae_and_factorvae_over_beta_on_shapes():
     cfg = hydra_cfg("experiment=disentangle")
-    assert cfg.data.name == "shapes" and cfg.model.net == "conv" and cfg.model.latent_dim == 10
+    assert cfg.data.name == "shapes" and cfg.model.net._target_ == "autoencoders.nets.conv.ConvEncoder"
+    assert cfg.model.latent_dim == 10
     assert (cfg.data.resolution, cfg.data.subsample, cfg.data.test_size, cfg.trainer.max_epochs) == (32, 6000, 2000, 10)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert dict(cfg.hydra.sweeper.params) == {"model": "vae,tcvae,factorvae", "model.beta": "1,4", "seed": "0,1"}
     for name, target in (("tcvae", "tcvae.TCVAE"), ("factorvae", "factorvae.FactorVAE")):
         other = hydra_cfg("experiment=disentangle", f"model={name}")  # the sweep's other models keep its net
-        assert other.model._target_ == f"autoencoders.models.{target}" and other.model.net == "conv"
+        assert other.model._target_ == f"autoencoders.models.{target}"
+        assert other.model.net._target_ == "autoencoders.nets.conv.ConvEncoder"
         assert other.model.latent_dim == 10
 
 

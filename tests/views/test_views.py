@@ -150,6 +150,7 @@ def test_every_view_is_in_the_event_files(tiny_cfg, tmp_path, model):
     start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
     hparams = json_format.MessageToDict(start)["hparams"]
     assert hparams["latent_dim"] == 4 and hparams["lr"] == pytest.approx(cfg.model.lr) and hparams["net"] == "mlp"
+    assert hparams["net.hidden"] == "256x64" and "net._target_" not in hparams  # the family by name, its sizes beside
     assert hparams["batch_size"] == 32 and hparams["seed"] == 42 and hparams["data"] == "synthetic"
     assert hparams["model"].endswith(("Autoencoder", "VAE"))
     assert ("beta" in hparams) == (model == "vae")
