@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from autoencoders.config_keys import RULES
 from autoencoders.errors import USER_ERRORS
+from autoencoders.training import building
 from autoencoders.training.building import prepare
 from autoencoders.training.opening import check_new_run
 
@@ -109,8 +110,18 @@ def composed(tmp_path_factory):
         }
 
 
-def test_every_key_at_its_bounds_is_accepted_or_refused_up_front_in_one_paragraph(composed):
+def test_every_key_at_its_bounds_is_accepted_or_refused_up_front_in_one_paragraph(composed, monkeypatch):
     assert len(CASES) > 250 and all(case in CASES for case in MUST_REFUSE)
+    # A DataModule per data block and seed, built once (a data key's values each build their own).
+    built, build_data = {}, building.build_data
+    monkeypatch.setattr(
+        building,
+        "build_data",
+        lambda cfg, record=None: (
+            built.get(repr((cfg.data, cfg.seed)))
+            or built.setdefault(repr((cfg.data, cfg.seed)), build_data(cfg, record))
+        ),
+    )
     outcomes = {}
     for key, value in CASES:
         cfg = composed[tuple(setup_of(key))].copy()
