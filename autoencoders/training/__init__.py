@@ -3,6 +3,7 @@
 job.py          one Hydra job around a run directory, and ae-train resume=<run>
 opening.py      before anything is built: the config checked, paths made absolute, the record opened
 pipeline.py     train(cfg): build data, model and trainer; fit, test, evaluate, write the record
+building.py     prepare(cfg): data and model built and checked against the data, evaluations and machine
 trainer.py      build_trainer: loggers, checkpoints, views, signal handling, progress bar, callbacks
 run_loggers.py  what a run tells its loggers beside TensorBoard (conf/logger/)
 timing.py       callbacks=timing: <run>/timing.json
