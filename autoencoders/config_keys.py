@@ -40,7 +40,7 @@ RULES: dict[str, Rule] = {
     "torch_threads": key(
         "int",
         None,
-        "torch's intra-op threads; null: the cores but one, per parallel job, at most 4",
+        "torch's intra-op threads, at most the machine's cores; null: the cores but one, per parallel job, at most 4",
         low=1,
         nullable=True,
     ),

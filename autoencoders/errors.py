@@ -51,15 +51,17 @@ class RunDirectoryBusy(RuntimeError):
 class DiskFull(OSError):
     """No space was left to write a file; the previous version of the file is intact."""
 
-    def __init__(self, path: Path, free: int | None) -> None:
+    # What to do, by default for a training run; a command writing other files says its own (`remedy`).
+    RESUME = "free some space, then continue the run with ae-train resume=<run-dir> (or run the command again)."
+
+    def __init__(self, path: Path, free: int | None, remedy: str = RESUME) -> None:
         space = f"{free / 2**20:.1f} MiB free there now" if free is not None else "its free space unknown"
         super().__init__(
             errno.ENOSPC,
-            f"No space left on device while writing {path} ({space}). The previous "
-            "version of that file is intact; free some space, then continue the run with "
-            "ae-train resume=<run-dir> (or run the command again).",
+            f"No space left on device while writing {path} ({space}). The previous version of that file is intact; "
+            + remedy,
         )
-        self.path = path
+        self.path, self.free = path, free
 
     def __str__(self) -> str:
         return str(self.strerror)

@@ -8,6 +8,7 @@ and what is allowed. This module imports no torch, so `ae-train --help` stays fa
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from autoencoders import machine
 from autoencoders.config_keys import DECLARED_SECTIONS, LOGGERS, NETS, RULES
 from autoencoders.errors import ConfigError
 
@@ -165,6 +167,18 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT:  # a model without `beta` skips its rule
             check_value(key, value)
+    check_threads(cfg.get("torch_threads"))
+
+
+def check_threads(threads: Any) -> None:
+    """torch_threads at most the cores of the machine that runs the job (the check runs there):
+    more threads than cores only contend, and far more crash torch's thread pool later."""
+    cores = machine.cores()
+    if isinstance(threads, int) and threads > cores:
+        raise ConfigError(
+            f"torch_threads={threads} is more than the {cores} cores of this machine ({platform.node()}). "
+            f"Use a number from 1 to {cores}, or null (automatic: the cores but one, at most 4)."
+        )
 
 
 _ABSENT = object()

@@ -64,7 +64,7 @@ born = float(sys.argv[1]); jobs = int(sys.argv[2]); output = sys.argv[3]; overri
 start = time.time()
 import lightning as L
 from hydra import compose, initialize_config_module
-from autoencoders.training import pipeline
+from autoencoders.training import building, pipeline
 try:  # what ae-train's entry point does first, where the code has it
     from autoencoders.cli import quick_exit
     quick_exit()
@@ -79,7 +79,7 @@ class Marks(L.Callback):
         if not trainer.sanity_checking: marks["epoch_end"] = time.time()
     def on_test_start(self, trainer, module): marks["test_start"] = time.time()
     def on_test_epoch_end(self, trainer, module): marks["test_end"] = time.time()
-build_data, build_trainer, evaluate_model = pipeline.build_data, pipeline.build_trainer, suite.evaluate_model
+build_data, build_trainer, evaluate_model = building.build_data, pipeline.build_trainer, suite.evaluate_model
 def timed_data(*args, **kwargs):
     data = build_data(*args, **kwargs); marks["data"] = time.time(); return data
 def with_marks(cfg, *args, **kwargs):
@@ -87,7 +87,7 @@ def with_marks(cfg, *args, **kwargs):
 def timed_evaluation(*args, **kwargs):
     marks["evaluation_start"] = time.time(); metrics = evaluate_model(*args, **kwargs)
     marks["evaluation_end"] = time.time(); return metrics
-pipeline.build_data, pipeline.build_trainer, suite.evaluate_model = timed_data, with_marks, timed_evaluation
+building.build_data, pipeline.build_trainer, suite.evaluate_model = timed_data, with_marks, timed_evaluation
 rows = []
 for job in range(jobs):
     marks.clear(); began = time.time()

@@ -19,6 +19,7 @@ RANKS = {
     "autoencoders.rules": 0,
     "autoencoders.internals": 0,
     "autoencoders.atomic": 0,  # Lightning's and torch's private names, behind one door
+    "autoencoders.machine": 0,  # the machine's cores and memory
     "autoencoders.losses": 1,
     "autoencoders.nets": 1,
     "autoencoders.machinery": 1,

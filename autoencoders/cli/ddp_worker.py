@@ -28,12 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trust", action="append", default=[])
     args = parser.parse_args(argv)
     from autoencoders.console import log_to_console
-    from autoencoders.rundir.resume import effective_config
+    from autoencoders.rundir.resume import attempt_config
     from autoencoders.training.pipeline import train_worker
 
     log_to_console()
     try:
-        train_worker(effective_config(args.run_dir, args.trust), args.run_dir, args.checkpoint, args.threads)
+        train_worker(attempt_config(args.run_dir, args.trust), args.run_dir, args.checkpoint, args.threads)
     except RunInterrupted as stopped:
         sys.exit(128 + stopped.signal_number)
     except Exception as error:  # noqa: BLE001 - the main process reports the run's failure; this one says its own

@@ -1,7 +1,8 @@
 """The runs ae-compare reads: one `Run` per metrics.json below a directory.
 
 Reads only metrics.json files (see rundir/record.py), so it works on running, failed and finished
-sweeps alike, and never imports torch.
+sweeps alike, and never imports torch. A run whose record says running while the process it names
+is gone from this machine is shown `killed` (rundir/leftovers.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoencoders.errors import UnsupportedVersion
+from autoencoders.rundir.leftovers import seen_status
 from autoencoders.rundir.record import METRICS_FILE, check_schema_version
 from autoencoders.schema import run_name_excluded_keys
 
@@ -57,7 +59,10 @@ SIZE_METRICS = {"model/parameters": "parameters", "model/multiply_adds": "multip
 
 
 def _size(record: dict[str, Any]) -> dict[str, float]:
+    """The size of a run's model, from records that measured its multiply-adds (networks as configs on)."""
     model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    if not isinstance(model.get("multiply_adds"), (int, float)):
+        return {}
     return {name: float(model[key]) for name, key in SIZE_METRICS.items() if isinstance(model.get(key), (int, float))}
 
 
@@ -92,7 +97,7 @@ def _read_run(path: Path, root: Path) -> Run:
     label = path.parent.relative_to(root).as_posix()
     return Run(
         label,
-        record["status"],
+        seen_status(record),  # `killed` for a run whose recorded process is gone
         {**floats, **_size(record)},
         effective_overrides(record, [str(item) for item in overrides]),
         _short_error(record.get("error")),

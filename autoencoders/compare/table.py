@@ -37,11 +37,11 @@ class Row:
 
 def default_metrics(runs: list[Run]) -> list[str]:
     """test/mse, test/loss, then the other test/* metrics (val/* when no run got to testing), then
-    the model's size (model/parameters, model/multiply_adds) where the records have it."""
+    the model's size (model/parameters, model/multiply_adds) where it differs between the runs."""
     names = available_metrics(runs)
     stage = "test/" if any(name.startswith("test/") for name in names) else "val/"
     first = [name for name in (f"{stage}mse", f"{stage}loss") if name in names]
-    size = [name for name in SIZE_METRICS if name in names]
+    size = [name for name in SIZE_METRICS if len({run.metrics.get(name) for run in runs}) > 1]
     return first + [name for name in names if name.startswith(stage) and name not in first] + size
 
 

@@ -131,11 +131,14 @@ class ImageDataModule(L.LightningDataModule):
         if n_train < 2:
             raise ConfigError(
                 f"{self.name} has {n_train} training image(s): data.val_size of them are held out for "
-                "validation, which needs at least 2 (one to validate, one to train). Use more images."
+                "validation, which needs at least 2 (one to validate, one to train). Use more images"
+                + (" (data.subsample)." if self.name in ("shapes", "dsprites") else ".")
             )
         if not 0 < self.val_size < n_train:
+            drawn = " (data.subsample draws them)" if self.name in ("shapes", "dsprites") else ""
             raise ConfigError(
-                f"data.val_size must be between 1 and {n_train - 1} for {self.name}, got {self.val_size}."
+                f"data.val_size must be between 1 and {n_train - 1} for {self.name}, whose training split has "
+                f"{n_train} images{drawn}; got {self.val_size}."
             )
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
         val_index, train_index = order[: self.val_size], order[self.val_size :]

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders import machine
 from autoencoders.data.sources import ImageSet
-from autoencoders.errors import DataUnavailable
+from autoencoders.errors import ConfigError, DataUnavailable
 
 log = logging.getLogger(__name__)
 SHAPES = ("square", "ellipse", "heart")
@@ -103,6 +104,7 @@ def load_shapes(
             f"data.subsample + data.test_size = {wanted} + {test_size}; lower them, or raise "
             "data.scales, data.orientations or data.positions."
         )
+    check_grid_fits(resolution, positions, wanted + test_size)
     settings = {"resolution": resolution, "sizes": sizes, "subsample": wanted, "test_size": test_size, "version": 1}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(root).expanduser() / "shapes" / f"shapes-{key}.npz"
@@ -118,6 +120,25 @@ def load_shapes(
     return _factor_set(
         images, factors, list(FACTOR_NAMES), sizes, len(images) - test_size, f"generated shapes in {path}"
     )
+
+
+def check_grid_fits(resolution: int, positions: int, images: int) -> None:
+    """Refuse, before generating anything, positions finer than the pixels (they draw the same
+    images, and the grid's size outgrows numpy's sampling) and a set that cannot fit in memory:
+    the images as bytes, and one chunk's float32 sample points (six arrays of them in `rasterise`)."""
+    if positions > resolution:
+        raise ConfigError(
+            f"data.positions={positions} is more than data.resolution={resolution}: positions closer than a pixel "
+            f"draw the same images. Use at most {resolution} positions, or a larger data.resolution."
+        )
+    needed = images * resolution**2 + min(CHUNK, images) * resolution**2 * 4 * 6
+    memory = machine.memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"data.resolution={resolution}: {images} images of {resolution}×{resolution} pixels need at least "
+            f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:.1f} GiB of memory. Use a smaller "
+            "data.resolution (dSprites' is 64), or fewer images (data.subsample, data.test_size)."
+        )
 
 
 def _save_atomically(path: Path, **arrays: np.ndarray) -> None:

@@ -235,3 +235,18 @@ def factor_scores(
             factorvae_batch=settings.factorvae_batch,
         )
     return {f"test/{name}": value for name, value in scores.items()}, used
+
+
+def check_vote_memory(batch: int, latent_dim: int) -> None:
+    """Refuse, before training, a FactorVAE-score vote of `batch` codes (float64, with their int64
+    indices, drawn with replacement when fewer share the level) that cannot fit in memory at once."""
+    from autoencoders import machine
+    from autoencoders.errors import ConfigError
+
+    memory, needed = machine.memory(), batch * (latent_dim + 1) * 8
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"eval.factorvae_batch={batch} needs {needed / 2**30:,.1f} GiB at once for each FactorVAE-score vote "
+            f"({latent_dim} numbers per code), more than this machine's {memory / 2**30:.1f} GiB of memory. Use a "
+            "batch of tens to hundreds of codes (disentanglement_lib's default is 64)."
+        )

@@ -48,7 +48,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None, trust: Ite
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from autoencoders.evaluation.suite import evaluate_model, shared_passes
+    from autoencoders.evaluation.suite import check_evaluation, evaluate_model, shared_passes
     from autoencoders.views.images import ImageGrids
     from autoencoders.views.latents import LatentViews
 
@@ -61,6 +61,7 @@ def _evaluate(run_dir: Path, path: Path, overrides: list[str] | None, trust: Ite
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     datamodule.setup("test")
     _check_data_fits(model, datamodule, path)
+    check_evaluation(settings, model, datamodule)  # before the test pass: a setting the data cannot meet
 
     eval_dir = run_dir / "eval" / evaluation_name(run_dir, path)
     _clear_previous_eval(eval_dir)  # one evaluation per checkpoint: no duplicate points

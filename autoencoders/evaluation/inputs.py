@@ -8,6 +8,7 @@ divided by 255, float files as stored). Nothing is resized unless --resize asks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,13 +207,37 @@ def _shape(channels: int, height: int, width: int) -> str:
 
 
 def check_out(out: str | Path) -> Path:
+    """`out` as a path, when it names an .npz file in a place this process can write to (a folder
+    that is missing is created then): checked before any model work, which a refused write would waste."""
     out = Path(out).expanduser()
-    if out.suffix != ".npz" or out.is_dir():
+    if out.suffix != ".npz" or out.is_dir() or out.with_suffix(".json").is_dir():
         raise ConfigError(
             f"--out {out} must name an .npz file to write (e.g. --out predictions.npz); its JSON "
             "sidecar goes beside it with the suffix .json."
         )
+    folder = out.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        why = "a file, not a folder" if not folder.is_dir() else "a folder you cannot write to"
+        raise ConfigError(
+            f"--out {out} cannot be written: {folder} is {why}. Nothing was computed; choose an --out in a "
+            "folder you can write to (a missing folder is created)."
+        )
     return out
+
+
+def check_not_read(out: Path, sidecar: Path, reads: list[Path | None]) -> None:
+    """Refuse an `out` (or its `sidecar`) that is one of the files this command reads: the input,
+    the checkpoint, the run's record or config; the same file by any path, hard or symbolic link."""
+    for written in (out, sidecar):
+        for read in reads:
+            if read is not None and written.exists() and Path(read).exists() and os.path.samefile(written, read):
+                raise ConfigError(
+                    f"--out {out} would overwrite {read}, which this command reads"
+                    + (f" ({written} is the same file)" if written != Path(read) else "")
+                    + ". Nothing was computed; choose another --out (its sidecar is the same name with .json)."
+                )
 
 
 def check_chunk_size(chunk_size: int) -> int:

@@ -16,17 +16,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from autoencoders import machine
+from autoencoders.errors import ConfigError
 from autoencoders.losses import densities
 from autoencoders.machinery.contract import ImportanceWeighted
 from autoencoders.machinery.inference import chunks
-from autoencoders.models.iwae import log_importance_weights  # the iwae trains on the same bound
+from autoencoders.models.iwae import importance_sampling_bytes, log_importance_weights  # the iwae's own bound
+
+NLL_BATCH = 500  # images per log_importance_weights call (importance_weighted_nll's batch_size)
 
 
 def importance_weighted_nll(
     model: torch.nn.Module,
     images: Tensor,
     samples: int = 100,
-    batch_size: int = 500,
+    batch_size: int = NLL_BATCH,
     seed: int = 0,
     labels: Tensor | None = None,
 ) -> Tensor:
@@ -44,3 +48,18 @@ def importance_weighted_nll(
             log_weights = log_importance_weights(model, chunk, samples, generator, chunk_labels)
         estimates.append(-densities.importance_weighted_bound(log_weights).double().cpu())
     return torch.cat(estimates)
+
+
+def check_nll_memory(samples: int, images: int, model: torch.nn.Module) -> None:
+    """Refuse, before training, `samples` importance samples per image that cannot fit in the
+    machine's memory at once for `images` test images (at most NLL_BATCH at a time)."""
+    memory, images = machine.memory(), min(NLL_BATCH, images)
+    channels, height, width = model.input_shape
+    needed = importance_sampling_bytes(samples, images, model.hparams.latent_dim, channels * height * width)
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"eval.nll_samples={samples} needs at least {needed / 2**30:.1f} GiB at once for test/nll "
+            f"({images} images of {channels}×{height}×{width} at a time), more than this machine's "
+            f"{memory / 2**30:.1f} GiB of memory. Use fewer samples (Burda et al. 2016 report k = 5000; 100 is "
+            "the default), or eval.nll_samples=0 to skip test/nll."
+        )

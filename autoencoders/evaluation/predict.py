@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from autoencoders.errors import ConfigError
+from autoencoders.errors import ConfigError, DiskFull
 from autoencoders.evaluation.anomaly import PERCENTILES
 from autoencoders.evaluation.inputs import (
     RESIZE,
     Inputs,
     check_chunk_size,
     check_labels,
+    check_not_read,
     check_out,
     check_shapes,
     choose_device,
@@ -86,6 +87,7 @@ def predict(
     if (source is None) == (split is None):
         raise ConfigError("Give exactly one input: a folder of images, an .npz file, or --split train|val|test.")
     run_dir, path = resolve(target, checkpoint)
+    check_not_read(out, sidecar_path(out), [_file(source), path, *_run_files(run_dir)])
     cfg = load_config(run_dir, trust)
     model, saved = load_model(cfg, path, trust)
     inputs = open_split(cfg, split) if split is not None else open_input(source)
@@ -134,6 +136,7 @@ def decode(
     `out`: `images` (N × H × W × C float32 in [0, 1]) and `labels` if given, a data=npz file."""
     out, chunk_size = check_out(out), check_chunk_size(chunk_size)
     run_dir, path = resolve(target, checkpoint)
+    check_not_read(out, sidecar_path(out), [Path(codes_file).expanduser(), path, *_run_files(run_dir)])
     cfg = load_config(run_dir, trust)
     model, saved = load_model(cfg, path, trust)
     codes, labels = open_codes(codes_file, model)
@@ -227,18 +230,34 @@ def recorded_thresholds(run_dir: Path, checkpoint: Path, saved: dict[str, Any]) 
     )
 
 
+# What to do when the disk is full: there is no run to resume (errors.DiskFull's default says that).
+DISK_FULL = "nothing was written. Free some space there, or choose an --out on another disk, then run ae-predict again."
+
+
 def write_outputs(out: Path, arrays: dict[str, np.ndarray], sidecar: dict[str, Any]) -> None:
     """`out` (.npz) and its sidecar (.json), each atomically; when the sidecar fails, `out` goes too."""
-    write_atomic(out, lambda handle: np.savez(handle, **arrays), binary=True)
     try:
-        write_json_atomic(sidecar_path(out), sidecar)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
+        write_atomic(out, lambda handle: np.savez(handle, **arrays), binary=True)
+        try:
+            write_json_atomic(sidecar_path(out), sidecar)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+    except DiskFull as full:
+        raise DiskFull(full.path, full.free, DISK_FULL) from None
 
 
 def sidecar_path(out: Path) -> Path:
     return Path(out).with_suffix(".json")
+
+
+def _file(source: str | Path | None) -> Path | None:
+    return Path(source).expanduser() if source is not None and Path(source).expanduser().is_file() else None
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The files of the run that predicting reads or that record it: never an output."""
+    return [run_dir / METRICS_FILE, run_dir / "config.yaml"]
 
 
 def parse_what(what: Iterable[str] | str) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+# Subsets are drawn with this seed, not the run's: runs of a seed sweep are scored on the same images.
+SUBSET_SEED = 0
 # lbfgs reaches its tolerance in a few hundred iterations on standardized 32-d codes; the cap
 # only guards against a degenerate encoder.
 MAX_ITER = 1000
@@ -52,3 +54,28 @@ def probe_splits(passes: object, train_size: int | None = 10_000, seed: int = 0)
     train_codes = passes.codes("train", chosen)
     test_codes = passes.codes("test", None if bool(known.all()) else known.nonzero().squeeze(1))
     return probe_accuracy(train_codes, train_labels[chosen], test_codes, test_labels[known], seed)
+
+
+def check_probe_classes(size: int | None, datamodule: object) -> None:
+    """Refuse, before training, a seeded training subset of `size` images (None: all) that holds
+    one class: a classifier of one class cannot be fitted (scikit-learn says so only after training)."""
+    from autoencoders.errors import ConfigError
+
+    labels = datamodule.labels("train")
+    chosen = labels[subset(len(labels), size, SUBSET_SEED)]
+    if len(chosen.unique()) >= 2:
+        return
+    if len(labels.unique()) < 2:
+        raise ConfigError(
+            f"eval.probe needs training images of two classes or more, and the training split holds only class "
+            f"{int(labels[0])} (data.normal_classes or data.holdout_class keep one class). Set eval.probe=false."
+        )
+    # Every subset size takes a prefix of one seeded permutation: the first image of another class is where it starts.
+    order = subset(len(labels), len(labels) - 1, SUBSET_SEED)
+    others = (labels[order] != labels[order[0]]).nonzero()
+    needed = int(others[0]) + 1 if len(others) else len(labels)
+    raise ConfigError(
+        f"eval.probe_train_size={size} is too small for this data: the linear probe is fitted on a seeded subset "
+        f"of {size} training image(s), which hold only class {int(chosen[0])}, and a classifier needs two classes. "
+        f"Use eval.probe_train_size={needed} or more (null = all), or eval.probe=false."
+    )

@@ -16,6 +16,12 @@ exclusive lock (`<hash>.lock`, flock: released by the kernel however the process
 runs starting at once train it once, and written to a temporary name then renamed, so a reader
 sees a whole file or none. Training is seeded inside its own RNG scope: the run's random state,
 which its checkpoints carry, is not touched.
+
+The file holds a digest of its name and its contents (`weights_digest`), checked whenever it is
+read: a file that is not whole, not readable, or not the network its name promises (another
+dataset's network copied over it, weights edited) is never used, and never fails the run: it
+is trained again under the lock, with a warning naming it. A file written before the digest
+(recipe version 2 without it) is trained again once, the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
-from autoencoders.atomic import atomic_write
+from autoencoders.atomic import atomic_write, remove_dead_temp_files
 from autoencoders.data.batches import to_pixels
 
 log = logging.getLogger("autoencoders")
@@ -104,17 +110,72 @@ def reference_network(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
     with FileLock(folder / f"{name}.lock"):  # a second run waits here, then finds the file
-        if not path.is_file():
+        remove_dead_temp_files(folder)  # a network's writing cut short by a kill
+        found = read_cached(path, name, input_shape, n_classes, recipe) if path.is_file() else None
+        if found is None:
             net = train_reference(input_shape, n_classes, recipe, *train)
             accuracy = accuracy_of(net, *test)
             saved = {"test_accuracy": accuracy, "recipe": recipe, "input_shape": input_shape, "n_classes": n_classes}
+            saved["digest"] = weights_digest(name, net.state_dict(), saved)
             with atomic_write(path, "wb") as handle:
                 torch.save({"state_dict": net.state_dict(), **saved}, handle)
             log.info("Trained the reference network %s: test accuracy %.4f (%s)", name, accuracy, path)
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    net = ReferenceNet(tuple(saved["input_shape"]), saved["n_classes"], saved["recipe"])
-    net.load_state_dict(saved["state_dict"])
-    return Reference(net.eval(), float(saved["test_accuracy"]), name)
+            found = net, accuracy
+    return Reference(found[0].eval(), found[1], name)
+
+
+def read_cached(
+    path: Path, name: str, input_shape: tuple[int, ...], n_classes: int, recipe: dict
+) -> tuple[ReferenceNet, float] | None:
+    """The network and test accuracy in `path` when it is whole and the network `name` stands for
+    (its digest checks out, its shape and recipe are this one's); None, with a warning naming the
+    file, when not: the caller trains it again."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        problem = _problem(saved, name, (input_shape, n_classes, recipe))
+        if problem is None:
+            net = ReferenceNet(input_shape, n_classes, recipe)
+            net.load_state_dict(saved["state_dict"])
+            return net, float(saved["test_accuracy"])
+    except Exception as error:  # noqa: BLE001 - garbage, a truncated zip, a foreign pickle: whatever torch says
+        problem = f"it cannot be read ({type(error).__name__}: {error})"
+    log.warning("The cached reference network %s is not usable: %s. Training it again.", path, problem)
+    return None
+
+
+FIELDS = ("test_accuracy", "recipe", "input_shape", "n_classes")  # saved beside the weights and the digest
+
+
+def _problem(saved: object, name: str, expected: tuple) -> str | None:
+    """Why a loaded cache file is not the network `name` of the `expected` (input shape, class
+    count, recipe); None when it is."""
+    missing = [key for key in ("state_dict", *FIELDS) if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        return f"it is not a reference network file of this package (it has no {', '.join(missing)})"
+    fields = {key: saved[key] for key in FIELDS}
+    if "digest" not in saved:
+        return "it has no digest (written by an earlier version)"
+    if saved["digest"] != weights_digest(name, saved["state_dict"], fields):
+        return "its digest does not match its contents: another network's file, or weights changed since"
+    if _plain(fields["input_shape"], fields["n_classes"], fields["recipe"]) != _plain(*expected):
+        return "it was trained for another image shape, class count or recipe"
+    return None
+
+
+def weights_digest(name: str, state_dict: dict[str, Tensor], fields: dict) -> str:
+    """sha256 of the network's name (its data hash), its weights (each tensor's name, dtype, shape
+    and bytes, in name order) and its other saved fields: a copy of another network under this
+    name, or weights changed after writing, give another digest."""
+    digest = hashlib.sha256(json.dumps({"name": name, **fields}, sort_keys=True, default=list).encode())
+    for key in sorted(state_dict):
+        tensor = state_dict[key]
+        digest.update(f"{key}:{tensor.dtype}:{list(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain(*values: object) -> str:
+    return json.dumps(values, sort_keys=True, default=list)  # tuples and lists alike
 
 
 def train_reference(

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from autoencoders.errors import ConfigError
+from autoencoders.evaluation.probe import SUBSET_SEED
 from autoencoders.machinery.contract import estimates_likelihood, is_conditional
 from autoencoders.machinery.inference import evaluating
 from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
@@ -27,9 +28,6 @@ from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
 log = logging.getLogger("autoencoders")
-
-# Subsets are drawn with this seed, not the run's: runs of a seed sweep are scored on the same images.
-SUBSET_SEED = 0
 
 
 @contextmanager
@@ -65,6 +63,36 @@ def _anomaly_on(settings: EvalSettings, datamodule: Any) -> bool:
     return bool(settings.anomaly) and getattr(datamodule, "normal_classes", None) is not None
 
 
+def check_evaluation(settings: Any, model: Any, datamodule: Any) -> None:
+    """Refuse, before training (and before ae-eval's test pass), an evaluation setting this
+    set-up DataModule and model cannot meet, in one paragraph instead of a failure after the
+    training it wasted: eval.anomaly=true without normal classes, eval.sample_quality=true
+    without labels, a probe subset of one class (probe.py), importance samples (likelihood.py) or
+    a FactorVAE-score vote (disentanglement.py) larger than the machine's memory."""
+    from autoencoders.evaluation.disentanglement import check_vote_memory
+    from autoencoders.evaluation.likelihood import check_nll_memory
+    from autoencoders.evaluation.probe import check_probe_classes
+
+    settings = settings if isinstance(settings, EvalSettings) else EvalSettings.from_config(settings)
+    if settings.anomaly is True and getattr(datamodule, "normal_classes", None) is None:
+        raise ConfigError(
+            "eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
+            "normal); set one, or use eval.anomaly=auto."
+        )
+    if settings.sample_quality is True and not datamodule.has_labels:
+        raise ConfigError(
+            "eval.sample_quality=true needs class labels to train its reference network, and this data "
+            "has none; use eval.sample_quality=auto or false."
+        )
+    if settings.probe and datamodule.has_labels:
+        check_probe_classes(settings.probe_train_size, datamodule)
+    if settings.nll_samples > 0 and estimates_likelihood(model):
+        test = len(datamodule.labels("test"))
+        check_nll_memory(settings.nll_samples, min(settings.nll_images or test, test), model)
+    if settings.disentanglement and getattr(datamodule, "has_factors", False) and datamodule.factorial:
+        check_vote_memory(settings.factorvae_batch, model.hparams.latent_dim)
+
+
 def evaluate_model(
     settings: Any,
     model: Any,
@@ -85,6 +113,7 @@ def evaluate_model(
     from lightning.pytorch.loggers import TensorBoardLogger
 
     settings = EvalSettings.from_config(settings)
+    check_evaluation(settings, model, datamodule)  # done before training too: a direct call gets the same refusal
     step = model.global_step if step is None else step
     loggers = list(loggers)
     writer = next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
@@ -93,11 +122,6 @@ def evaluate_model(
     with evaluating(model):
         metrics.update(_probe(passes, settings))
         normal_classes = getattr(datamodule, "normal_classes", None)
-        if settings.anomaly is True and normal_classes is None:
-            raise ConfigError(
-                "eval.anomaly=true needs data.normal_classes or data.holdout_class (which classes are "
-                "normal); set one, or use eval.anomaly=auto."
-            )
         if _anomaly_on(settings, datamodule):
             metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
         if settings.nll_samples > 0 and estimates_likelihood(model):
@@ -106,7 +130,7 @@ def evaluate_model(
             metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
             metrics.update(_disentanglement(passes, settings, used if used is not None else {}))
-        if _wants_sample_quality(settings.sample_quality, datamodule):
+        if _sample_quality_on(settings.sample_quality, datamodule):
             metrics.update(_sample_quality(passes, settings, used if used is not None else {}))
     for logger in loggers if metrics else ():
         logger.log_metrics(metrics, step=step)
@@ -155,19 +179,11 @@ def _disentanglement(passes: SplitPasses, settings: EvalSettings, used: dict) ->
     return scores
 
 
-def _wants_sample_quality(setting: Any, datamodule: Any) -> bool:
+def _sample_quality_on(setting: Any, datamodule: Any) -> bool:
     """eval.sample_quality: true, false, or auto: on labelled data with known factors (shapes, dsprites),
     whose runs this was made for. Elsewhere the reference network costs a few minutes the first
-    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true."""
-    if setting is True and not datamodule.has_labels:
-        raise ConfigError(
-            "eval.sample_quality=true needs class labels to train its reference network, and this data "
-            "has none; use eval.sample_quality=auto or false."
-        )
-    return _sample_quality_on(setting, datamodule)
-
-
-def _sample_quality_on(setting: Any, datamodule: Any) -> bool:
+    time (FashionMNIST: docs/disentanglement.md), so it is asked for with true (which needs labels:
+    evaluation/requirements.py)."""
     return setting is True or (
         setting == "auto" and datamodule.has_labels and getattr(datamodule, "has_factors", False)
     )

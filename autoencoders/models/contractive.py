@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autoencoders.errors import ConfigError
 from autoencoders.losses import penalties, reconstruction
 from autoencoders.machinery.base import AutoencoderBase
 
@@ -63,6 +64,13 @@ class ContractiveAutoencoder(AutoencoderBase):
 
     def __init__(self, *, contractive_weight: float = 1e-3, jacobian_projections: int = 0, **shared: Any) -> None:
         super().__init__(**shared)
+        latent_dim = self.hparams.latent_dim
+        if jacobian_projections > latent_dim:  # each projection is one product held in the step's graph
+            raise ConfigError(
+                f"model.jacobian_projections={jacobian_projections} is more than model.latent_dim={latent_dim}: the "
+                f"exact penalty (jacobian_projections=0) takes {latent_dim} products, fewer, and has no variance. "
+                f"Use 0, or 1 to {latent_dim} random projections."
+            )
         # A plain list, not registered again as submodules: the layers already live in the encoder.
         self._linears = relu_mlp_linears(self.encoder) if jacobian_projections == 0 else None
 

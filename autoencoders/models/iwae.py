@@ -21,6 +21,14 @@ from autoencoders.models.vae import VAE
 DECODES_PER_CHUNK = 10_000
 
 
+def importance_sampling_bytes(samples: int, images: int, latent_dim: int, pixels: int) -> int:
+    """The least memory one call of log_importance_weights on `images` images holds at once, in
+    float32: the noise and the codes (samples × images × latent_dim each), and one chunk's
+    decodings and their targets (at least `samples` images of `pixels` each). Training holds more
+    (the graph); this is the floor below which a run cannot even start a step."""
+    return 4 * samples * (2 * images * latent_dim + 2 * pixels)
+
+
 def log_importance_weights(
     model: torch.nn.Module,
     x: Tensor,

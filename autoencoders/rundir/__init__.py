@@ -2,6 +2,7 @@
 
 record.py       metrics.json, the run's record (with its schema_version)
 lock.py         the OS lock one process holds for the run's life
+leftovers.py    what a process killed outright left: dead writers' temporary files, its attempt marked killed
 checkpoints.py  checkpoints read and written; the one rule for whether one belongs to a run
 attempt.py      <run>/attempt/: where a resume writes until it completes, and its promotion
 resume.py       what a resume may do, decided before any file is touched

@@ -5,6 +5,10 @@ The kernel releases it when the process ends, however it ends, so a killed run l
 lock. A second run aimed at the same directory fails at once, naming the process that holds it,
 and writes nothing there (a refused FileLock leaves the file as it was). The lock file keeps the
 holder's pid, host and command for that message, and the plan workers of a cluster job wait for.
+
+Whoever takes the lock first settles what a process killed outright left (it ran no cleanup):
+a completed resume's half-done move is finished (rundir/attempt.py), then the attempt its record
+says is running becomes `killed` and its temporary files go (rundir/leftovers.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from autoencoders.errors import RunDirectoryBusy
 from autoencoders.rundir.attempt import finish_promotion
+from autoencoders.rundir.leftovers import clear_leftovers
 from autoencoders.rundir.record import command_line, timestamp
 
 LOCK_FILE = ".lock"
@@ -47,6 +52,7 @@ class RunLock:
         self._info = {"pid": os.getpid(), "host": platform.node(), "command": command_line(), "since": timestamp()}
         self._write(self._info)
         finish_promotion(self.path.parent)  # a completed resume killed while moving its files (rundir/attempt.py)
+        clear_leftovers(self.path.parent)  # what a process killed outright left (rundir/leftovers.py)
 
     def announce(self, decision: dict[str, Any]) -> None:
         """Tell the run's worker processes that a cluster started beside this one (srun, torchrun)

@@ -2,7 +2,7 @@
 
 {
   "schema_version": 2,                                   # absent in records before it: read as 1
-  "status": "running" | "completed" | "failed" | "diverged" | "interrupted",
+  "status": "running" | "completed" | "failed" | "diverged" | "interrupted" | "killed",
   "metrics": {"test/mse": ..., "val/loss": ..., ...},     # final values of the tested checkpoint
   "tested": {"checkpoint", "epoch", "step"},             # which checkpoint `metrics` describe
   "last": {"epoch", "step", "metrics"},                  # train/* and val/* of the last epoch
@@ -32,7 +32,9 @@ from typing import IO, Any
 from autoencoders.atomic import atomic_write
 from autoencoders.errors import UnsupportedVersion
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+# killed: written by the next holder of the run's lock for an attempt whose process died without a
+# word (rundir/leftovers.py); never by the attempt itself.
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted", "killed")
 METRICS_FILE = "metrics.json"
 # The record's layout. 1: records written before the field existed (the layout above, without
 # it); 2: with it. Readers accept every version up to this one; a newer record is refused.

@@ -3,12 +3,16 @@
 `ae-train resume=<run> [key=value ...]` continues the same experiment: the run's config.yaml and
 its record's `overrides` stay its identity; the resume may change only what schema.RESUME_MAY_CHANGE
 lists (how long it trains, threads, logging, evaluation), written in Hydra's override grammar.
-Each resume's overrides are kept in metrics.json's `resumes`, and a later resume replays them,
-so an extended run stays extended. Everything is checked first (the overrides, the values, a
-checkpoint that loads and belongs to the run, the learning-rate schedule), so a refused resume
-changes nothing and a failed one leaves the finished run as it was. The run's classes are checked
-before any is imported (rundir/trust.py): `trust=[MODULE,...]` allows more for this resume only; it
-is neither an override nor recorded, so no later resume inherits it from the run.
+Each resume's overrides are kept in metrics.json's `resumes`, and a later resume replays those
+of the resumes that completed, so an extended run stays extended (`inherited_overrides`). A
+resume that failed, diverged or was killed passes nothing on: its settings may be why it failed.
+A resume that was stopped (interrupted) passes its settings on only to the resume that continues
+its attempt folder, which finishes the same attempt. Everything is checked first (the
+overrides, the values, a checkpoint that loads and belongs to the run, the learning-rate
+schedule), so a refused resume changes nothing and a failed one leaves the finished run as it was.
+The run's classes are checked before any is imported (rundir/trust.py): `trust=[MODULE,...]`
+allows more for this resume only; it is neither an override nor recorded, so no later resume
+inherits it from the run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from autoencoders.errors import CheckpointError, ConfigError
+from autoencoders.rundir.attempt import ATTEMPT_DIR, in_attempt
 from autoencoders.rundir.checkpoints import check_belongs, load_checkpoint, usable_checkpoint
 from autoencoders.rundir.record import METRICS_FILE, read_record
 from autoencoders.rundir.trust import TRUST_KEY, check_target, check_targets
@@ -95,23 +100,73 @@ def plan_resume(
             raise CheckpointError(
                 f"No checkpoint of {run_dir} can be resumed from ({'; '.join(skipped)}). Start a new run."
             )
+    if checkpoint is not None and in_attempt(checkpoint, run_dir):  # it finishes a stopped resume's attempt
+        cfg = effective_config(run_dir, trust, continues=True)
+        before = recorded_config(run_dir, continues=True) if recorded is not None else cfg.copy()
+        apply_overrides(cfg, overrides)
+        check_config(cfg)
     if checkpoint is not None:
         _check_schedule_can_continue(before, cfg, saved, checkpoint)
     return ResumePlan(run_dir, cfg, list(overrides), checkpoint, skipped, changes)
 
 
-def effective_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
-    """The run's config.yaml with the overrides of every resume so far applied, in order; every
+def effective_config(run_dir: Path, trust: Iterable[str] = (), continues: bool = False) -> DictConfig:
+    """The run's config.yaml with the overrides later resumes inherit applied, in order
+    (`inherited_overrides`; `continues`: for a resume that continues the attempt folder); every
     `_target_` in it one the user may import (rundir.trust.check_targets; UntrustedCode otherwise)."""
     path = Path(run_dir) / "config.yaml"
     cfg = OmegaConf.load(path)
     check_targets(cfg, path, trust)
-    resumes = read_record(run_dir).get("resumes", [])
-    for entry in resumes:
-        apply_overrides(cfg, list(entry.get("overrides", [])))
-    if resumes:  # their overrides, from metrics.json, may set eval.* and logging.* blocks
+    inherited = inherited_overrides(read_record(run_dir).get("resumes", []), continues)
+    apply_overrides(cfg, inherited)
+    if inherited:  # from metrics.json, they may set eval.* and logging.* blocks
         check_targets(cfg, Path(run_dir) / METRICS_FILE, trust)
     return cfg
+
+
+def attempt_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
+    """The config of the resume running now (the record's `attempt`): what a worker process of
+    a DDP resume trains with, the same as its main process's plan. For a first run, config.yaml.
+    Its classes are checked as effective_config's are."""
+    record, path = read_record(run_dir), Path(run_dir) / "config.yaml"
+    index = (record.get("attempt") or {}).get("resume")
+    cfg = OmegaConf.load(path)
+    check_targets(cfg, path, trust)
+    if index is None:
+        return cfg
+    entries = record.get("resumes", [])
+    apply_overrides(cfg, inherited_overrides(entries[:index], _continues(entries[index])))
+    apply_overrides(cfg, [str(item) for item in entries[index].get("overrides") or []])
+    check_targets(cfg, Path(run_dir) / METRICS_FILE, trust)
+    return cfg
+
+
+def inherited_overrides(resumes: list[Any], continues: bool = False) -> list[str]:
+    """The overrides of earlier resumes (metrics.json's `resumes`) that a new resume starts from:
+    those of every resume that completed, each with those of the stopped resumes whose attempt
+    it finished; and when the new resume continues the attempt folder (`continues`), those of
+    the stopped resumes that folder is the attempt of. A failed, diverged, killed or running
+    resume passes nothing on."""
+    kept: list[str] = []
+    stopped: list[str] = []  # the interrupted resumes of the attempt folder as it is after `entry`
+    for entry in resumes:
+        if not isinstance(entry, dict):
+            continue
+        if not _continues(entry):  # it cleared the attempt folder and started its own
+            stopped = []
+        overrides = [str(item) for item in entry.get("overrides") or []]
+        status = entry.get("status", "completed")  # records before statuses: every resume completed
+        if status == "completed":
+            kept += stopped + overrides
+            stopped = []
+        elif status == "interrupted":
+            stopped += overrides
+    return kept + (stopped if continues else [])
+
+
+def _continues(entry: dict[str, Any]) -> bool:
+    """Whether a `resumes` entry started from a checkpoint in the attempt folder (rundir/attempt.py)."""
+    return str(entry.get("checkpoint") or "").startswith(f"{ATTEMPT_DIR}/")
 
 
 def split_trust(overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -150,16 +205,15 @@ def run_config_hash(run_dir: Path) -> str:
     return config_fingerprint(OmegaConf.load(Path(run_dir) / "config.yaml"))["sha256"]
 
 
-def recorded_config(run_dir: Path) -> DictConfig | None:
-    """The config the run started with (from its record), with every resume's overrides applied;
-    None for runs recorded before the record kept it."""
+def recorded_config(run_dir: Path, continues: bool = False) -> DictConfig | None:
+    """The config the run started with (from its record), with the overrides later resumes
+    inherit applied (`effective_config`); None for runs recorded before the record kept it."""
     record = read_record(run_dir)
     saved = record.get("config")
     if not isinstance(saved, dict) or "resolved" not in saved:
         return None
     cfg = OmegaConf.create(saved["resolved"])
-    for entry in record.get("resumes", []):
-        apply_overrides(cfg, list(entry.get("overrides", [])))
+    apply_overrides(cfg, inherited_overrides(record.get("resumes", []), continues))
     return cfg
 
 

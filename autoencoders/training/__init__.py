@@ -3,6 +3,7 @@
 job.py          one Hydra job around a run directory, and ae-train resume=<run>
 opening.py      before anything is built: the config checked, paths made absolute, the record opened
 pipeline.py     train(cfg): build data, model and trainer; fit, test, evaluate, write the record
+building.py     prepare(cfg): data and model built and checked against the data, evaluations and machine
 trainer.py      build_trainer: loggers, checkpoints, views, signal handling, progress bar, callbacks
 callback_group.py  several callbacks as one, so Lightning's per-step hook calls stay few
 profiling.py    the Trainer's profiler when none is asked for: one that costs nothing

@@ -38,12 +38,8 @@ def open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: Re
             log.warning("Resuming %s: %s", run_dir, line)
         set_up_torch(threads)
         return record
-    from autoencoders.evaluation.inception import check_inception_weights
-
     try:
-        check_config(cfg)
-        check_settings_exist(cfg)
-        check_inception_weights(OmegaConf.select(cfg, "eval.inception_weights", default=None))
+        check_new_run(cfg)
         error = None
     except ConfigError as caught:
         error = caught
@@ -58,6 +54,17 @@ def open_record(cfg: DictConfig, run_dir: Path, overrides: list[str], resume: Re
         raise error
     set_up_torch(threads)
     return record
+
+
+def check_new_run(cfg: DictConfig) -> None:
+    """The checks of a new run's config before anything is built: every value by its rule
+    (schema.check_config), every model.* and data.* key an argument of its class, the Inception
+    weights file. The checks that need the data and the model follow in training/building.py."""
+    from autoencoders.evaluation.inception import check_inception_weights
+
+    check_config(cfg)
+    check_settings_exist(cfg)
+    check_inception_weights(OmegaConf.select(cfg, "eval.inception_weights", default=None))
 
 
 PATH_KEYS = ("data.path", "data.root", "eval.inception_weights")

@@ -19,20 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from autoencoders.console import print_metrics, route_lightning_logs_through_root
 from autoencoders.distributed.torch_setup import cuda_check_without_nvml, set_up_torch
 from autoencoders.errors import Diverged, RunInterrupted
 from autoencoders.internals import check_versions
-from autoencoders.nets.families import family_name
 from autoencoders.rundir.attempt import end_attempt, open_attempt, pending_record, promote, promoted_name
-from autoencoders.rundir.checkpoints import ConfigStamp, current_class_path, load_checkpoint
-from autoencoders.rundir.loading import data_arguments, instantiate
+from autoencoders.rundir.checkpoints import ConfigStamp, load_checkpoint
 from autoencoders.rundir.record import RunRecord, WorkerRecord, floats, read_record
 from autoencoders.rundir.resume import ResumePlan, plan_resume
 from autoencoders.rundir.trust import own_targets
+from autoencoders.training.building import prepare
 from autoencoders.training.opening import open_record
 from autoencoders.training.run_loggers import close_loggers, flush_files, run_loggers
 from autoencoders.training.signals import GracefulStop, StopSignals
@@ -152,8 +150,7 @@ def _fit_test_evaluate(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, 
     from autoencoders.evaluation.suite import evaluate_model, shared_passes
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_data(cfg, state.record)
-    model = build_model(cfg, datamodule, state.record)
+    datamodule, model = prepare(cfg, state.record)  # everything that can be refused before training is, here
     if cfg.get("compile"):
         model.compile_networks()
     manual = not model.automatic_optimization
@@ -255,27 +252,6 @@ def _record_tested_checkpoint(state: RunState, run_dir: Path, tested: Path, last
     return dict(values)
 
 
-def build_data(cfg: DictConfig, record: RunRecord) -> Any:
-    """The run's DataModule, set up for fitting; its description goes into the record."""
-    datamodule = instantiate(cfg.data, seed=cfg.seed)
-    datamodule.setup("fit")
-    record.update(data=datamodule.describe())
-    return datamodule
-
-
-def build_model(cfg: DictConfig, datamodule: Any, record: RunRecord) -> Any:
-    """The run's model, sized by the data (input shape, and the class count or training-set size
-    of models that need them: rundir.loading.data_arguments); its name and size go into the record.
-    The name is the `model` group's option (mlp, vae ...), kept when the run resumes."""
-    model_class = get_class(current_class_path(cfg.model._target_))
-    model = instantiate(cfg.model, **data_arguments(model_class, datamodule), _convert_="all", _recursive_=False)
-    model.check_network(datamodule.pixels("train", slice(0, 2))[0])
-    name = record.current("model", {}).get("name") or _chosen_option("model", cfg.model._target_)
-    size = {"parameters": sum(p.numel() for p in model.parameters()), **model.network_size()}
-    record.update(model={"name": name, "target": cfg.model._target_, "network": family_name(cfg.model.net), **size})
-    return model
-
-
 def _purge_step(run_dir: Path, checkpoint: Path | None) -> int:
     """The step from which TensorBoard drops this run directory's earlier events.
 
@@ -290,10 +266,3 @@ def _purge_step(run_dir: Path, checkpoint: Path | None) -> int:
     step = load_checkpoint(checkpoint)["global_step"]
     log.info("Resuming %s from %s (step %d)", run_dir, checkpoint.name, step)
     return step
-
-
-def _chosen_option(group: str, fallback: str) -> str:
-    """The option chosen for a config group (e.g. model=vae), when running under Hydra."""
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get(group, fallback))
-    return fallback

@@ -45,7 +45,7 @@ def plan_for_existing_dir(run_dir: Path, overrides: list[str]) -> str:
     status = previous.get("status")
     if status == "completed":
         return "skip"
-    if status in ("interrupted", "running") and (Path(run_dir) / "checkpoints").is_dir():
+    if status in ("interrupted", "running", "killed") and (Path(run_dir) / "checkpoints").is_dir():
         return "resume"
     return "restart"
 

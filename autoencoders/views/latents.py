@@ -42,7 +42,9 @@ def scatter_image(codes: Tensor, labels: Tensor, class_names: list[str]) -> np.n
     from matplotlib.figure import Figure
 
     codes_np, labels_np = codes.numpy(), labels.numpy()
-    if codes_np.shape[1] > 2:
+    if codes_np.shape[1] > 2 and len(codes_np) < 2:  # logging.projector_points=1: no plane to fit, two coordinates
+        points, axis_labels, title = codes_np[:, :2], ("z1", "z2"), f"Test code, 2 of {codes_np.shape[1]} dimensions"
+    elif codes_np.shape[1] > 2:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=2, random_state=0)

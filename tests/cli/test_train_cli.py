@@ -190,7 +190,7 @@ def test_ctrl_c_before_training_ends_in_one_line_and_exit_130(tmp_path, monkeypa
     import sys
 
     from autoencoders.cli import train as cli
-    from autoencoders.training import job, pipeline
+    from autoencoders.training import building, job
 
     run = tmp_path / "run"
     monkeypatch.setattr(sys, "argv", ["ae-train", "data=synthetic", "trainer=fast", f"hydra.run.dir={run}"])
@@ -201,7 +201,7 @@ def test_ctrl_c_before_training_ends_in_one_line_and_exit_130(tmp_path, monkeypa
     if when == "start-up":
         monkeypatch.setattr(job, "plan_for_existing_dir", interrupt)
     else:
-        monkeypatch.setattr(pipeline, "build_data", interrupt)  # the record says running by then
+        monkeypatch.setattr(building, "build_data", interrupt)  # the record says running by then
     try:
         with pytest.raises(SystemExit) as stopped:
             cli.main()

@@ -66,6 +66,13 @@ def test_ae_eval_errors_are_one_paragraph_and_exit_1(finished_run, tiny_cfg, tmp
         stderr = capsys.readouterr().err
         assert stopped.value.code == 1 and message in stderr and "Traceback" not in stderr, (argv, stderr)
         assert stderr.strip().startswith("ae-eval:") and stderr.strip().count("\n") == 0  # one paragraph
+    # Refused once the data is loaded, before the test pass (it failed in scikit-learn after it): nothing written.
+    with pytest.raises(SystemExit) as stopped:
+        ae_eval_main([str(finished_run), "eval.probe_train_size=1"])
+    stderr = capsys.readouterr().err
+    assert stopped.value.code == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("ae-eval: eval.probe_train_size=1 is too small for this data")
+    assert not (finished_run / "eval").exists()
 
 
 def test_ae_eval_of_a_run_another_process_holds_is_refused_and_changes_nothing(finished_run, capsys):

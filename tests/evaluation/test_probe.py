@@ -30,3 +30,24 @@ def test_probe_beats_chance_on_real_fashionmnist_codes(compose_cfg, tmp_path):
     )
     metrics = train(cfg, run_dir=tmp_path)
     assert metrics["test/probe_acc"] > 0.5  # chance is 0.1 with 10 balanced classes
+
+
+def test_a_probe_subset_of_one_class_is_refused_naming_the_smallest_size_that_works(tiny_cfg):
+    from autoencoders.errors import ConfigError
+    from autoencoders.evaluation.probe import SUBSET_SEED, check_probe_classes, subset
+    from autoencoders.training.building import build_data
+
+    datamodule = build_data(tiny_cfg())
+    labels = datamodule.labels("train")
+    needed = next(
+        size for size in range(1, len(labels)) if len(labels[subset(len(labels), size, SUBSET_SEED)].unique()) > 1
+    )
+    with pytest.raises(
+        ConfigError, match=rf"eval.probe_train_size=1 is too small .* Use eval.probe_train_size={needed} or more"
+    ):
+        check_probe_classes(1, datamodule)
+    check_probe_classes(needed, datamodule)  # the size it names holds two classes
+    check_probe_classes(None, datamodule)
+    one_class = build_data(tiny_cfg("data.normal_classes=[4]"))
+    with pytest.raises(ConfigError, match=r"the training split holds only class 4 .* Set eval.probe=false"):
+        check_probe_classes(None, one_class)

@@ -110,7 +110,8 @@ def test_a_resume_that_diverges_changes_no_file_of_the_completed_run(completed, 
     assert entry["status"] == "diverged" and "non-finite" in entry["error"]["message"]
     assert load_checkpoint(completed / "attempt" / "checkpoints" / "last.ckpt")["epoch"] == 1  # its last good epoch
     monkeypatch.undo()
-    resume_training(completed, checkpoint=completed / "checkpoints" / "last.ckpt")  # not from the stopped one
+    # Not from the stopped one; and its trainer.max_epochs=4 is not inherited (it diverged): given again.
+    resume_training(completed, ["trainer.max_epochs=4"], checkpoint=completed / "checkpoints" / "last.ckpt")
     assert "discarding the stopped resume in" in caplog.text and not (completed / "attempt").exists()
     assert read_record(completed)["last"]["epoch"] == 3  # epochs 1-3 again, from the completed state
 

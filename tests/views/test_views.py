@@ -189,6 +189,13 @@ def test_views_can_be_switched_off(tiny_cfg, tmp_path):
     assert hparams_metadata.SESSION_START_INFO_TAG in events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
 
 
+def test_one_projector_point_draws_its_views(tiny_cfg, tmp_path):
+    """logging.projector_points=1 passed the checks, then failed in the scatter's PCA (a plane through one point)."""
+    train(tiny_cfg("logging.images_every_n_epochs=0", "logging.projector_points=1"), run_dir=tmp_path)
+    scatter = read_events(tmp_path).Images("latent/scatter")
+    assert len(scatter) == 1 and "test_codes" in (tmp_path / "projector_config.pbtxt").read_text()
+
+
 def test_a_resumed_run_repeats_no_image_and_no_embedding(tiny_cfg, tmp_path):
     # A constant lr: the default cosine schedule of a finished run cannot be extended (it reached 0).
     train(
