@@ -33,7 +33,7 @@ def test_the_dry_run_fills_every_row_and_says_it_measured_no_gpu(tmp_path):
     text = out.read_text()
     assert "## Speed\n\nkept" in text  # the other sections stay
     section = text[text.index("<!-- bench:device -->") :]
-    assert "## Device: dry run on the CPU (no GPU measured)" in section and "says nothing about a GPU" in section
+    assert "## Device: dry run on the CPU (no GPU measured)" in section and "say nothing about a GPU" in section
     rows = re.findall(
         r"^\| (mlp|conv) \| ([\d,]+) \| ([\d,]+) .*\| ([\d.]+) \| ([\d.]+) \| (-?[\d.]+) \|$", section, re.M
     )
