@@ -4,9 +4,10 @@ Lightning calls every hook of every callback: six per training step (batch start
 and after backward, before the optimizer step and before zero_grad), whether a callback defines
 the hook or not, each call wrapped in the profiler and preceded by a look-up of the callback's
 state key. With a dozen callbacks that is ~70 calls a step, nearly all of them to empty hooks.
-The views and the signal stop need only a few hooks, and one of them a training batch's end
-(Throughput counts images; GracefulStop checks for a signal), so they are grouped: Lightning
-sees one callback, which calls, for each hook, only the members that define it, in order.
+The learning-rate monitor, the views and the signal stop need only a few hooks, two of them a
+training batch's end (Throughput counts images; GracefulStop checks for a signal), so they are
+grouped: Lightning sees one callback, which calls, for each hook, only the members that define
+it, in order.
 
 Members keep no state in checkpoints (a group's state would be saved under the group's key);
 the constructor checks that.

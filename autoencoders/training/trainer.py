@@ -113,10 +113,10 @@ def _own_callbacks(
     checkpoint = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="best", monitor="val/loss")
     # Lightning's save_last only writes when a new best was saved; resuming needs every epoch.
     last = RunCheckpoint(run_dir, dirpath=files / "checkpoints", filename="last")
-    own = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
     hparams = {"model": model_name, "data": cfg.data.name, "batch_size": cfg.data.batch_size, "seed": cfg.seed}
     views = build_callbacks(cfg.logging, hparams=hparams, earlier=run_dir if files != run_dir else None)
-    own.append(CallbackGroup([*views, stop]))  # one callback to Lightning: its hook calls per step (callback_group.py)
+    # One callback to Lightning, which calls each of its callbacks six times a step (callback_group.py).
+    own = [checkpoint, last, CallbackGroup([LearningRateMonitor(logging_interval="epoch"), *views, stop])]
     if progress_bar:
         # Redrawing the bar every step costs more than a small model's step.
         own.append(RunProgressBar(refresh_rate=20))

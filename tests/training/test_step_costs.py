@@ -1,5 +1,5 @@
 """What keeps Lightning's per-step work small without changing what a run does: the callbacks
-Lightning calls every step (few: the views and the signal stop as one group), the default
+Lightning calls every step (few: the lr monitor, the views and the signal stop as one group), the default
 profiler that does nothing cheaply, checkpoint and clipping hooks that skip only what decides
 nothing, and `compile=true`."""
 
@@ -57,12 +57,11 @@ def test_a_callback_with_state_in_checkpoints_is_not_grouped():
         CallbackGroup([Stateful()])
 
 
-def test_lightning_calls_seven_callbacks_a_step_and_the_views_and_stop_are_one_of_them(tiny_cfg, tmp_path):
+def test_lightning_calls_six_callbacks_a_step_and_the_lr_views_and_stop_are_one_of_them(tiny_cfg, tmp_path):
     kept = Kept()
     train(tiny_cfg(*QUIET, "trainer.enable_progress_bar=true"), run_dir=tmp_path, callbacks=[kept])
     names = [type(callback).__name__ for callback in kept.trainer.callbacks]
     assert names == [
-        "LearningRateMonitor",
         "CallbackGroup",
         "RunProgressBar",
         "ConfigStamp",
@@ -71,8 +70,9 @@ def test_lightning_calls_seven_callbacks_a_step_and_the_views_and_stop_are_one_o
         "RunCheckpoint",
         "RunCheckpoint",
     ]
-    group = kept.trainer.callbacks[1]
+    group = kept.trainer.callbacks[0]
     assert [type(member).__name__ for member in group.callbacks] == [
+        "LearningRateMonitor",
         "Throughput",
         "CurveLayout",
         "HParamsSession",
