@@ -91,19 +91,20 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
     """(a), (a'), (a+), (b), (c) of one model, taking turns; images/s of each per epoch of (c)."""
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
     net, latent, batch = cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size
-    steps_per_epoch = -(-(len(images) - cfg.data.val_size) // batch)  # (c)'s, whose validation split is held out
+    train_images, val_images = splits(cfg)  # (c)'s own: (a+) trains and validates on the same images
+    steps_per_epoch = -(-len(train_images) // batch)
     loops = {
         "a": MinimalLoop(images, net, latent, batch),
         "a'": MinimalLoop(images, net, latent, batch, plain_adam=True),
         "a+": SameWorkLoop(
-            images,
+            train_images,
             net,
             latent,
             batch,
             lr=cfg.model.lr,
             schedule=cfg.model.lr_schedule,
             total_steps=(args.epochs + 1) * steps_per_epoch,
-            val_size=cfg.data.val_size,
+            val_images=val_images,
             checkpoint_dir=tmp / f"a-plus-{model}",
         ),
         "b": TutorialLoop(root, net, latent, batch),
@@ -143,6 +144,15 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
         "fixed": total - sum(clock.seconds),
         "a+ validations": loops["a+"].epoch_ends,
     }
+
+
+def splits(cfg) -> tuple[Tensor, Tensor]:
+    """The training and validation images of (c)'s data module, as float pixels."""
+    from autoencoders.rundir.loading import instantiate
+
+    data = instantiate(cfg.data, seed=cfg.seed)
+    data.setup("fit")
+    return data.pixels("train")[0], data.pixels("val")[0]
 
 
 def floor(args: argparse.Namespace) -> dict[str, float]:

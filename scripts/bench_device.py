@@ -120,14 +120,14 @@ def loops(args: argparse.Namespace, model: str, batch: int, device: torch.device
     paths = {
         "a": MinimalLoop(train_images, net, latent, batch, device=device),
         "a+": SameWorkLoop(
-            torch.cat([train_images, val_images]),
+            train_images,
             net,
             latent,
             batch,
             lr=cfg.model.lr,
             schedule=cfg.model.lr_schedule,
             total_steps=(args.epochs + 1) * steps,
-            val_size=len(val_images),
+            val_images=val_images,
             checkpoint_dir=tmp / f"a-plus-{model}-{batch}",
             device=device,
         ),

@@ -96,11 +96,11 @@ class MinimalLoop:
 class SameWorkLoop(MinimalLoop):
     """(a+): (a) doing the work (c) does around its steps, as a careful hand loop would: the
     config's learning rate and schedule (LambdaLR stepped every step, for `total_steps`), and at
-    the end of every epoch a validation pass over `val_size` held-out images in batches of
-    1,024 (ae-train's evaluation batches: forward and summed MSE on the device, one read at the
-    end) and two checkpoints (weights, optimizer and schedule), best.ckpt and last.ckpt, each
-    written as ae-train writes them (autoencoders.atomic.atomic_write: temp file, fsync, rename).
-    Its epoch is as long as (c)'s: the training split is the images less `val_size`."""
+    the end of every epoch a validation pass over `val_images` in batches of 1,024 (ae-train's
+    evaluation batches: forward and summed MSE on the device, one read at the end) and two
+    checkpoints (weights, optimizer and schedule), best.ckpt and last.ckpt, each written as
+    ae-train writes them (autoencoders.atomic.atomic_write: temp file, fsync, rename). Given
+    (c)'s own splits (`ImageDataModule.pixels`), it trains and validates on (c)'s images."""
 
     def __init__(
         self,
@@ -111,13 +111,12 @@ class SameWorkLoop(MinimalLoop):
         lr: float,
         schedule: str,
         total_steps: int,
-        val_size: int,
+        val_images: Tensor,
         checkpoint_dir: Path,
         device: torch.device | None = None,
     ) -> None:
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-        super().__init__(images[order[val_size:]], net, latent_dim, batch_size, device=device)
-        self.val_images = images[order[:val_size]].to(self.images.device)
+        super().__init__(images, net, latent_dim, batch_size, device=device)
+        self.val_images = val_images.to(self.images.device)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] = lr
         multiplier = LR_SCHEDULES[schedule]

@@ -1,6 +1,7 @@
 """scripts/bench.py: its (a) minimal loop and (b) tutorial pipeline train on a few real batches."""
 
 import importlib.util
+import math
 import sys
 import time
 from pathlib import Path
@@ -72,3 +73,40 @@ def test_interleave_times_train_epochs_without_the_inserted_work(tiny_cfg, tmp_p
     assert [mark["paused"] >= 0.1 for mark in clock.marks] == [True, True]
     assert all(0 < seconds < mark["end"] - mark["start"] - 0.1 for seconds, mark in zip(clock.seconds, clock.marks))
     assert own_seconds > 0
+
+
+def test_the_same_work_loop_validates_and_writes_two_checkpoints_each_epoch_on_its_schedule(root, tmp_path):
+    images = bench.tutorial_images(root)
+    loop = bench.SameWorkLoop(
+        images[:600],  # 3 steps an epoch at batch 256
+        "mlp",
+        32,
+        256,
+        lr=8e-3,
+        schedule="cosine",
+        total_steps=6,
+        val_images=images[600:700],
+        checkpoint_dir=tmp_path,
+    )
+    assert loop.steps(2) == 512 and loop.epoch_ends == 0 and not list(tmp_path.iterdir())
+    assert loop.steps(2) == 88 + 256 and loop.epoch_ends == 1  # the epoch's short last batch, then the next one
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert saved["lr_scheduler"]["last_epoch"] == 3 and 0 < saved["val_loss"] < 0.3
+    # cosine from 8e-3 over 6 steps, 4 taken
+    assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(8e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 6)))
+
+
+def test_equal_steps_gives_the_other_paths_every_step_of_the_epoch(tiny_cfg, tmp_path):
+    calls = []
+    clock = bench.EqualSteps(lambda epoch, steps: calls.append((epoch, steps)), every=5)
+    cfg = tiny_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=1.0")  # 14 steps an epoch
+    bench.run_ours(cfg, tmp_path, clock)
+    assert calls == [(0, 5), (0, 5), (0, 4), (1, 5), (1, 5), (1, 4)]
+
+
+def test_lightnings_floor_takes_turns_with_a_plain_loop():
+    for manual in (False, True):
+        lightning_seconds, plain_seconds = bench.lightning_floor(steps=80, chunk=10, manual=manual)
+        assert len(lightning_seconds) == len(plain_seconds) == 3  # 8 turns, 5 of them warm-up
+        assert all(seconds > 0 for seconds in lightning_seconds + plain_seconds)

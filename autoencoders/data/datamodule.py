@@ -280,6 +280,8 @@ class ImageDataModule(L.LightningDataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if device.type == "cpu":  # batches are made on the CPU: Lightning's walk over them would move nothing
+            return batch
         if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], str):
             split, indices = batch
             return self.on_device.gather(split, indices, device)

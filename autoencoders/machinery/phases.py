@@ -27,6 +27,7 @@ automatic loop was faster for them (docs/objectives.md, "The two loops").
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,10 @@ class PhasedAutoencoder(AutoencoderBase):
             for index, (name, optimizer) in enumerate(zip(self._optimizer_names, optimizers))
         ]
         return optimizers, schedulers
+
+
+# As for AutoencoderBase.training_step: Lightning reads the signature every step.
+PhasedAutoencoder.training_step.__signature__ = inspect.signature(PhasedAutoencoder.training_step)
 
 
 def _no_closure() -> None:
