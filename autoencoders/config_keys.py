@@ -172,10 +172,13 @@ RULES: dict[str, Rule] = {
     # on data with factors (shapes, dsprites, npz with factors): docs/disentanglement.md
     "eval.disentanglement": key("bool", True, "MIG, DCI, SAP and FactorVAE score on data with known factors"),
     "eval.factor_codes": key(
-        "int", 10_000, "training codes MIG, SAP and DCI are fitted on; null = all", low=2, nullable=True
+        "int", 10_000, "training codes MIG, SAP, DCI and the FactorVAE score use; null = all", low=2, nullable=True
+    ),
+    "eval.dci_codes": key(
+        "int", 5000, "of those, the codes DCI's random forests are fitted on; null = all", low=2, nullable=True
     ),
     "eval.factor_test_codes": key(
-        "int", 5000, "test codes DCI's informativeness is scored on; null = all", low=2, nullable=True
+        "int", 5000, "test codes DCI's informativeness (accuracy) is scored on; null = all", low=2, nullable=True
     ),
     "eval.factorvae_votes": positive_int(10_000, "FactorVAE score: training votes (and half as many held-out votes)"),
     "eval.factorvae_batch": key("int", 64, "FactorVAE score: codes per vote, one factor fixed", low=2),

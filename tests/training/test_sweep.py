@@ -109,20 +109,47 @@ def test_experiment_bundle_is_the_latent_beta_grid():
     assert cfg.model._target_ == "autoencoders.models.vae.VAE"
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert dict(cfg.hydra.sweeper.params) == {"model.latent_dim": "2,8,32", "model.beta": "0.5,1,4"}
+    assert cfg.eval.sample_quality is True  # FashionMNIST has no factors: "auto" would skip it
 
 
-def test_experiment_disentangle_sweeps_vae_tcvae_and_factorvae_over_beta_on_shapes():
+def test_experiment_disentangle_sweeps_four_objectives_over_three_seeds_on_shapes():
     cfg = hydra_cfg("experiment=disentangle")
-    assert cfg.data.name == "shapes" and cfg.model.net._target_ == "autoencoders.nets.conv.ConvEncoder"
-    assert cfg.model.latent_dim == 10
-    assert (cfg.data.resolution, cfg.data.subsample, cfg.data.test_size, cfg.trainer.max_epochs) == (32, 6000, 2000, 10)
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    assert dict(cfg.hydra.sweeper.params) == {"model": "vae,tcvae,factorvae", "model.beta": "1,4", "seed": "0,1"}
-    for name, target in (("tcvae", "tcvae.TCVAE"), ("factorvae", "factorvae.FactorVAE")):
-        other = hydra_cfg("experiment=disentangle", f"model={name}")  # the sweep's other models keep its net
-        assert other.model._target_ == f"autoencoders.models.{target}"
-        assert other.model.net._target_ == "autoencoders.nets.conv.ConvEncoder"
-        assert other.model.latent_dim == 10
+    assert cfg.data.name == "shapes" and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder" and cfg.model.latent_dim == 10
+    assert (cfg.data.resolution, cfg.data.subsample, cfg.data.batch_size, cfg.trainer.max_epochs) == (
+        32,
+        60000,
+        256,
+        10,
+    )
+    assert cfg.eval.nll_samples == 0 and cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    assert dict(cfg.hydra.sweeper.params) == {"disentangle": "vae,beta_vae,tcvae,factorvae", "seed": "0,1,2"}
+    arms = {
+        "vae": ("vae.VAE", {"beta": 1.0}),
+        "beta_vae": ("vae.VAE", {"beta": 6.0}),
+        "tcvae": ("tcvae.TCVAE", {"beta": 6.0}),
+        "factorvae": ("factorvae.FactorVAE", {"beta": 1.0, "gamma": 40.0}),
+    }
+    for arm, (target, weights) in arms.items():
+        other = hydra_cfg("experiment=disentangle", f"disentangle={arm}")  # every arm keeps the experiment's net
+        assert other.model._target_ == f"autoencoders.models.{target}", arm
+        assert {name: other.model[name] for name in weights} == weights, arm
+        assert (other.model.net._target_, other.model.latent_dim, other.data.subsample) == ("autoencoders.nets.mlp.MLPEncoder", 10, 60000), arm
+
+
+def test_experiment_disentangle_trains_a_few_steps_and_scores_disentanglement(compose_cfg, tmp_path):
+    # The experiment as composed, on fewer images and steps: its costliest arm (the factorvae, whose
+    # steps take two batches) trains and is scored.
+    arm = "factorvae"
+    from autoencoders.training.pipeline import train
+
+    small = ["data.subsample=600", "data.test_size=200", "data.val_size=100", "trainer=fast", "torch_threads=1"]
+    quiet = ["eval.sample_quality=false", "eval.factorvae_votes=100", "logging.projector_points=0"]
+    cfg = compose_cfg("experiment=disentangle", f"disentangle={arm}", f"data.root={tmp_path / 'data'}", *small, *quiet)
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    assert cfg.data.resolution == 32 and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder"
+    assert {"test/mig", "test/dci_disentanglement", "test/factorvae_score", "test/mse"} <= set(metrics)
+    assert "test/tc" in metrics and "test/disc_acc" in metrics  # the factorvae's own terms
 
 
 def test_slurm_and_optuna_configs_compose():
