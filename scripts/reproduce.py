@@ -138,12 +138,14 @@ def iwae_vs_vae(sweep: Path) -> tuple[str, str]:
             figures.append(f"paired {label} per seed: {shown}")
     ordering = found[("iwae_k5", "vae")] + found[("iwae_k50", "iwae_k5")]
     lower = [pair.verdict() == "lower" for pair in ordering]
-    if ordering and all(lower):
+    if not (found[("iwae_k5", "vae")] and found[("iwae_k50", "iwae_k5")]):
+        verdict = "not run: the sweep lacks an arm of the ordering" if ordering else "not run"
+    elif all(lower):
         verdict = "reproduced: k=50 < k=5 < VAE beyond 2 SE in every seed"
     elif any(lower):
         verdict = f"in part: {sum(lower)} of {len(lower)} per-seed steps lower beyond 2 SE"
     else:
-        verdict = "not: no step of the ordering is lower beyond 2 SE" if ordering else "not run"
+        verdict = "not: no step of the ordering is lower beyond 2 SE"
     return "; ".join(figures) or "no completed run", verdict
 
 

@@ -71,3 +71,9 @@ def test_measured_rows_are_rewritten_and_the_others_kept(tmp_path, monkeypatch):
     reproduce.rewrite_table(tmp_path)
     (iwae,) = [row for row in table(doc) if "<!-- row: iwae_vs_vae -->" in row]
     assert "in part: 2 of 4 per-seed steps lower beyond 2 SE" in iwae
+
+
+def test_a_sweep_without_an_arm_of_the_ordering_is_not_a_reproduction(tmp_path):
+    iwae_sweep(tmp_path, {"vae": 0.0, "iwae_k5": -1.0})  # no k = 50 runs
+    ours, verdict = reproduce.iwae_vs_vae(tmp_path / "iwae_vs_vae")
+    assert verdict == "not run: the sweep lacks an arm of the ordering" and "paired k=5 − VAE" in ours
