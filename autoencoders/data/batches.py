@@ -192,7 +192,9 @@ class DeviceCopies:
         images, *rest = (tensor.index_select(0, indices) for tensor in self.copies[key])
         generator = None
         if seed is not None:
-            generator = self.generators.setdefault(str(device), torch.Generator(device=device)).manual_seed(seed)
+            if str(device) not in self.generators:
+                self.generators[str(device)] = torch.Generator(device=device)
+            generator = self.generators[str(device)].manual_seed(seed)
         return (to_pixels(images, generator), *rest)
 
     def clear(self) -> None:
