@@ -94,9 +94,8 @@ class ImageDataModule(L.LightningDataModule):
         self.normal_classes: list[int] | None = None  # resolved in setup(), once the classes are known
         self.image_set: ImageSet | None = None
         self.factors: dict[str, Tensor] = {}  # split -> (N, K) factor levels, for sets that have them
-        self.grey_train: Tensor | None = (
-            None  # the training split's grey levels, which data.binarize=dynamic draws from
-        )
+        # The training split's grey levels, which data.binarize=dynamic draws each batch from.
+        self.grey_train: Tensor | None = None
         self.on_device = DeviceCopies(self._batch_source)
 
     def setup(self, stage: str | None = None) -> None:
