@@ -26,6 +26,7 @@ SPARSITY_PENALTIES = ("l1", "kl")
 CODEBOOK_UPDATES = ("ema", "loss")
 TC_ESTIMATORS = ("mws", "mss")
 PRIORS = ("normal", "laplace")
+BINARIZATIONS = ("none", "fixed", "dynamic")  # data/batches.py
 DATASETS = ("fashionmnist", "mnist", "synthetic", "npz", "shapes", "dsprites")  # data/sources.py, data/shapes.py
 WANDB_MODES = ("offline", "online", "disabled")  # views/trackers.py
 # The loggers conf/logger/ ships (views/loggers.py, views/trackers.py); their keys are declared
@@ -139,6 +140,11 @@ RULES: dict[str, Rule] = {
     "data.test_size": positive_int(1000, "npz without test_images, shapes, dsprites: images held out for testing"),
     "data.subsample": positive_int(
         None, "shapes, dsprites: training + validation images drawn from the grid; null = all", nullable=True
+    ),
+    "data.binarize": choice(
+        "none",
+        "x ~ Bernoulli(pixel): fixed (each split drawn once), dynamic (each training batch drawn afresh)",
+        BINARIZATIONS,
     ),
     "data.resolution": key("int", 64, "shapes: image side in pixels (a multiple of 4 for model/net=conv)", low=8),
     "data.scales": positive_int(6, "shapes: levels of the scale factor"),

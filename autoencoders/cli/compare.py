@@ -2,6 +2,7 @@
 
     ae-compare outputs/sweeps/<sweep> [--sort test/mse] [--format csv] [--plot test/mse --x model.latent_dim]
     ae-compare outputs/sweeps/<sweep> --images samples [--rows model.beta --cols model.latent_dim] [--out grid.png]
+    ae-compare outputs/sweeps/<sweep> --paired test/nll --baseline model=vae
 
 Exit status 0, 1 (no runs found) or 2 (bad option). It never imports torch.
 """
@@ -51,6 +52,17 @@ def _add_picture_options(parser: argparse.ArgumentParser) -> None:
         "other swept keys give one PNG per combination",
     )
     images.add_argument("--label", metavar="METRIC", help="metric in each cell's title (default: test/mse)")
+    paired = parser.add_argument_group(
+        "paired",
+        "compare runs image by image: each run's mean difference from its baseline run on the same test "
+        "images, with its standard error (docs/compare.md)",
+    )
+    paired.add_argument("--paired", metavar="METRIC", help="a metric runs keep per image (test/nll)")
+    paired.add_argument(
+        "--baseline",
+        metavar="KEY=VALUE",
+        help="the baseline runs (e.g. model=vae); with seeds swept, each run is paired with its seed's",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rows, --cols and --label only go with --images NAME")
     if args.out and not (args.plot or args.images):
         parser.error("--out only goes with --plot METRIC or --images NAME")
+    if bool(args.paired) != bool(args.baseline):
+        parser.error("--paired METRIC and --baseline KEY=VALUE go together")
+    if args.paired and (args.plot or args.images or args.metrics or args.sort or args.no_group):
+        parser.error(
+            "--paired writes its own table: it goes without --plot, --images, --metrics, --sort and --no-group"
+        )
     return args
 
 

@@ -41,6 +41,7 @@ class Run:
     overrides: dict[str, str]
     error: str
     evaluation: str = ""  # what the evaluations used (sample sizes, reference network), as sorted JSON
+    data: str = ""  # the record's data entry (name, source, sizes, binarize), as sorted JSON
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
@@ -102,6 +103,7 @@ def _read_run(path: Path, root: Path) -> Run:
         effective_overrides(record, [str(item) for item in overrides]),
         _short_error(record.get("error")),
         _evaluation_settings(record.get("evaluation")),
+        json.dumps(record.get("data"), sort_keys=True),
     )
 
 

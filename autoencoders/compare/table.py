@@ -133,6 +133,14 @@ def render(header: list[str], body: list[list[str]], fmt: str, title: str) -> st
 def compare(args: argparse.Namespace) -> None:
     """ae-compare's work for parsed arguments: the table on stdout, the plot if asked."""
     runs = load_runs(args.directory)
+    fmt = args.format or ("rich" if sys.stdout.isatty() else "markdown")
+    if args.paired:
+        from autoencoders.compare.paired import paired_rows
+
+        header, body = paired_rows(runs, args.directory, args.paired, args.baseline)
+        title = f"{args.paired} per image, each run against its baseline ({args.baseline})"
+        sys.stdout.write(render(header, body, fmt, title))
+        return
     if args.metrics:
         metrics = [name.strip() for item in args.metrics for name in item.split(",") if name.strip()]
         for name in metrics:
@@ -161,7 +169,6 @@ def compare(args: argparse.Namespace) -> None:
     rows = build_rows(runs, keys, metrics, group)
     if args.sort:
         rows = sort_rows(rows, args.sort, args.desc)
-    fmt = args.format or ("rich" if sys.stdout.isatty() else "markdown")
     title = f"{len(runs)} runs under {args.directory}" + (f", {len(rows)} groups over seeds" if group else "")
     sys.stdout.write(render(*table_cells(rows, metrics, group, exact=fmt == "csv"), fmt, title))
     for path in written:

@@ -6,7 +6,8 @@ shapes.py      data=shapes (generated, known factors) and data=dsprites (the pub
 folder.py      a folder of PNG/JPEG images (ae-predict)
 cache.py       decoded datasets kept as .npy under data.root
 datamodule.py  ImageDataModule: in-memory splits, stored as loaded (uint8)
-batches.py     batches by slicing: their order, DDP shards, float32 pixels when taken
+settings.py    the data settings that go together, or only with some datasets
+batches.py     batches by slicing: their order, DDP shards, float32 pixels (or a binary draw) when taken
 
 `ImageDataModule` is importable from here because run directories made before the package was
 split into wings name it `autoencoders.data.ImageDataModule` in their config.yaml.

@@ -5,6 +5,11 @@ are in data/sources.py.
 Splits are stored as loaded (uint8, or an npz file's floats) and become float32 pixels in [0, 1]
 per batch; everything else that reads a split's images (evaluations, views, ae-predict) asks
 `pixels(split, index)`, which converts only the images asked for.
+
+`data.binarize` (docs/data.md): `fixed` draws every split once, x ~ Bernoulli(pixel), seeded by
+data.split_seed, so runs of any seed see the same binary images; `dynamic` (Burda et al. 2016)
+keeps the training split's grey levels and draws each training batch afresh (data/batches.py),
+while validation, test and every other reader of the training split see the fixed draw.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from autoencoders.config_keys import default_of
-from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches, PixelBatches, to_pixels
+from autoencoders.data.batches import BatchIndices, DeviceCopies, IndexBatches, PixelBatches, binarized, to_pixels
 from autoencoders.data.npz import load_npz
+from autoencoders.data.settings import check_choices
 from autoencoders.data.shapes import load_dsprites, load_shapes
 from autoencoders.data.sources import ImageSet, load_image_set
 from autoencoders.errors import ConfigError
@@ -28,33 +33,6 @@ from autoencoders.schema import check_section
 
 log = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 1024
-FILE_SETS = ("npz", "dsprites")  # the sets read from data.path
-GRID_DEFAULTS = {key: default_of(f"data.{key}") for key in ("resolution", "scales", "orientations", "positions")}
-
-
-def _check_choices(
-    name: str, path: str | None, normal_classes: Any, holdout_class: Any, grid: dict[str, int], subsample: int | None
-) -> None:
-    """Settings that go together, or only with some datasets."""
-    if normal_classes is not None and holdout_class is not None:
-        raise ConfigError(
-            "Set data.normal_classes or data.holdout_class, not both (holdout_class=k means "
-            "every class but k is normal)."
-        )
-    if (name in FILE_SETS) != (path is not None):
-        raise ConfigError(
-            f"data={name} needs data.path=<file.npz>."
-            if name in FILE_SETS
-            else f"data.path is read only with data=npz or data=dsprites, not with data={name}."
-        )
-    changed = [key for key, value in grid.items() if value != GRID_DEFAULTS[key]]
-    if name != "shapes" and changed:
-        raise ConfigError(
-            f"data.{changed[0]} is read only with data=shapes (it shapes the generated grid), "
-            f"not with data={name}; remove it."
-        )
-    if name not in ("shapes", "dsprites") and subsample is not None:
-        raise ConfigError(f"data.subsample is read only with data=shapes or data=dsprites, not with data={name}.")
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -85,6 +63,7 @@ class ImageDataModule(L.LightningDataModule):
         orientations: int = 40,
         positions: int = 32,
         subsample: int | None = None,
+        binarize: str = "none",
     ) -> None:
         super().__init__()
         check_section(
@@ -101,20 +80,23 @@ class ImageDataModule(L.LightningDataModule):
                 "orientations": orientations,
                 "positions": positions,
                 "subsample": subsample,
+                "binarize": binarize,
             },
         )
         grid = {"resolution": resolution, "scales": scales, "orientations": orientations, "positions": positions}
-        _check_choices(name, path, normal_classes, holdout_class, grid, subsample)
+        check_choices(name, path, normal_classes, holdout_class, grid, subsample)
         self.path, self.test_size = path, test_size
         self.shapes_grid = grid
-        self.subsample = subsample
+        self.subsample, self.binarize = subsample, binarize
         self.name, self.root, self.batch_size = name, root, batch_size
         self.val_size, self.split_seed, self.download, self.seed = val_size, split_seed, download, seed
         self._normal_classes, self._holdout_class = normal_classes, holdout_class
         self.normal_classes: list[int] | None = None  # resolved in setup(), once the classes are known
         self.image_set: ImageSet | None = None
         self.factors: dict[str, Tensor] = {}  # split -> (N, K) factor levels, for sets that have them
-        self.on_device = DeviceCopies(lambda split: getattr(self, f"{split}_set").tensors)
+        # The training split's grey levels, which data.binarize=dynamic draws each batch from.
+        self.grey_train: Tensor | None = None
+        self.on_device = DeviceCopies(self._batch_source)
 
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
@@ -159,8 +141,25 @@ class ImageDataModule(L.LightningDataModule):
                 "val": image_set.train_factors[val_index],
                 "test": image_set.test_factors,
             }
+        if self.binarize != "none":
+            self._binarize_splits()
         self.image_set = image_set
         log.info("Data %s from %s: %s", self.name, image_set.source, self.sizes)
+
+    def _binarize_splits(self) -> None:
+        """Each split drawn once from its own seed (data.split_seed's, so every run sees the same
+        binary images); for `dynamic`, the training split's grey levels kept for the batches' draws."""
+        if self.binarize == "dynamic":
+            self.grey_train = self.train_set.tensors[0]
+        for number, split in enumerate(("train", "val", "test")):
+            images, labels = getattr(self, f"{split}_set").tensors
+            setattr(self, f"{split}_set", TensorDataset(binarized(images, self.split_seed * 3 + number), labels))
+
+    def _batch_source(self, split: str) -> tuple[Tensor, Tensor]:
+        """What a split's batches are taken from: the stored split, or for dynamic binarisation's
+        training batches the grey levels they are drawn from."""
+        images, labels = getattr(self, f"{split}_set").tensors
+        return (self.grey_train, labels) if split == "train" and self.grey_train is not None else (images, labels)
 
     def _resolve_normal_classes(self, n_classes: int) -> list[int] | None:
         """The sorted normal classes from data.normal_classes or data.holdout_class (None: all)."""
@@ -251,6 +250,8 @@ class ImageDataModule(L.LightningDataModule):
         described = {"name": self.name, "source": self.image_set.source, "note": self.image_set.note, **self.sizes}
         if self.normal_classes is not None:  # only then, so unfiltered runs keep their schema
             described["normal_classes"] = self.normal_classes
+        if self.binarize != "none":  # only then, so other runs keep their schema
+            described["binarize"] = self.binarize
         if self.has_factors:
             described["factors"] = dict(zip(self.image_set.factor_names, self.image_set.factor_sizes))
         return described
@@ -261,7 +262,7 @@ class ImageDataModule(L.LightningDataModule):
         return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = PixelBatches(*getattr(self, f"{split}_set").tensors)
+        dataset = PixelBatches(*self._batch_source(split))
         epoch_source = self._training_epoch if shuffle and self.trainer is not None else None
         # Evaluation needs no gradients, so larger batches: fewer trips through Lightning's loop
         # (its per-batch overhead was ~0.3 ms per training step's worth of validation).
@@ -269,7 +270,8 @@ class ImageDataModule(L.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         # A model may ask for several independent batches per training step, stacked (BatchIndices).
         draws = training_draws(self.trainer) if shuffle else 1
-        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world, draws)
+        seeded = shuffle and self.grey_train is not None  # each training batch a fresh binary draw
+        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.seed, epoch_source, rank, world, draws, seeded)
         if self._device().type != "cpu":  # batches are gathered on the device: only indices travel
             dataset = IndexBatches(split, len(dataset))
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
@@ -282,9 +284,9 @@ class ImageDataModule(L.LightningDataModule):
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if device.type == "cpu":  # batches are made on the CPU: Lightning's walk over them would move nothing
             return batch
-        if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], str):
-            split, indices = batch
-            return self.on_device.gather(split, indices, device)
+        if isinstance(batch, (tuple, list)) and isinstance(batch[0], str):  # (split, indices[, seed]): IndexBatches
+            split, indices, *seed = batch
+            return self.on_device.gather(split, indices, device, *seed)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def teardown(self, stage: str) -> None:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from autoencoders.errors import ConfigError
@@ -24,6 +25,7 @@ from autoencoders.evaluation.probe import SUBSET_SEED
 from autoencoders.machinery.contract import estimates_likelihood, is_conditional
 from autoencoders.machinery.inference import evaluating
 from autoencoders.machinery.passes import SplitPasses, passes_of, sharing
+from autoencoders.rundir.per_image import PER_IMAGE_FILES, write_per_image
 from autoencoders.schema import EvalSettings
 from autoencoders.views.loggers import log_grid
 
@@ -108,7 +110,8 @@ def evaluate_model(
 
     Scalars go to every one of `loggers` (the trainer's: TensorBoard first) at `step`, by default
     the model's global step, where Lightning logged test/*; the anomaly/* views go to TensorBoard,
-    and the worst-reconstructed grid to the other loggers that hold images too.
+    and the worst-reconstructed grid to the other loggers that hold images too. Per-image values
+    (test/nll's) go to a file beside the TensorBoard events (rundir/per_image.py).
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -116,7 +119,10 @@ def evaluate_model(
     check_evaluation(settings, model, datamodule)  # done before training too: a direct call gets the same refusal
     step = model.global_step if step is None else step
     loggers = list(loggers)
-    writer = next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
+    tensorboard = next((logger for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
+    writer = tensorboard.experiment if tensorboard is not None else None
+    files = Path(tensorboard.log_dir) if tensorboard is not None else None
+    used = used if used is not None else {}
     metrics: dict[str, float] = {}
     passes = passes_of(model, datamodule)
     with evaluating(model):
@@ -125,13 +131,13 @@ def evaluate_model(
         if _anomaly_on(settings, datamodule):
             metrics.update(_anomaly(passes, normal_classes, settings.anomaly_images, writer, step, loggers))
         if settings.nll_samples > 0 and estimates_likelihood(model):
-            metrics["test/nll"] = _nll(model, datamodule, settings)
+            metrics["test/nll"] = _nll(model, datamodule, settings, files, used)
         if settings.class_consistency and is_conditional(model):  # models that sample by class
             metrics["test/class_consistency"] = _class_consistency(model, datamodule)
         if settings.disentanglement and getattr(datamodule, "has_factors", False):
-            metrics.update(_disentanglement(passes, settings, used if used is not None else {}))
+            metrics.update(_disentanglement(passes, settings, used))
         if _sample_quality_on(settings.sample_quality, datamodule):
-            metrics.update(_sample_quality(passes, settings, used if used is not None else {}))
+            metrics.update(_sample_quality(passes, settings, used))
     for logger in loggers if metrics else ():
         logger.log_metrics(metrics, step=step)
         logger.save()
@@ -207,22 +213,23 @@ def _sample_quality(passes: SplitPasses, settings: EvalSettings, used: dict) -> 
     return scores
 
 
-def _nll(model: Any, datamodule: Any, settings: EvalSettings) -> float:
-    """test/nll: the importance-weighted estimate on a fixed subset of test images (with their labels)."""
+def _nll(model: Any, datamodule: Any, settings: EvalSettings, files: Path | None, used: dict) -> float:
+    """test/nll: the importance-weighted estimate on a fixed subset of test images (with their
+    labels); each image's value into `files` (when there is a TensorBoard folder), so that runs
+    scored on the same images can be compared in pairs (ae-compare --paired test/nll)."""
     from autoencoders.evaluation.likelihood import importance_weighted_nll
     from autoencoders.evaluation.probe import subset
 
     started = time.perf_counter()
     chosen = subset(len(datamodule.labels("test")), settings.nll_images, SUBSET_SEED)
     images, labels = datamodule.pixels("test", chosen)
-    nll = float(importance_weighted_nll(model, images, settings.nll_samples, seed=SUBSET_SEED, labels=labels).mean())
-    log.info(
-        "test/nll %.3f nats (k=%d, %d images, %.1f s)",
-        nll,
-        settings.nll_samples,
-        len(chosen),
-        time.perf_counter() - started,
-    )
+    per_image = importance_weighted_nll(model, images, settings.nll_samples, seed=SUBSET_SEED, labels=labels)
+    nll, seconds = float(per_image.mean()), time.perf_counter() - started
+    used["nll"] = {"samples": settings.nll_samples, "images": len(chosen), "seconds": round(seconds, 2)}
+    if files is not None:
+        write_per_image(files, "test/nll", chosen.tolist(), per_image.tolist())
+        used["nll"]["per_image"] = PER_IMAGE_FILES["test/nll"]
+    log.info("test/nll %.3f nats (k=%d, %d images, %.1f s)", nll, settings.nll_samples, len(chosen), seconds)
     return nll
 
 

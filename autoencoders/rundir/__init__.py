@@ -8,4 +8,5 @@ attempt.py      <run>/attempt/: where a resume writes until it completes, and it
 resume.py       what a resume may do, decided before any file is touched
 loading.py      load_run and instantiate: objects back from configs and run directories
 trust.py        what opening a run may import: shipped targets, CLASS_ALIASES, and what the user allows
+per_image.py    per-image test values (test_nll.csv), for comparing runs image by image
 """

@@ -80,11 +80,12 @@ def test_the_datamodule_keeps_factors_beside_each_split(tmp_path):
     assert datamodule.describe()["factors"] == dict(zip(FACTOR_NAMES, sizes))
 
 
-def write_dsprites(path, n_per_factor=(1, 3, 2, 4, 3, 3)):
-    """A tiny file in the published layout: every combination once, 0/1 images, a pickled metadata."""
+def write_dsprites(path, n_per_factor=(1, 3, 2, 4, 3, 3), side=16):
+    """A tiny file in the published layout: every combination once, 0/1 images of side × side
+    (the published file's are 64 × 64), a pickled metadata."""
     sizes = n_per_factor
     classes = grid_factors(torch.arange(int(np.prod(sizes))), sizes).numpy()
-    imgs = rasterise(torch.from_numpy(classes[:, 1:]), tuple(sizes[1:]), 16).numpy()[:, 0] // 255
+    imgs = rasterise(torch.from_numpy(classes[:, 1:]), tuple(sizes[1:]), side).numpy()[:, 0] // 255
     values = classes.astype(np.float64) / 10
     metadata = np.array([{"description": "a pickled dict, as in the published file"}], dtype=object)
     np.savez_compressed(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from autoencoders.cli.evaluate import main as ae_eval_main
+from autoencoders.rundir.per_image import read_per_image
 from autoencoders.rundir.record import read_record
 from autoencoders.training.pipeline import train
 from tests.helpers import AE_EVAL, read_events
@@ -45,6 +46,20 @@ def test_ae_eval_reproduces_test_mse_and_leaves_training_files_alone(finished_ru
         events.Tags()["images"]
     )
     assert {"test/mse", "test/probe_acc", "test/nll"} <= set(events.Tags()["scalars"])
+    # Each image's test/nll, kept beside the events of training and of ae-eval: the same seeded
+    # estimate of the same checkpoint, image for image, and its mean is the reported test/nll.
+    trained, evaluated = (
+        read_per_image(finished_run, "test/nll"),
+        read_per_image(finished_run / "eval" / "best", "test/nll"),
+    )
+    assert sorted(trained) == list(range(256)) and trained == evaluated  # all 256 generated test images
+    assert sum(trained.values()) / len(trained) == pytest.approx(record["metrics"]["test/nll"], rel=1e-6)
+    assert record["evaluation"]["nll"] == {
+        "samples": 10,
+        "images": 256,
+        "seconds": record["evaluation"]["nll"]["seconds"],
+        "per_image": "test_nll.csv",
+    }
 
 
 def test_ae_eval_errors_are_one_paragraph_and_exit_1(finished_run, tiny_cfg, tmp_path, capsys, monkeypatch):

@@ -185,7 +185,7 @@ def test_a_run_that_would_train_nothing_is_refused_before_it_starts(tiny_cfg, tm
         ("+model.input_shape=[1,28,28]", "model.input_shape is not a model setting"),
         (
             "+data.colour=true",
-            "data.colour is not a data setting; the settings are batch_size, download, holdout_class,",
+            "data.colour is not a data setting; the settings are batch_size, binarize, download, holdout_class,",
         ),
     ],
 )
