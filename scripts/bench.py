@@ -230,6 +230,7 @@ def checkout_of(python: str) -> Path:
     """The checkout whose autoencoders package an interpreter imports (its editable install)."""
     found = subprocess.run(
         [python, "-c", "import autoencoders, pathlib; print(pathlib.Path(autoencoders.__file__).parents[1])"],
+        cwd=tempfile.gettempdir(),  # not this checkout: `python -c` would import the package found in its cwd
         capture_output=True,
         text=True,
         check=True,

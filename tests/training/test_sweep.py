@@ -114,7 +114,11 @@ def test_experiment_bundle_is_the_latent_beta_grid():
 
 def test_experiment_disentangle_sweeps_four_objectives_over_three_seeds_on_shapes():
     cfg = hydra_cfg("experiment=disentangle")
-    assert cfg.data.name == "shapes" and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder" and cfg.model.latent_dim == 10
+    assert (
+        cfg.data.name == "shapes"
+        and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder"
+        and cfg.model.latent_dim == 10
+    )
     assert (cfg.data.resolution, cfg.data.subsample, cfg.data.batch_size, cfg.trainer.max_epochs) == (
         32,
         60000,
@@ -134,7 +138,11 @@ def test_experiment_disentangle_sweeps_four_objectives_over_three_seeds_on_shape
         other = hydra_cfg("experiment=disentangle", f"disentangle={arm}")  # every arm keeps the experiment's net
         assert other.model._target_ == f"autoencoders.models.{target}", arm
         assert {name: other.model[name] for name in weights} == weights, arm
-        assert (other.model.net._target_, other.model.latent_dim, other.data.subsample) == ("autoencoders.nets.mlp.MLPEncoder", 10, 60000), arm
+        assert (other.model.net._target_, other.model.latent_dim, other.data.subsample) == (
+            "autoencoders.nets.mlp.MLPEncoder",
+            10,
+            60000,
+        ), arm
 
 
 def test_experiment_disentangle_trains_a_few_steps_and_scores_disentanglement(compose_cfg, tmp_path):
