@@ -1,6 +1,6 @@
 """Run the reproductions a CPU can run and rewrite the table of docs/reproductions.md from them.
 
-    python scripts/reproduce.py                        # every CPU row (about 1 h 40 min on 2 cores)
+    python scripts/reproduce.py                        # every CPU row (about 50 min on two idle cores)
     python scripts/reproduce.py iwae_vs_vae            # one sweep
     python scripts/reproduce.py --table-only           # rewrite the table from the sweeps in --out
     python scripts/reproduce.py disentangle_paper --dsprites /path/to/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz
