@@ -63,6 +63,17 @@ def test_results_file_keeps_the_other_section(tmp_path):
     assert text.index("s2") < text.index("q1")
 
 
+def test_before_names_the_checkout_its_interpreter_imports_whatever_the_working_directory(tmp_path, monkeypatch):
+    # `python -c` imports from its working directory first: run from another checkout (here a
+    # folder holding a package of the same name), it named that one instead of the interpreter's.
+    (tmp_path / "autoencoders").mkdir()
+    (tmp_path / "autoencoders" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    import autoencoders
+
+    assert bench.checkout_of(sys.executable) == Path(autoencoders.__file__).parents[1] != tmp_path
+
+
 def test_interleave_times_train_epochs_without_the_inserted_work(tiny_cfg, tmp_path):
     calls = []
     clock = bench.Interleave(lambda epoch: (calls.append(epoch), time.sleep(0.05)), every=5)
