@@ -70,6 +70,7 @@ from bench_paths import (
     TutorialLoop,
     compose_config,
     run_ours,
+    splits,
     tutorial_images,
     tutorial_root,
 )
@@ -92,21 +93,10 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
     cfg = compose_config(model, args.epochs + 1, args.threads, tmp)
     net, latent, batch = cfg.model.net, cfg.model.latent_dim, cfg.data.batch_size
     train_images, val_images = splits(cfg)  # (c)'s own: (a+) trains and validates on the same images
-    steps_per_epoch = -(-len(train_images) // batch)
     loops = {
         "a": MinimalLoop(images, net, latent, batch),
         "a'": MinimalLoop(images, net, latent, batch, plain_adam=True),
-        "a+": SameWorkLoop(
-            train_images,
-            net,
-            latent,
-            batch,
-            lr=cfg.model.lr,
-            schedule=cfg.model.lr_schedule,
-            total_steps=(args.epochs + 1) * steps_per_epoch,
-            val_images=val_images,
-            checkpoint_dir=tmp / f"a-plus-{model}",
-        ),
+        "a+": SameWorkLoop.for_config(cfg, train_images, val_images, args.epochs + 1, tmp / f"a-plus-{model}"),
         "b": TutorialLoop(root, net, latent, batch),
     }
     done = defaultdict(lambda: [0, 0.0, 0])  # (path, epoch) -> [images, seconds, steps]
@@ -144,15 +134,6 @@ def speed(model: str, args: argparse.Namespace, images: Tensor, root: Path, tmp:
         "fixed": total - sum(clock.seconds),
         "a+ validations": loops["a+"].epoch_ends,
     }
-
-
-def splits(cfg) -> tuple[Tensor, Tensor]:
-    """The training and validation images of (c)'s data module, as float pixels."""
-    from autoencoders.rundir.loading import instantiate
-
-    data = instantiate(cfg.data, seed=cfg.seed)
-    data.setup("fit")
-    return data.pixels("train")[0], data.pixels("val")[0]
 
 
 def floor(args: argparse.Namespace) -> dict[str, float]:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import lightning
 import torch
-from bench_paths import MinimalLoop, SameWorkLoop
+from bench_paths import MinimalLoop, SameWorkLoop, splits
 from hydra import compose, initialize_config_module
 
 from autoencoders.training.timing import EpochTimes
@@ -109,27 +109,13 @@ def ours(args: argparse.Namespace, model: str, batch: int, device: torch.device,
 
 def loops(args: argparse.Namespace, model: str, batch: int, device: torch.device, tmp: Path) -> dict[str, list]:
     """(a) and (a+) on the device, an epoch each in turn: images/s of each measured epoch."""
-    from autoencoders.rundir.loading import instantiate
-
     cfg = compose_config(settings(args, model, batch, tmp))
-    data = instantiate(cfg.data, seed=cfg.seed)
-    data.setup("fit")
-    train_images, val_images = data.pixels("train")[0], data.pixels("val")[0]
+    train_images, val_images = splits(cfg)
     steps = -(-len(train_images) // batch)
-    net, latent = cfg.model.net, cfg.model.latent_dim
     paths = {
-        "a": MinimalLoop(train_images, net, latent, batch, device=device),
-        "a+": SameWorkLoop(
-            train_images,
-            net,
-            latent,
-            batch,
-            lr=cfg.model.lr,
-            schedule=cfg.model.lr_schedule,
-            total_steps=(args.epochs + 1) * steps,
-            val_images=val_images,
-            checkpoint_dir=tmp / f"a-plus-{model}-{batch}",
-            device=device,
+        "a": MinimalLoop(train_images, cfg.model.net, cfg.model.latent_dim, batch, device=device),
+        "a+": SameWorkLoop.for_config(
+            cfg, train_images, val_images, args.epochs + 1, tmp / f"a-plus-{model}-{batch}", device=device
         ),
     }
     rates: dict[str, list] = {name: [] for name in paths}

@@ -102,6 +102,26 @@ class SameWorkLoop(MinimalLoop):
     ae-train writes them (autoencoders.atomic.atomic_write: temp file, fsync, rename). Given
     (c)'s own splits (`ImageDataModule.pixels`), it trains and validates on (c)'s images."""
 
+    @classmethod
+    def for_config(
+        cls, cfg, images: Tensor, val_images: Tensor, epochs: int, checkpoint_dir: Path, device=None
+    ) -> SameWorkLoop:
+        """(a+) for (c)'s composed config: its network, latent size, batch, learning rate and
+        schedule, the schedule as long as `epochs` epochs of `images`."""
+        batch = cfg.data.batch_size
+        return cls(
+            images,
+            cfg.model.net,
+            cfg.model.latent_dim,
+            batch,
+            lr=cfg.model.lr,
+            schedule=cfg.model.lr_schedule,
+            total_steps=epochs * -(-len(images) // batch),
+            val_images=val_images,
+            checkpoint_dir=checkpoint_dir,
+            device=device,
+        )
+
     def __init__(
         self,
         images: Tensor,
@@ -299,3 +319,13 @@ def run_ours(cfg, run_dir: Path, clock: Interleave, **trainer_args) -> tuple[dic
     start = time.perf_counter()
     metrics = train(cfg, run_dir=run_dir, overrides=[], callbacks=[clock])
     return metrics, time.perf_counter() - start - sum(mark["paused"] for mark in clock.marks)
+
+
+def splits(cfg) -> tuple[Tensor, Tensor]:
+    """The training and validation images of (c)'s data module, as float pixels: (a+) trains and
+    validates on (c)'s own images."""
+    from autoencoders.rundir.loading import instantiate
+
+    data = instantiate(cfg.data, seed=cfg.seed)
+    data.setup("fit")
+    return data.pixels("train")[0], data.pixels("val")[0]
