@@ -27,9 +27,14 @@ def free_bits_kl(kl_per_dim: Tensor, free_bits: float) -> Tensor:
     return kl_per_dim.mean(0).clamp(min=free_bits).sum()
 
 
+def standard_normal_log_density_per_dim(z: Tensor) -> Tensor:
+    """log N(z_d; 0, 1) for each element of z, in nats."""
+    return -0.5 * (z.pow(2) + math.log(2 * math.pi))
+
+
 def standard_normal_log_density(z: Tensor) -> Tensor:
     """log N(z; 0, I), summed over the last dimension, in nats."""
-    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+    return standard_normal_log_density_per_dim(z).sum(-1)
 
 
 def gaussian_log_density_per_dim(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:

@@ -20,7 +20,6 @@ by drawing from the posterior (reparameterized) inside it; the callers need not 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -59,10 +58,7 @@ class StandardNormal(Prior):
         return _drawn(torch.randn, shape, generator, device, dtype)
 
     def log_density_per_dim(self, z: Tensor) -> Tensor:
-        return -0.5 * (z.pow(2) + math.log(2 * math.pi))
-
-    def log_density(self, z: Tensor) -> Tensor:
-        return densities.standard_normal_log_density(z)
+        return densities.standard_normal_log_density_per_dim(z)
 
     def kl_per_dim(self, mu: Tensor, logvar: Tensor) -> Tensor:
         return densities.gaussian_kl_per_dim(mu, logvar)
