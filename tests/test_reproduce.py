@@ -4,6 +4,8 @@ themselves train for over an hour and are not run here)."""
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 from autoencoders.rundir.per_image import write_per_image
@@ -77,3 +79,15 @@ def test_a_sweep_without_an_arm_of_the_ordering_is_not_a_reproduction(tmp_path):
     iwae_sweep(tmp_path, {"vae": 0.0, "iwae_k5": -1.0})  # no k = 50 runs
     ours, verdict = reproduce.iwae_vs_vae(tmp_path / "iwae_vs_vae")
     assert verdict == "not run: the sweep lacks an arm of the ordering" and "paired k=5 − VAE" in ours
+
+
+def test_a_sweeps_cpu_seconds_join_its_wall_time(tmp_path):
+    iwae_sweep(tmp_path, {"vae": 0.0, "iwae_k1": 0.0, "iwae_k5": -1.0, "iwae_k50": -2.0})
+    note = tmp_path / "iwae_vs_vae" / "reproduce.json"
+    note.write_text(json.dumps({**NOTE, "cpu_seconds": 2216}))
+    line = reproduce.row_line(*reproduce.ROWS[2], tmp_path)
+    assert "25.0 min for the sweep (2,216 CPU s), 2026-12-07, 2 cores, a CPU, load 2.5 → 2.8" in line
+    # What run_sweep records: the CPU time of the children it waited for, here a child that computes.
+    before = reproduce.children_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert reproduce.children_cpu_seconds() > before
