@@ -115,6 +115,13 @@ class WorkerLauncher(_SubprocessScriptLauncher):
             self.procs.append(subprocess.Popen(self.worker_command, env=environment))
 
 
+def averages_models(strategy: DDPStrategy) -> bool:
+    """Whether a DDP strategy averages parameters after each optimizer step (post-local SGD, set
+    up by its ddp_comm_state): its optimizer_step then does more than the base strategy's.
+    Private: `DDPStrategy._model_averager`, None unless it averages."""
+    return getattr(strategy, "_model_averager", None) is not None
+
+
 def process_group_settings(strategy: DDPStrategy) -> tuple[str, Any]:
     """The backend and timeout Lightning's DDP strategy opens its process group with.
 

@@ -16,6 +16,7 @@ the constructor checks that.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import MethodType
 from typing import Any
 
 import lightning as L
@@ -40,6 +41,9 @@ class CallbackGroup(L.Callback):
         self.members: dict[str, list[Callable]] = {
             name: [getattr(callback, name) for callback in self.callbacks if _defines(callback, name)] for name in HOOKS
         }
+        for name, members in self.members.items():
+            if not members:  # Lightning calls Callback's no-op, and sees that no member listens (optim.listens)
+                setattr(self, name, MethodType(getattr(L.Callback, name), self))
 
 
 def _forward(name: str) -> Callable:

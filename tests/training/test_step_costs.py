@@ -153,3 +153,54 @@ def test_compile_true_compiles_the_networks_and_checkpoints_keep_their_keys(tiny
     assert compiled == []
     train(tiny_cfg(*QUIET, "compile=true"), run_dir=tmp_path / "on")
     assert compiled == ["Autoencoder"]
+
+
+class Steps(L.Callback):
+    """Keeps the module's step path and, at the end, its weights; `listen` makes it a callback
+    that defines on_before_optimizer_step (counted), so Lightning's full optimizer step runs."""
+
+    def __init__(self, listen: bool = False) -> None:
+        self.before_steps = 0
+        if listen:
+            self.on_before_optimizer_step = self.count
+
+    def count(self, trainer, module, optimizer) -> None:
+        self.before_steps += 1
+
+    def on_train_end(self, trainer, module) -> None:
+        self.plain, self.steps = module._plain_step, module.global_step
+        self.weights = {name: value.clone() for name, value in module.state_dict().items()}
+
+
+def test_the_plain_optimizer_step_makes_the_same_update_as_lightnings_full_step(tiny_cfg, tmp_path):
+    plain, full = Steps(), Steps(listen=True)
+    train(tiny_cfg(*QUIET, "trainer.max_epochs=2"), run_dir=tmp_path / "plain", callbacks=[plain])
+    train(tiny_cfg(*QUIET, "trainer.max_epochs=2"), run_dir=tmp_path / "full", callbacks=[full])
+    assert plain.plain and not full.plain
+    assert plain.steps == full.steps == full.before_steps == 4  # the full step still calls every hook
+    assert plain.before_steps == 0
+    assert plain.weights.keys() == full.weights.keys()
+    for name, value in plain.weights.items():
+        assert torch.equal(value, full.weights[name]), name
+
+
+def test_the_full_optimizer_step_runs_wherever_it_does_more(tmp_path):
+    from autoencoders.machinery.optim import listens, plain_optimizer_step
+
+    class Listening(L.Callback):
+        def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+            pass
+
+    def trainer(*callbacks, **options):
+        return L.Trainer(logger=False, callbacks=list(callbacks), default_root_dir=tmp_path, **options)
+
+    assert plain_optimizer_step(trainer(), True)
+    assert plain_optimizer_step(trainer(CallbackGroup([Calls("quiet", [])])), True)
+    assert not listens(CallbackGroup([Calls("quiet", [])]), "on_before_optimizer_step")
+    assert listens(CallbackGroup([Calls("quiet", []), Listening()]), "on_before_optimizer_step")
+    assert not plain_optimizer_step(trainer(CallbackGroup([Listening()])), True)
+    assert not plain_optimizer_step(trainer(Listening()), True)
+    assert not plain_optimizer_step(trainer(), False)  # the module defines the hooks itself
+    assert not plain_optimizer_step(trainer(gradient_clip_val=0.5), True)
+    assert not plain_optimizer_step(trainer(precision="bf16-mixed"), True)
+    assert not plain_optimizer_step(trainer(precision="64-true"), True)
