@@ -120,24 +120,25 @@ def test_experiment_disentangle_sweeps_four_objectives_over_three_seeds_on_shape
         and cfg.model.latent_dim == 10
     )
     assert (cfg.data.resolution, cfg.data.subsample, cfg.data.batch_size, cfg.trainer.max_epochs) == (
-        32,
+        64,
         60000,
         256,
-        10,
+        20,
     )
     assert cfg.eval.nll_samples == 0 and cfg.hydra.mode.name == "MULTIRUN"
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
-    assert dict(cfg.hydra.sweeper.params) == {"disentangle": "vae,beta_vae,tcvae,factorvae", "seed": "0,1,2"}
+    assert dict(cfg.hydra.sweeper.params) == {"disentangle": "factorvae,vae,beta_vae,tcvae", "seed": "0,1,2"}
     arms = {
-        "vae": ("vae.VAE", {"beta": 1.0}),
-        "beta_vae": ("vae.VAE", {"beta": 6.0}),
-        "tcvae": ("tcvae.TCVAE", {"beta": 6.0}),
-        "factorvae": ("factorvae.FactorVAE", {"beta": 1.0, "gamma": 40.0}),
+        "vae": ("vae.VAE", {"beta": 1.0}, 20),
+        "beta_vae": ("vae.VAE", {"beta": 6.0}, 20),
+        "tcvae": ("tcvae.TCVAE", {"beta": 6.0}, 20),
+        "factorvae": ("factorvae.FactorVAE", {"beta": 1.0, "gamma": 40.0}, 10),  # half the epochs: the budget
     }
-    for arm, (target, weights) in arms.items():
+    for arm, (target, weights, epochs) in arms.items():
         other = hydra_cfg("experiment=disentangle", f"disentangle={arm}")  # every arm keeps the experiment's net
         assert other.model._target_ == f"autoencoders.models.{target}", arm
         assert {name: other.model[name] for name in weights} == weights, arm
+        assert (other.trainer.max_epochs, other.data.resolution) == (epochs, 64), arm
         assert (other.model.net._target_, other.model.latent_dim, other.data.subsample) == (
             "autoencoders.nets.mlp.MLPEncoder",
             10,
@@ -155,7 +156,7 @@ def test_experiment_disentangle_trains_a_few_steps_and_scores_disentanglement(co
     quiet = ["eval.sample_quality=false", "eval.factorvae_votes=100", "logging.projector_points=0"]
     cfg = compose_cfg("experiment=disentangle", f"disentangle={arm}", f"data.root={tmp_path / 'data'}", *small, *quiet)
     metrics = train(cfg, run_dir=tmp_path / "run")
-    assert cfg.data.resolution == 32 and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder"
+    assert cfg.data.resolution == 64 and cfg.model.net._target_ == "autoencoders.nets.mlp.MLPEncoder"
     assert {"test/mig", "test/dci_disentanglement", "test/factorvae_score", "test/mse"} <= set(metrics)
     assert "test/tc" in metrics and "test/disc_acc" in metrics  # the factorvae's own terms
 
