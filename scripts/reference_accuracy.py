@@ -24,7 +24,7 @@ SETS = {
     "fashionmnist": {"name": "fashionmnist", "download": False},
     # conf/data/shapes.yaml, and conf/experiment/disentangle.yaml's overrides of it
     "shapes": {"name": "shapes", "subsample": 12000, "test_size": 2000, "val_size": 1000},
-    "shapes-disentangle": {"name": "shapes", "resolution": 32, "subsample": 60000, "test_size": 2000, "val_size": 1000},
+    "shapes-disentangle": {"name": "shapes", "resolution": 64, "subsample": 60000, "test_size": 2000, "val_size": 1000},
 }
 
 

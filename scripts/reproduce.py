@@ -1,6 +1,6 @@
 """Run the reproductions a CPU can run and rewrite the table of docs/reproductions.md from them.
 
-    python scripts/reproduce.py                        # every CPU row (about 50 min on two idle cores)
+    python scripts/reproduce.py                        # every CPU row (about 63 min on two idle cores)
     python scripts/reproduce.py iwae_vs_vae            # one sweep
     python scripts/reproduce.py --table-only           # rewrite the table from the sweeps in --out
     python scripts/reproduce.py disentangle_paper --dsprites /path/to/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz
@@ -222,7 +222,7 @@ ROWS: list[tuple[str, str, list[str], Callable[[Path], tuple[str, str]], str]] =
             "`ae-train experiment=disentangle`",
         ],
         disentangle,
-        "data: shapes at 32 × 32 (not dSprites); architecture: the MLP; budget: 10 epochs",
+        "data: shapes at 64 × 64 (not dSprites); architecture: the MLP; budget: 20 epochs (the FactorVAE 10)",
     ),
     (
         "disentangle_paper",
