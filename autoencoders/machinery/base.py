@@ -31,7 +31,7 @@ from autoencoders.internals import HOOK_NAME_ATTRIBUTE, trainer_of
 from autoencoders.losses import reconstruction
 from autoencoders.machinery.contract import ModelContract
 from autoencoders.machinery.inference import condition
-from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, adam, plain_optimizer_step
+from autoencoders.machinery.optim import LR_SCHEDULES, CosineDecay, OptimizerStep, adam
 from autoencoders.machinery.tally import EpochMeans, LossWatch, PackedMeans, Reading, pack
 from autoencoders.nets.families import build_nets, check_shapes, network_size
 from autoencoders.schema import check_section
@@ -42,7 +42,7 @@ from autoencoders.schema import check_section
 EVALUATION_NOISE_SEED = 4321
 
 
-class AutoencoderBase(L.LightningModule, ModelContract):
+class AutoencoderBase(OptimizerStep, L.LightningModule, ModelContract):
     """Shared Lightning logic. Subclasses set the contract's capabilities they have
     (`encoder_outputs`, ...) and implement `loss_terms` (machinery/contract.py).
 
@@ -54,8 +54,6 @@ class AutoencoderBase(L.LightningModule, ModelContract):
 
     # RNG states a loaded checkpoint carried, restored when training starts (on_train_start).
     _rng_states_to_restore: dict | None = None
-    # Whether optimizer_step may skip Lightning's wrappers (decided when training starts).
-    _plain_step = False
 
     def __init__(
         self,
@@ -257,35 +255,7 @@ class AutoencoderBase(L.LightningModule, ModelContract):
             for schedule in getattr(config.scheduler, "lr_lambdas", []):
                 if isinstance(schedule, CosineDecay):
                     schedule.extend_to(total_steps, self.global_step)
-        cls = type(self)
-        own_hooks_plain = (
-            cls.on_before_optimizer_step is L.LightningModule.on_before_optimizer_step
-            and cls.configure_gradient_clipping is AutoencoderBase.configure_gradient_clipping
-        )
-        self._plain_step = self.automatic_optimization and plain_optimizer_step(self.trainer, own_hooks_plain)
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        """Lightning's optimizer step (automatic optimization), without its wrappers when they would
-        do nothing but pass the closure on (machinery/optim.py, `plain_optimizer_step`): the
-        closure runs the training step, zero_grad and backward with all their hooks, then the
-        optimizer steps. The same update either way (tests/training/test_step_costs.py)."""
-        if not self._plain_step:
-            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-            return
-        optimizer_closure()
-        optimizer.optimizer.step()
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: Any = None,
-    ) -> None:
-        # Lightning calls this after every backward pass. Without clipping (trainer.gradient_clip_val
-        # unset or 0) its version checks the settings again, which the Trainer did when it was built,
-        # and clips nothing.
-        if gradient_clip_val:
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        self.choose_optimizer_step()
 
     def parameter_groups(self) -> list[dict]:
         """Optimizer parameter groups; models with per-part weight decay override this."""

@@ -1,9 +1,10 @@
-"""The optimizer and learning-rate schedules every model shares."""
+"""The optimizer, learning-rate schedules and optimizer step every model shares."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -88,3 +89,43 @@ def plain_optimizer_step(trainer: object, module_hooks_plain: bool) -> bool:
         and all(type(optimizer) in ONE_CLOSURE_CALL for optimizer in trainer.optimizers)
         and not any(listens(callback, "on_before_optimizer_step") for callback in trainer.callbacks)
     )
+
+
+class OptimizerStep:
+    """AutoencoderBase's optimizer step (a mixin, before LightningModule in its bases): Lightning's
+    step under automatic optimization, without its wrappers when they would do nothing but pass
+    the closure on (`plain_optimizer_step`, decided when training starts)."""
+
+    _plain_step = False
+
+    def choose_optimizer_step(self) -> None:
+        """Called when training starts (AutoencoderBase.on_train_start)."""
+        import lightning as L
+
+        cls = type(self)
+        own_hooks_plain = (
+            cls.on_before_optimizer_step is L.LightningModule.on_before_optimizer_step
+            and cls.configure_gradient_clipping is OptimizerStep.configure_gradient_clipping
+        )
+        self._plain_step = self.automatic_optimization and plain_optimizer_step(self.trainer, own_hooks_plain)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The closure runs the training step, zero_grad and backward with all their hooks, then
+        the optimizer steps: the same update either way (tests/training/test_step_costs.py)."""
+        if not self._plain_step:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        optimizer_closure()
+        optimizer.optimizer.step()
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: Any = None,
+    ) -> None:
+        # Lightning calls this after every backward pass. Without clipping (trainer.gradient_clip_val
+        # unset or 0) its version checks the settings again, which the Trainer did when it was built,
+        # and clips nothing.
+        if gradient_clip_val:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
