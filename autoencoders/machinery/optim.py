@@ -54,7 +54,9 @@ ONE_CLOSURE_CALL = (torch.optim.Adam, torch.optim.AdamW)
 
 
 def listens(callback: object, hook: str) -> bool:
-    """Whether Lightning calling `hook` on `callback` would run more than Callback's no-op."""
+    """Whether Lightning calling `hook` on `callback` would run more than Callback's no-op: the
+    hook as the instance has it, so one set on the instance counts, and a CallbackGroup listens
+    only where a member does (it shows Callback's no-op elsewhere)."""
     import lightning as L
 
     return getattr(getattr(callback, hook), "__func__", None) is not getattr(L.Callback, hook)
@@ -67,10 +69,11 @@ def plain_optimizer_step(trainer: object, module_hooks_plain: bool) -> bool:
     Around those two it passes through four wrappers (LightningOptimizer, the strategy, the
     precision plugin, torch's closure call) and calls on_before_optimizer_step on every callback
     and the module and configure_gradient_clipping on the module: 0.05 ms of an mlp step on the
-    2-core machine (the two paths taking turns every 10 steps of one run), for hooks nobody defines. It does more when the precision is not plain 32-bit (loss
-    scaling), the strategy steps its own way (DDP's model averaging), gradients are clipped, a
-    callback listens to on_before_optimizer_step, the optimizer calls its closure several times,
-    or the module defines those hooks itself (`module_hooks_plain` False); then the full step runs.
+    2-core machine (the two paths taking turns every 10 steps of one run), for hooks nobody
+    defines. It does more when the precision is not plain 32-bit (loss scaling), the strategy
+    steps its own way (DDP's model averaging), gradients are clipped, a callback listens to
+    on_before_optimizer_step, the optimizer calls its closure several times, or the module
+    defines those hooks itself (`module_hooks_plain` False); then the full step runs.
     """
     from lightning.pytorch.plugins.precision import Precision
     from lightning.pytorch.strategies import DDPStrategy, Strategy

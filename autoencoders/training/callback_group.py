@@ -21,13 +21,11 @@ from typing import Any
 
 import lightning as L
 
+from autoencoders.machinery.optim import listens
+
 # Every hook Lightning calls on a callback (its Callback class defines each as a no-op).
 HOOKS = ("setup", "teardown", *sorted(name for name in vars(L.Callback) if name.startswith("on_")))
 _STATE = ("state_dict", "load_state_dict")
-
-
-def _defines(callback: L.Callback, name: str) -> bool:
-    return getattr(type(callback), name) is not getattr(L.Callback, name)
 
 
 class CallbackGroup(L.Callback):
@@ -36,13 +34,13 @@ class CallbackGroup(L.Callback):
     def __init__(self, callbacks: Iterable[L.Callback]) -> None:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
-            if any(_defines(callback, name) for name in _STATE):
+            if any(listens(callback, name) for name in _STATE):
                 raise ValueError(f"{type(callback).__name__} keeps state in checkpoints: it cannot be grouped")
         self.members: dict[str, list[Callable]] = {
-            name: [getattr(callback, name) for callback in self.callbacks if _defines(callback, name)] for name in HOOKS
+            name: [getattr(callback, name) for callback in self.callbacks if listens(callback, name)] for name in HOOKS
         }
         for name, members in self.members.items():
-            if not members:  # Lightning calls Callback's no-op, and sees that no member listens (optim.listens)
+            if not members:  # Lightning calls Callback's no-op, and `listens` sees that no member does
                 setattr(self, name, MethodType(getattr(L.Callback, name), self))
 
 
